@@ -1,0 +1,5 @@
+//! nightjar's protocol core.
+//!
+//! Sans-IO: this crate opens no sockets, reads no clock and draws no randomness it
+//! is not handed. Every state machine takes bytes (and an RNG where it needs one)
+//! and returns bytes and events, so it can be tested, fuzzed and reviewed alone.
