@@ -5,3 +5,4 @@
 //! and returns bytes and events, so it can be tested, fuzzed and reviewed alone.
 
 pub mod identity;
+pub mod onion;

@@ -1,0 +1,13 @@
+//! nightjar's Tor layer.
+//!
+//! Everything nightjar sends travels through onion services. The node talks to Tor
+//! only through the [`Transport`] trait, so the same node runs over embedded Arti,
+//! a system tor, the private test network, or an in-process loopback.
+
+mod transport;
+
+pub use nightjar_proto::onion::OnionAddress;
+pub use transport::{
+    BootstrapStatus, BoxStream, ClientAuthPublic, ClientAuthSecret, ConnectOptions, IsolationKey,
+    OnionService, ServiceConfig, ServiceKey, ServiceStatus, Stream, TorError, Transport,
+};
