@@ -5,5 +5,8 @@
 //! and returns bytes and events, so it can be tested, fuzzed and reviewed alone.
 
 pub mod address;
+pub mod cell;
 pub mod identity;
+pub mod message;
 pub mod onion;
+pub mod wire;

@@ -1,0 +1,311 @@
+//! Application messages: what travels inside the encrypted, padded frames.
+//!
+//! Encoding: a version byte ([`VERSION`]), a kind byte, then the kind's fields, all
+//! integers big-endian, strings as a `u32` length and UTF-8 bytes. Decoding is strict:
+//! unknown versions and kinds, invalid UTF-8, oversized fields and trailing bytes are
+//! errors. To add a kind: a variant, a `KIND_*` byte, an arm in `encode` and in
+//! `decode`, and a case in the round-trip test.
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::wire::{Reader, WireError, Writer};
+
+/// The encoding version this code writes and reads.
+pub const VERSION: u8 = 1;
+/// The longest text message, in bytes of UTF-8.
+pub const MAX_TEXT_LEN: usize = 64 * 1024;
+/// The most message ids one receipt may acknowledge.
+pub const MAX_RECEIPT_IDS: usize = 256;
+
+const KIND_TEXT: u8 = 0x01;
+const KIND_RECEIPT: u8 = 0x02;
+const KIND_PRESENCE: u8 = 0x03;
+const KIND_QUIT: u8 = 0x04;
+
+/// A random 16-byte message identifier, chosen by the sender; receipts refer to it
+/// and receivers use it to drop duplicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Zeroize)]
+pub struct MessageId(pub [u8; 16]);
+
+/// Whether someone is available, as they chose to share it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Zeroize)]
+pub enum Presence {
+    /// Available.
+    Online,
+    /// Connected but away.
+    Away,
+}
+
+/// One application message.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[non_exhaustive]
+pub enum Message {
+    /// A text message.
+    Text {
+        /// Identifier for receipts and de-duplication.
+        id: MessageId,
+        /// When the sender wrote it, milliseconds since the Unix epoch, by the
+        /// sender's clock (shown, never trusted for ordering).
+        sent_at_ms: u64,
+        /// The text.
+        body: String,
+    },
+    /// The listed messages were received and stored.
+    Receipt {
+        /// What was received.
+        ids: Vec<MessageId>,
+    },
+    /// A presence update (only sent by people who opted in).
+    Presence(Presence),
+    /// The sender is leaving the conversation now.
+    Quit,
+}
+
+/// Errors from decoding a message.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// Written by a newer version.
+    #[error("message encoding version {0} is not supported")]
+    UnsupportedVersion(u8),
+    /// A kind this version does not know (the sender may be newer).
+    #[error("unknown message kind {0:#04x}")]
+    UnknownKind(u8),
+    /// A field exceeds its limit.
+    #[error("message field too large")]
+    TooLarge,
+    /// Text that is not UTF-8.
+    #[error("message text is not valid UTF-8")]
+    BadText,
+    /// Truncated, trailing bytes, or an invalid value.
+    #[error("malformed message: {0}")]
+    Malformed(#[from] WireError),
+}
+
+impl Message {
+    /// Encodes the message; fails only if a field exceeds its limit
+    /// ([`MAX_TEXT_LEN`], [`MAX_RECEIPT_IDS`]), which callers should check first.
+    pub fn encode(&self) -> Result<Vec<u8>, MessageError> {
+        let mut w = Writer::new();
+        w.u8(VERSION);
+        match self {
+            Self::Text {
+                id,
+                sent_at_ms,
+                body,
+            } => {
+                if body.len() > MAX_TEXT_LEN {
+                    return Err(MessageError::TooLarge);
+                }
+                w.u8(KIND_TEXT);
+                w.bytes(&id.0);
+                w.u64(*sent_at_ms);
+                w.var_bytes(body.as_bytes());
+            }
+            Self::Receipt { ids } => {
+                let count = u16::try_from(ids.len())
+                    .ok()
+                    .filter(|n| usize::from(*n) <= MAX_RECEIPT_IDS)
+                    .ok_or(MessageError::TooLarge)?;
+                w.u8(KIND_RECEIPT);
+                w.u16(count);
+                for id in ids {
+                    w.bytes(&id.0);
+                }
+            }
+            Self::Presence(presence) => {
+                w.u8(KIND_PRESENCE);
+                w.u8(match presence {
+                    Presence::Online => 1,
+                    Presence::Away => 2,
+                });
+            }
+            Self::Quit => w.u8(KIND_QUIT),
+        }
+        Ok(w.finish())
+    }
+
+    /// Decodes a message; the whole input must be exactly one message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(MessageError::UnsupportedVersion(version));
+        }
+        let message = match r.u8()? {
+            KIND_TEXT => {
+                let id = MessageId(r.array()?);
+                let sent_at_ms = r.u64()?;
+                let body = r.var_bytes(MAX_TEXT_LEN).map_err(|e| match e {
+                    WireError::TooLong => MessageError::TooLarge,
+                    other => other.into(),
+                })?;
+                let body = String::from_utf8(body.to_vec()).map_err(|_| MessageError::BadText)?;
+                Self::Text {
+                    id,
+                    sent_at_ms,
+                    body,
+                }
+            }
+            KIND_RECEIPT => {
+                let count = usize::from(r.u16()?);
+                if count > MAX_RECEIPT_IDS {
+                    return Err(MessageError::TooLarge);
+                }
+                let ids = (0..count)
+                    .map(|_| r.array().map(MessageId))
+                    .collect::<Result<_, _>>()?;
+                Self::Receipt { ids }
+            }
+            KIND_PRESENCE => Self::Presence(match r.u8()? {
+                1 => Presence::Online,
+                2 => Presence::Away,
+                _ => return Err(WireError::InvalidValue.into()),
+            }),
+            KIND_QUIT => Self::Quit,
+            other => return Err(MessageError::UnknownKind(other)),
+        };
+        r.finish()?;
+        Ok(message)
+    }
+}
+
+/// Message contents are plaintext: `Debug` shows only the kind.
+impl core::fmt::Debug for Message {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Text { body, .. } => write!(f, "Text({} bytes)", body.len()),
+            Self::Receipt { ids } => write!(f, "Receipt({} ids)", ids.len()),
+            Self::Presence(p) => write!(f, "Presence({p:?})"),
+            Self::Quit => f.write_str("Quit"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn samples() -> Vec<Message> {
+        vec![
+            Message::Text {
+                id: MessageId([7; 16]),
+                sent_at_ms: 1_763_900_000_000,
+                body: "hello, nightjar — ünïcödé ✓".into(),
+            },
+            Message::Text {
+                id: MessageId([0; 16]),
+                sent_at_ms: 0,
+                body: String::new(),
+            },
+            Message::Receipt {
+                ids: vec![MessageId([1; 16]), MessageId([2; 16])],
+            },
+            Message::Receipt { ids: vec![] },
+            Message::Presence(Presence::Online),
+            Message::Presence(Presence::Away),
+            Message::Quit,
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        for message in samples() {
+            assert_eq!(
+                Message::decode(&message.encode().unwrap()).unwrap(),
+                message
+            );
+        }
+    }
+
+    #[test]
+    fn known_encoding() {
+        let quit = Message::Quit.encode().unwrap();
+        assert_eq!(quit, [1, KIND_QUIT]);
+        let text = Message::Text {
+            id: MessageId([0xab; 16]),
+            sent_at_ms: 0x0102,
+            body: "hi".into(),
+        }
+        .encode()
+        .unwrap();
+        let mut expected = vec![1, KIND_TEXT];
+        expected.extend_from_slice(&[0xab; 16]);
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 2]);
+        expected.extend_from_slice(&[0, 0, 0, 2, b'h', b'i']);
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_rejected() {
+        for message in samples() {
+            let bytes = message.encode().unwrap();
+            for cut in 0..bytes.len() {
+                assert!(
+                    Message::decode(&bytes[..cut]).is_err(),
+                    "{message:?} cut at {cut}"
+                );
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(Message::decode(&longer).is_err());
+        }
+    }
+
+    #[test]
+    fn bad_inputs_get_specific_errors() {
+        assert_eq!(
+            Message::decode(&[2, KIND_QUIT]),
+            Err(MessageError::UnsupportedVersion(2))
+        );
+        assert_eq!(
+            Message::decode(&[1, 0x7f]),
+            Err(MessageError::UnknownKind(0x7f))
+        );
+        let mut bad_utf8 = vec![1, KIND_TEXT];
+        bad_utf8.extend_from_slice(&[0; 24]);
+        bad_utf8.extend_from_slice(&[0, 0, 0, 1, 0xff]);
+        assert_eq!(Message::decode(&bad_utf8), Err(MessageError::BadText));
+        let mut huge = vec![1, KIND_TEXT];
+        huge.extend_from_slice(&[0; 24]);
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(Message::decode(&huge), Err(MessageError::TooLarge));
+        let too_many = [1, KIND_RECEIPT, 0x01, 0x01];
+        assert_eq!(Message::decode(&too_many), Err(MessageError::TooLarge));
+        assert!(Message::decode(&[1, KIND_PRESENCE, 9]).is_err());
+    }
+
+    #[test]
+    fn oversized_messages_are_refused_when_encoding() {
+        let long = Message::Text {
+            id: MessageId([0; 16]),
+            sent_at_ms: 0,
+            body: "x".repeat(MAX_TEXT_LEN + 1),
+        };
+        assert_eq!(long.encode(), Err(MessageError::TooLarge));
+        let many = Message::Receipt {
+            ids: vec![MessageId([0; 16]); MAX_RECEIPT_IDS + 1],
+        };
+        assert_eq!(many.encode(), Err(MessageError::TooLarge));
+    }
+
+    #[test]
+    fn debug_hides_text() {
+        let shown = format!("{:?}", samples()[0]);
+        assert!(!shown.contains("hello"));
+    }
+
+    proptest! {
+        #[test]
+        fn text_round_trips(id in any::<[u8; 16]>(), at in any::<u64>(), body in "\\PC{0,300}") {
+            let m = Message::Text { id: MessageId(id), sent_at_ms: at, body };
+            prop_assert_eq!(Message::decode(&m.encode().unwrap()).unwrap(), m);
+        }
+
+        #[test]
+        fn decoding_noise_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = Message::decode(&bytes);
+        }
+    }
+}
