@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs nightjar's whole test suite, including the tests over a private Tor network
+# on loopback, after installing what they need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo test --workspace "$@"
