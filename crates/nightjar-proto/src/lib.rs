@@ -4,4 +4,5 @@
 //! is not handed. Every state machine takes bytes (and an RNG where it needs one)
 //! and returns bytes and events, so it can be tested, fuzzed and reviewed alone.
 
+pub mod handshake;
 pub mod identity;
