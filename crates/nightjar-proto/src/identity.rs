@@ -108,7 +108,6 @@ impl IdentityKeyPair {
     }
 
     /// The X25519 secret, for the handshake's Diffie-Hellman computations.
-    #[allow(dead_code)] // the handshake module is its user
     pub(crate) fn dh_secret(&self) -> &StaticSecret {
         &self.dh
     }

@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod cell;
+pub mod handshake;
 pub mod identity;
 pub mod message;
 pub mod onion;
