@@ -3,3 +3,7 @@
 //! Sans-IO: this crate opens no sockets, reads no clock and draws no randomness it
 //! is not handed. Every state machine takes bytes (and an RNG where it needs one)
 //! and returns bytes and events, so it can be tested, fuzzed and reviewed alone.
+
+pub mod ratchet;
+
+pub use ratchet::{Ratchet, RatchetError};
