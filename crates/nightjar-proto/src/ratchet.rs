@@ -329,7 +329,7 @@ impl Ratchet {
         kdf_ck(&mut chain_key, &mut message_key)?;
 
         // Exact capacity: the buffer never reallocates while it holds plaintext.
-        let mut out = Vec::with_capacity(HEADER_LEN + body_len);
+        let mut out = Vec::with_capacity(HEADER_LEN.saturating_add(body_len));
         header.seal(hks, ad, rng, &mut out)?;
         let aad = body_ad(ad, &out);
         seal_body(&message_key, &aad, plaintext, &mut out)?;
@@ -361,8 +361,8 @@ impl Ratchet {
     /// Decrypts one message (`encrypted header || body`).
     ///
     /// Transactional: on any error the state is exactly as it was, so a forged,
-    /// corrupted or replayed message cannot disturb the conversation. `rng` is used only
-    /// when the message starts a new chain (a DH ratchet step).
+    /// corrupted or replayed message cannot disturb the conversation. `rng` is
+    /// used only when the message starts a new chain (a DH ratchet step).
     ///
     /// # Errors
     ///

@@ -529,6 +529,51 @@ fn absurd_counts_in_state_bytes_are_rejected() {
 }
 
 #[test]
+fn ratchets_can_move_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Ratchet>();
+    assert_send_sync::<RatchetError>();
+}
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever arrives, decrypting and peeking neither panic nor change state.
+        #[test]
+        fn garbage_messages_change_nothing(
+            seed in any::<u64>(),
+            bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut rng = rng(seed);
+            let (mut alice, mut bob) = pair(&mut rng);
+            recv(&mut bob, &send(&mut alice, "hi", &mut rng), &mut rng).unwrap();
+            let before = bob.to_bytes();
+            prop_assert!(bob.decrypt(&bytes, AD, &mut rng).is_err());
+            prop_assert!(bob.peek_body_len(&bytes, AD).is_err());
+            prop_assert_eq!(bob.to_bytes(), before);
+        }
+
+        /// Arbitrary state bytes are rejected or accepted, never a panic; whatever
+        /// is accepted encodes back to the same bytes.
+        #[test]
+        fn arbitrary_state_bytes_never_panic(
+            flags in prop::sample::select(vec![0u8, 3, 7, 0xff]),
+            tail in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            // A valid version and usually valid flags, to get past the first checks.
+            let bytes = [[STATE_VERSION, flags].as_slice(), &tail].concat();
+            if let Ok(r) = Ratchet::from_bytes(&bytes) {
+                prop_assert_eq!(&**r.to_bytes(), bytes.as_slice());
+            }
+        }
+    }
+}
+
+#[test]
 fn debug_output_reveals_nothing() {
     let mut rng = rng(17);
     let (alice, _) = pair(&mut rng);
@@ -710,7 +755,8 @@ mod conversation {
         ) {
             let stats = run(seed, total, window, drop, dup, switch);
             prop_assert!(stats.delivered > 800);
-            prop_assert!(stats.turns_with_new_chain > 10, "too few DH steps: {}", stats.turns_with_new_chain);
+            let steps = stats.turns_with_new_chain;
+            prop_assert!(steps > 10, "too few DH steps: {}", steps);
         }
     }
 
