@@ -21,12 +21,14 @@
 
 use zeroize::Zeroizing;
 
+use crate::ratchet;
+
 /// The size of every cell.
 pub const CELL_SIZE: usize = 498;
 /// Bytes of encrypted header at the start of each frame.
-pub const HEADER_LEN: usize = 84;
+pub const HEADER_LEN: usize = ratchet::HEADER_LEN;
 /// The body's authentication tag.
-pub const TAG_LEN: usize = 16;
+pub const TAG_LEN: usize = ratchet::TAG_LEN;
 /// Header and tag: what a frame spends on top of its padded payload.
 pub const FRAME_OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 /// The payload length prefix inside the body.

@@ -10,4 +10,8 @@ pub mod handshake;
 pub mod identity;
 pub mod message;
 pub mod onion;
+pub mod ratchet;
+pub mod session;
 pub mod wire;
+
+pub use ratchet::{Ratchet, RatchetError};
