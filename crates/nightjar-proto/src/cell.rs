@@ -62,6 +62,12 @@ pub const fn payload_capacity(cells: usize) -> usize {
     cells * CELL_SIZE - FRAME_OVERHEAD - LEN_PREFIX
 }
 
+/// `len` rounded up to whole cells: handshake messages, which have fixed lengths
+/// and need no encryption of their size, are zero-padded to this on streams.
+pub const fn padded_len(len: usize) -> usize {
+    len.div_ceil(CELL_SIZE) * CELL_SIZE
+}
+
 /// How many cells a payload of `len` bytes needs.
 pub fn cells_for(len: usize) -> Result<usize, CellError> {
     let cells = (len + FRAME_OVERHEAD + LEN_PREFIX).div_ceil(CELL_SIZE);

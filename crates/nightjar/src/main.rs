@@ -1,5 +1,6 @@
 //! The `nightjar` command.
 
+mod link;
 mod testnet;
 
 use clap::{Parser, Subcommand};

@@ -1,0 +1,268 @@
+//! An encrypted link over one byte stream: the handshake, then framed messages.
+//!
+//! Stream layout (docs/protocol.md, "Streams"): the three handshake messages, each
+//! zero-padded to whole cells; then the dialler's *opening frame*, a frame with an
+//! empty payload that lets the answerer's ratchet start (a responder cannot send
+//! before it has received); then frames in both directions.
+
+use anyhow::{Context, Result, bail, ensure};
+use ed25519_dalek::VerifyingKey;
+use nightjar_proto::cell::{self, CELL_SIZE, FrameReader};
+use nightjar_proto::handshake::{self, Initiator, Responder};
+use nightjar_proto::identity::{IdentityKeyPair, PublicIdentity};
+use nightjar_proto::message::Message;
+use nightjar_proto::session::Session;
+use rand_core::UnwrapErr;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The operating system's random number generator.
+pub type OsRng = UnwrapErr<rand::rngs::SysRng>;
+
+/// A fresh handle on the operating system's random number generator.
+pub fn os_rng() -> OsRng {
+    UnwrapErr(rand::rngs::SysRng)
+}
+
+/// Counts of what crossed the wire, for showing what an observer sees.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WireStats {
+    /// Cells written.
+    pub cells_sent: usize,
+    /// Cells read.
+    pub cells_received: usize,
+}
+
+/// One end of an established link.
+pub struct Link<S> {
+    stream: S,
+    session: Session,
+    reader: FrameReader,
+    peer: PublicIdentity,
+    stats: WireStats,
+    rng: OsRng,
+}
+
+impl<S> std::fmt::Debug for Link<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
+    /// Runs the handshake as the dialling side, proving that the peer holds
+    /// `expected`'s identity.
+    pub async fn dial(
+        mut stream: S,
+        identity: &IdentityKeyPair,
+        expected: &VerifyingKey,
+        prologue: &[u8],
+    ) -> Result<Self> {
+        let mut rng = os_rng();
+        let mut stats = WireStats::default();
+        let (waiting, msg1) = Initiator::start(expected, prologue, &mut rng);
+        write_padded(&mut stream, &msg1, &mut stats).await?;
+        let msg2 = read_padded(&mut stream, handshake::MSG2_LEN, &mut stats).await?;
+        let (established, msg3) = waiting
+            .handle_reply(&msg2, identity)
+            .context("the peer failed to prove its identity")?;
+        write_padded(&mut stream, &msg3, &mut stats).await?;
+        let peer = *established.peer();
+        let mut session = Session::from_handshake(established, &mut rng)?;
+        let opening = session.seal_payload(&[], &mut rng)?;
+        stats.cells_sent += opening.len() / CELL_SIZE;
+        stream.write_all(&opening).await?;
+        stream.flush().await?;
+        Ok(Self {
+            stream,
+            session,
+            reader: FrameReader::new(),
+            peer,
+            stats,
+            rng,
+        })
+    }
+
+    /// Runs the handshake as the answering side; the caller decides whether the
+    /// proven identity is welcome.
+    pub async fn answer(
+        mut stream: S,
+        identity: &IdentityKeyPair,
+        prologue: &[u8],
+    ) -> Result<Self> {
+        let mut rng = os_rng();
+        let mut stats = WireStats::default();
+        let msg1 = read_padded(&mut stream, handshake::MSG1_LEN, &mut stats).await?;
+        let (waiting, msg2) = Responder::handle_hello(identity, prologue, &msg1, &mut rng)
+            .context("invalid handshake opening")?;
+        write_padded(&mut stream, &msg2, &mut stats).await?;
+        let msg3 = read_padded(&mut stream, handshake::MSG3_LEN, &mut stats).await?;
+        let established = waiting
+            .handle_finish(&msg3)
+            .context("the peer failed to prove its identity")?;
+        let peer = *established.peer();
+        let session = Session::from_handshake(established, &mut rng)?;
+        let mut link = Self {
+            stream,
+            session,
+            reader: FrameReader::new(),
+            peer,
+            stats,
+            rng,
+        };
+        let opening = link
+            .recv_frame()
+            .await?
+            .context("stream closed during handshake")?;
+        ensure!(opening.is_empty(), "the opening frame must be empty");
+        Ok(link)
+    }
+
+    /// The peer's proven identity.
+    pub fn peer(&self) -> &PublicIdentity {
+        &self.peer
+    }
+
+    /// What has crossed the wire so far.
+    pub fn stats(&self) -> WireStats {
+        self.stats
+    }
+
+    /// Encrypts and sends a message; returns the number of cells it took.
+    pub async fn send(&mut self, message: &Message) -> Result<usize> {
+        let frame = self.session.seal(message, &mut self.rng)?;
+        self.stream.write_all(&frame).await?;
+        self.stream.flush().await?;
+        let cells = frame.len() / CELL_SIZE;
+        self.stats.cells_sent += cells;
+        Ok(cells)
+    }
+
+    /// Waits for the next message; `None` when the peer closed the stream.
+    pub async fn recv(&mut self) -> Result<Option<Message>> {
+        loop {
+            let Some(payload) = self.recv_frame().await? else {
+                return Ok(None);
+            };
+            match Message::decode(&payload) {
+                Ok(message) => return Ok(Some(message)),
+                Err(e) => tracing::debug!("ignoring a message we cannot read: {e}"),
+            }
+        }
+    }
+
+    /// Reads and decrypts the next frame, skipping replays.
+    async fn recv_frame(&mut self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let session = &self.session;
+            if let Some(frame) = self.reader.next_frame(|header| session.body_len(header))? {
+                self.stats.cells_received += frame.len() / CELL_SIZE;
+                match self.session.open_payload(&frame, &mut self.rng) {
+                    Ok(payload) => return Ok(Some(payload)),
+                    Err(e) if e.is_replay() => {
+                        tracing::debug!("dropped a replayed frame");
+                        continue;
+                    }
+                    Err(e) => return Err(e).context("received a forged or corrupted frame"),
+                }
+            }
+            let n = self.stream.read(&mut buf).await?;
+            if n == 0 {
+                if self.reader.buffered() > 0 {
+                    bail!("stream closed in the middle of a frame");
+                }
+                return Ok(None);
+            }
+            self.reader.push(buf.get(..n).unwrap_or_default());
+        }
+    }
+
+    /// Closes the sending side.
+    pub async fn close(mut self) -> Result<()> {
+        self.stream.shutdown().await?;
+        Ok(())
+    }
+}
+
+/// Writes a handshake message zero-padded to whole cells.
+async fn write_padded<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    message: &[u8],
+    stats: &mut WireStats,
+) -> Result<()> {
+    let mut padded = message.to_vec();
+    padded.resize(cell::padded_len(message.len()), 0);
+    stream.write_all(&padded).await?;
+    stream.flush().await?;
+    stats.cells_sent += padded.len() / CELL_SIZE;
+    Ok(())
+}
+
+/// Reads a handshake message of known length and its zero padding.
+async fn read_padded<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    len: usize,
+    stats: &mut WireStats,
+) -> Result<Vec<u8>> {
+    let mut padded = vec![0u8; cell::padded_len(len)];
+    stream
+        .read_exact(&mut padded)
+        .await
+        .context("the peer closed the stream during the handshake")?;
+    stats.cells_received += padded.len() / CELL_SIZE;
+    let padding = padded.split_off(len);
+    ensure!(
+        padding.iter().all(|b| *b == 0),
+        "handshake padding is not zero"
+    );
+    Ok(padded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nightjar_proto::message::MessageId;
+
+    #[tokio::test]
+    async fn two_links_talk_over_an_in_memory_stream() {
+        let alice = IdentityKeyPair::generate(&mut os_rng());
+        let bob = IdentityKeyPair::generate(&mut os_rng());
+        let bob_key = *bob.public().signing_key();
+        let (a, b) = tokio::io::duplex(4096);
+        let answer = tokio::spawn(async move { Link::answer(b, &bob, b"test").await });
+        let mut alice_link = Link::dial(a, &alice, &bob_key, b"test").await.unwrap();
+        let mut bob_link = answer.await.unwrap().unwrap();
+        assert_eq!(bob_link.peer(), &alice.public());
+        let hello = Message::Text {
+            id: MessageId([1; 16]),
+            sent_at_ms: 1,
+            body: "hello".into(),
+        };
+        assert_eq!(alice_link.send(&hello).await.unwrap(), 1);
+        assert_eq!(bob_link.recv().await.unwrap(), Some(hello));
+        bob_link.send(&Message::Quit).await.unwrap();
+        assert_eq!(alice_link.recv().await.unwrap(), Some(Message::Quit));
+        // 3 + 3 + 1 handshake cells, the opening frame, two messages.
+        assert_eq!(
+            alice_link.stats().cells_sent + bob_link.stats().cells_sent,
+            10
+        );
+        alice_link.close().await.unwrap();
+        assert_eq!(bob_link.recv().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn dialling_the_wrong_identity_fails() {
+        let alice = IdentityKeyPair::generate(&mut os_rng());
+        let bob = IdentityKeyPair::generate(&mut os_rng());
+        let mallory = IdentityKeyPair::generate(&mut os_rng());
+        let (a, b) = tokio::io::duplex(4096);
+        tokio::spawn(async move { Link::answer(b, &mallory, b"test").await });
+        let err = Link::dial(a, &alice, bob.public().signing_key(), b"test")
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("failed to prove its identity"));
+    }
+}
