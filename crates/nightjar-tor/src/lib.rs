@@ -4,6 +4,8 @@
 //! only through the [`Transport`] trait, so the same node runs over embedded Arti,
 //! a system tor, the private test network, or an in-process loopback.
 
+#[cfg(feature = "arti")]
+pub mod arti;
 mod transport;
 
 pub use nightjar_proto::onion::OnionAddress;
