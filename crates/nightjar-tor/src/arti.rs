@@ -48,8 +48,10 @@ use crate::{
 type Client = TorClient<PreferredRuntime>;
 
 /// How long shutdown waits for Arti to let go of its state directory before the
-/// temporary one is removed.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+/// temporary one is removed. Arti has no shutdown call: its background tasks end
+/// when they next notice the client is gone, which after a failed bootstrap can
+/// be never, so this is a courtesy, not a guarantee.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// The embedded Arti backend.
 pub struct Arti {
@@ -339,14 +341,14 @@ impl Inner {
             task.abort();
         }
         let client = lock(&self.client).take();
+        let temp_dir = lock(&self.temp_dir).take();
         if let Some(client) = client {
             let stopped = client.wait_for_stop();
             drop(client);
-            if tokio::time::timeout(STOP_GRACE, stopped).await.is_err() {
-                warn!("Arti did not stop in time; removing its files anyway");
+            if temp_dir.is_some() && tokio::time::timeout(STOP_GRACE, stopped).await.is_err() {
+                debug!("Arti still running; removing its temporary files anyway");
             }
         }
-        let temp_dir = lock(&self.temp_dir).take();
         if let Some(dir) = temp_dir
             && let Err(e) = dir.close()
         {
@@ -415,5 +417,99 @@ impl Drop for Arti {
         }
         lock(&self.inner.client).take();
         // The temporary directory goes with `inner`'s TempDir.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A private network whose only fallback does not answer: bootstrap must give
+    /// up with a readable reason instead of hanging.
+    fn unreachable_network() -> Network {
+        // Bind and drop a listener to get a loopback port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Network::Private(PrivateNetwork {
+            authorities: vec![Authority { v3ident: [1; 20] }],
+            fallbacks: vec![Fallback {
+                rsa_identity: [2; 20],
+                ed_identity: [3; 32],
+                or_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            }],
+            time_period: Duration::from_secs(8 * 60),
+            allow_local_addrs: true,
+        })
+    }
+
+    #[tokio::test]
+    async fn bootstrap_stall_is_reported_and_ephemeral_dir_removed() {
+        let arti = Arti::create(ArtiConfig {
+            network: unreachable_network(),
+            bootstrap_stall_timeout: Duration::from_secs(3),
+            ..ArtiConfig::default()
+        })
+        .await
+        .unwrap();
+        let dir = lock(&arti.inner.temp_dir).as_ref().unwrap().path().to_owned();
+        assert!(dir.exists());
+        if std::path::Path::new("/dev/shm").is_dir() {
+            assert!(dir.starts_with("/dev/shm"));
+        }
+        let err = arti.bootstrap().await.unwrap_err();
+        assert!(matches!(err, TorError::BootstrapStalled(_)), "{err:?}");
+        assert!(!err.to_string().is_empty());
+        assert!(!arti.bootstrap_status().borrow().is_ready());
+
+        arti.shutdown().await.unwrap();
+        assert!(!dir.exists());
+        let err = arti
+            .connect(
+                &keys::service_keypair(&crate::ServiceKey::Ephemeral).1,
+                80,
+                &ConnectOptions {
+                    isolation: IsolationKey("x".into()),
+                    client_auth: None,
+                },
+            )
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, TorError::Shutdown), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn nicknames_are_unique_per_launch_and_validated() {
+        let arti = Arti::create(ArtiConfig {
+            network: unreachable_network(),
+            ..ArtiConfig::default()
+        })
+        .await
+        .unwrap();
+        let a = arti.inner.arti_nickname("endpoint").unwrap();
+        let b = arti.inner.arti_nickname("endpoint").unwrap();
+        assert_ne!(a, b);
+        assert!(matches!(
+            arti.inner.arti_nickname("no spaces"),
+            Err(TorError::Config(_))
+        ));
+        arti.shutdown().await.unwrap();
+    }
+
+    #[test]
+    fn private_network_needs_authorities_and_fallbacks() {
+        let net = Network::Private(PrivateNetwork {
+            authorities: vec![],
+            fallbacks: vec![],
+            time_period: Duration::from_secs(480),
+            allow_local_addrs: false,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let err = config::tor_client_config(&net, dir.path(), dir.path()).unwrap_err();
+        assert!(matches!(err, TorError::Config(_)));
+        assert!(config::tor_client_config(&unreachable_network(), dir.path(), dir.path()).is_ok());
     }
 }

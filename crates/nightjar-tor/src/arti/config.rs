@@ -179,3 +179,21 @@ fn private_network(b: &mut TorClientConfigBuilder, net: &PrivateNetwork) -> Resu
     b.address_filter().allow_local_addrs(net.allow_local_addrs);
     Ok(())
 }
+
+/// Decodes a tor-printed identity: hex RSA fingerprint or unpadded base64 Ed25519.
+pub(super) fn decode_rsa_identity(hex: &str) -> Result<[u8; 20], TorError> {
+    data_encoding::HEXUPPER_PERMISSIVE
+        .decode(hex.trim().as_bytes())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| TorError::Config(format!("not an RSA identity fingerprint: {hex}")))
+}
+
+pub(super) fn decode_ed_identity(b64: &str) -> Result<[u8; 32], TorError> {
+    let s = b64.trim().trim_end_matches('=');
+    data_encoding::BASE64_NOPAD
+        .decode(s.as_bytes())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| TorError::Config(format!("not an Ed25519 identity: {b64}")))
+}

@@ -56,3 +56,58 @@ pub(super) fn nobody() -> ClientAuthPublic {
     let secret = curve25519::StaticSecret::random_from_rng(&mut tor_llcrypto::rng::CautiousRng);
     ClientAuthPublic(curve25519::PublicKey::from(&secret).to_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex32(s: &str) -> [u8; 32] {
+        let bytes: Vec<u8> = (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect();
+        bytes.try_into().unwrap()
+    }
+
+    // RFC 8032, section 7.1, test 1: this secret key has this public key, and
+    // tor's test suite gives the address of that public key.
+    #[test]
+    fn seed_expands_as_rfc8032() {
+        let seed = hex32("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+        let (_, address) = service_keypair(&ServiceKey::Seed(Zeroizing::new(seed)));
+        assert_eq!(
+            address.public_key(),
+            &hex32("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+        );
+        assert_eq!(
+            address.to_string(),
+            "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion"
+        );
+    }
+
+    #[test]
+    fn keypair_and_address_agree() {
+        let (keypair, address) = service_keypair(&ServiceKey::Ephemeral);
+        let id: HsId = tor_hscrypto::pk::HsIdKey::from(&keypair).id();
+        assert_eq!(<[u8; 32]>::from(id), *address.public_key());
+        assert_eq!(hsid(&address), id);
+    }
+
+    #[test]
+    fn ephemeral_keys_differ() {
+        let (_, a) = service_keypair(&ServiceKey::Ephemeral);
+        let (_, b) = service_keypair(&ServiceKey::Ephemeral);
+        assert_ne!(a, b);
+        assert_ne!(nobody(), nobody());
+    }
+
+    #[test]
+    fn client_public_matches_secret() {
+        let secret = ClientAuthSecret([7; 32]);
+        let public = ClientAuthPublic(client_public_of(&secret));
+        let from_secret = HsClientDescEncKey::from(curve25519::PublicKey::from(
+            &curve25519::StaticSecret::from(secret.0),
+        ));
+        assert_eq!(client_public(&public), from_secret);
+    }
+}
