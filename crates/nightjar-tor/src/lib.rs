@@ -6,6 +6,7 @@
 
 #[cfg(feature = "arti")]
 pub mod arti;
+pub mod testnet;
 mod transport;
 
 pub use nightjar_proto::onion::OnionAddress;

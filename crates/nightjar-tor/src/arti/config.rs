@@ -197,3 +197,42 @@ pub(super) fn decode_ed_identity(b64: &str) -> Result<[u8; 32], TorError> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| TorError::Config(format!("not an Ed25519 identity: {b64}")))
 }
+
+impl PrivateNetwork {
+    /// The private loopback network described by `description` (see
+    /// [`crate::testnet`]): its authorities, every directory-serving node as a
+    /// fallback, its time period, and permission to reach loopback targets.
+    pub fn from_testnet(
+        description: &crate::testnet::NetworkDescription,
+    ) -> Result<Self, TorError> {
+        let authorities = description
+            .authorities
+            .iter()
+            .map(|a| {
+                Ok(Authority {
+                    v3ident: decode_rsa_identity(&a.v3_identity)?,
+                })
+            })
+            .collect::<Result<Vec<_>, TorError>>()?;
+        let fallbacks = description
+            .fallback_caches()
+            .map(|n| {
+                let or_addr = n
+                    .or_addr()
+                    .parse()
+                    .map_err(|_| TorError::Config(format!("bad OR address {}", n.or_addr())))?;
+                Ok(Fallback {
+                    rsa_identity: decode_rsa_identity(&n.rsa_identity)?,
+                    ed_identity: decode_ed_identity(&n.ed25519_identity)?,
+                    or_addr,
+                })
+            })
+            .collect::<Result<Vec<_>, TorError>>()?;
+        Ok(Self {
+            authorities,
+            fallbacks,
+            time_period: Duration::from_secs(description.hsdir_interval_secs),
+            allow_local_addrs: true,
+        })
+    }
+}
