@@ -231,7 +231,7 @@ impl Arti {
             {
                 Ok(stream) => return Ok(stream),
                 Err(e) if attempt < attempts && error::is_retryable(&e) => {
-                    debug!(attempt, error = %e.report(), "onion connect failed; retrying");
+                    debug!(attempt, kind = ?arti_client::HasKind::kind(&e), error = %e.report(), "onion connect failed; retrying");
                     tokio::time::sleep(pause).await;
                     pause = pause.saturating_mul(2);
                     attempt += 1;
@@ -454,7 +454,11 @@ mod tests {
         })
         .await
         .unwrap();
-        let dir = lock(&arti.inner.temp_dir).as_ref().unwrap().path().to_owned();
+        let dir = lock(&arti.inner.temp_dir)
+            .as_ref()
+            .unwrap()
+            .path()
+            .to_owned();
         assert!(dir.exists());
         if std::path::Path::new("/dev/shm").is_dir() {
             assert!(dir.starts_with("/dev/shm"));

@@ -18,7 +18,6 @@ pub(super) fn connect_error(e: &arti_client::Error) -> TorError {
         ErrorKind::InvalidConfig | ErrorKind::FeatureDisabled => {
             TorError::Config(e.report().to_string())
         }
-        ErrorKind::BootstrapRequired => TorError::BootstrapStalled(e.report().to_string()),
         _ => TorError::ServiceUnreachable(e.report().to_string()),
     }
 }
@@ -33,6 +32,8 @@ pub(super) fn is_retryable(e: &arti_client::Error) -> bool {
             | ErrorKind::OnionServiceConnectionFailed
             | ErrorKind::TorNetworkTimeout
             | ErrorKind::RemoteNetworkTimeout
+            // Arti gives this kind to a descriptor that no HSDir has yet, too.
+            | ErrorKind::BootstrapRequired
     )
 }
 
