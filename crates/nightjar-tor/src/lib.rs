@@ -4,6 +4,7 @@
 //! only through the [`Transport`] trait, so the same node runs over embedded Arti,
 //! a system tor, the private test network, or an in-process loopback.
 
+pub mod control;
 pub mod testnet;
 mod transport;
 
