@@ -387,8 +387,8 @@ pub struct AddOnion {
     pub key: OnionKeyRequest,
     /// Virtual port and where tor forwards its streams.
     pub ports: Vec<(u16, SocketAddr)>,
-    /// Restricted discovery: only these clients can decrypt the descriptor.
-    /// Empty: anyone who knows the address.
+    /// Restricted discovery (`Flags=V3Auth`): only these clients can decrypt
+    /// the descriptor. Empty: anyone who knows the address.
     pub client_auth: Vec<ClientAuthPublic>,
     /// Keep the service after this connection closes (`Flags=Detach`).
     pub detach: bool,
@@ -412,6 +412,11 @@ impl AddOnion {
         }
         if self.detach {
             flags.push("Detach");
+        }
+        // tor 0.4.9 refuses ClientAuthV3 keys without this flag ("512 No auth
+        // type specified").
+        if !self.client_auth.is_empty() {
+            flags.push("V3Auth");
         }
         if !flags.is_empty() {
             cmd.push_str(" Flags=");
@@ -707,7 +712,8 @@ mod tests {
         assert_eq!(
             seen[0],
             format!(
-                "ADD_ONION ED25519-V3:{key_b64} Port=80,127.0.0.1:4000 ClientAuthV3={} ClientAuthV3={}",
+                "ADD_ONION ED25519-V3:{key_b64} Flags=V3Auth Port=80,127.0.0.1:4000 \
+                 ClientAuthV3={} ClientAuthV3={}",
                 b32(1),
                 b32(2)
             )

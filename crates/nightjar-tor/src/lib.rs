@@ -5,6 +5,7 @@
 //! a system tor, the private test network, or an in-process loopback.
 
 pub mod control;
+pub mod ctor;
 pub mod testnet;
 mod transport;
 
