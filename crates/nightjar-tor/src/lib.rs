@@ -6,6 +6,8 @@
 
 #[cfg(feature = "arti")]
 pub mod arti;
+pub mod control;
+pub mod ctor;
 pub mod testnet;
 mod transport;
 
