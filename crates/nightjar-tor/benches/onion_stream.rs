@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nightjar_test_support::{TestNetwork, shared_network};
+use nightjar_tor::arti::{Arti, ArtiConfig, Network, PrivateNetwork};
 use nightjar_tor::ctor::{CTor, CTorOptions, TorProcessConfig};
 use nightjar_tor::{
     BoxStream, ConnectOptions, IsolationKey, OnionService, ServiceConfig, ServiceKey, Transport,
@@ -30,12 +31,14 @@ const PING: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     CTor,
+    Arti,
 }
 
 impl Backend {
     fn parse(s: &str) -> Option<Self> {
         match s {
             "ctor" => Some(Self::CTor),
+            "arti" => Some(Self::Arti),
             _ => None,
         }
     }
@@ -43,6 +46,7 @@ impl Backend {
     fn name(self) -> &'static str {
         match self {
             Self::CTor => "ctor",
+            Self::Arti => "arti",
         }
     }
 
@@ -59,6 +63,18 @@ impl Backend {
                 tor.wait_bootstrapped().await.unwrap();
                 Arc::new(tor)
             }
+            Self::Arti => {
+                let network =
+                    Network::Private(PrivateNetwork::from_testnet(net.description()).unwrap());
+                let arti = Arti::launch(ArtiConfig {
+                    network,
+                    connect_attempts: 8,
+                    ..ArtiConfig::default()
+                })
+                .await
+                .unwrap();
+                Arc::new(arti)
+            }
         }
     }
 }
@@ -71,7 +87,12 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
-        pairs: vec![(Backend::CTor, Backend::CTor)],
+        pairs: vec![
+            (Backend::CTor, Backend::CTor),
+            (Backend::Arti, Backend::Arti),
+            (Backend::CTor, Backend::Arti),
+            (Backend::Arti, Backend::CTor),
+        ],
         pings: 50,
         mib: 16,
     };
