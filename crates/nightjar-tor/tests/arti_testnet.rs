@@ -314,3 +314,84 @@ async fn isolation_keys_get_separate_circuits() {
     client.shutdown().await.unwrap();
     host.shutdown().await.unwrap();
 }
+
+// Interoperability with the C tor backend on the same network.
+
+async fn ctor() -> nightjar_tor::ctor::CTor {
+    use nightjar_tor::ctor::{CTor, CTorOptions, TorProcessConfig};
+    let net = nightjar_test_support::shared_network().await;
+    let tor = CTor::launch(
+        TorProcessConfig::for_test_network(net.description()),
+        CTorOptions {
+            connect_attempts: 10,
+            ..CTorOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    tor.wait_bootstrapped().await.unwrap();
+    tor
+}
+
+/// A public and a restricted service on `host`, each reached from `client`; the
+/// restricted one refuses `client` until it has the key.
+async fn interop(host: &dyn Transport, client: &dyn Transport) {
+    let (secret, public) = client_key(9);
+    let open: std::sync::Arc<dyn OnionService> = host
+        .launch_service(service("interop-open", ServiceKey::Ephemeral, None))
+        .await
+        .unwrap()
+        .into();
+    let closed: std::sync::Arc<dyn OnionService> = host
+        .launch_service(service(
+            "interop-closed",
+            ServiceKey::Ephemeral,
+            Some(vec![public]),
+        ))
+        .await
+        .unwrap()
+        .into();
+    spawn_echo(open.clone());
+    spawn_echo(closed.clone());
+
+    let stream = connect(client, &open.address(), &options("open", None))
+        .await
+        .unwrap();
+    echo_check(stream, 256 * 1024).await;
+
+    // Refusal first: a C tor client keeps a key it was given for later streams.
+    let refused = connect(client, &closed.address(), &options("nokey", None)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(TorError::ClientAuthRequired | TorError::ClientAuthRejected)
+        ),
+        "{:?}",
+        refused.err()
+    );
+    let stream = connect(client, &closed.address(), &options("closed", Some(secret)))
+        .await
+        .unwrap();
+    echo_check(stream, 4096).await;
+
+    open.shutdown().await.unwrap();
+    closed.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arti_client_reaches_ctor_service() {
+    let host = ctor().await;
+    let client = arti().await;
+    interop(&host, &client).await;
+    client.shutdown().await.unwrap();
+    host.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctor_client_reaches_arti_service() {
+    let host = arti().await;
+    let client = ctor().await;
+    interop(&host, &client).await;
+    client.shutdown().await.unwrap();
+    host.shutdown().await.unwrap();
+}
