@@ -69,6 +69,7 @@ impl Backend {
                 let arti = Arti::launch(ArtiConfig {
                     network,
                     connect_attempts: 8,
+                    connect_timeout: Duration::from_secs(20),
                     ..ArtiConfig::default()
                 })
                 .await

@@ -224,20 +224,38 @@ impl Arti {
         let attempts = self.inner.config.connect_attempts.max(1);
         let mut pause = self.inner.config.connect_backoff;
         let mut attempt = 1;
+        let timeout = self.inner.config.connect_timeout;
         loop {
-            match client
-                .connect_with_prefs((host.as_str(), port), &prefs)
-                .await
-            {
-                Ok(stream) => return Ok(stream),
-                Err(e) if attempt < attempts && error::is_retryable(&e) => {
-                    debug!(attempt, kind = ?arti_client::HasKind::kind(&e), error = %e.report(), "onion connect failed; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = pause.saturating_mul(2);
-                    attempt += 1;
-                }
-                Err(e) => return Err(error::connect_error(&e)),
+            let result = tokio::time::timeout(
+                timeout,
+                client.connect_with_prefs((host.as_str(), port), &prefs),
+            )
+            .await;
+            let retry = match &result {
+                Ok(Ok(_)) => false,
+                Ok(Err(e)) => error::is_retryable(e),
+                Err(_) => true,
+            };
+            if !retry || attempt >= attempts {
+                return match result {
+                    Ok(Ok(stream)) => Ok(stream),
+                    Ok(Err(e)) => Err(error::connect_error(&e)),
+                    Err(_) => Err(TorError::ServiceUnreachable(format!(
+                        "no answer within {} s",
+                        timeout.as_secs()
+                    ))),
+                };
             }
+            match &result {
+                Ok(Err(e)) => {
+                    let kind = arti_client::HasKind::kind(e);
+                    debug!(attempt, ?kind, error = %e.report(), "onion connect failed; retrying");
+                }
+                _ => debug!(attempt, "onion connect timed out; retrying"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = pause.saturating_mul(2);
+            attempt += 1;
         }
     }
 }

@@ -87,6 +87,9 @@ pub struct ArtiConfig {
     pub connect_attempts: u32,
     /// The first pause between such attempts; it doubles each time.
     pub connect_backoff: Duration,
+    /// One attempt is abandoned after this long. Arti has been seen to wait
+    /// indefinitely on a service whose introduction points were not yet up.
+    pub connect_timeout: Duration,
     /// Refresh circuits on this schedule (see [`crate::Transport::refresh_circuits`]).
     pub circuit_refresh: Option<Duration>,
 }
@@ -99,6 +102,7 @@ impl Default for ArtiConfig {
             bootstrap_stall_timeout: Duration::from_secs(120),
             connect_attempts: 5,
             connect_backoff: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(60),
             circuit_refresh: None,
         }
     }
