@@ -1,5 +1,8 @@
 //! The shared network starts once per binary and describes itself.
 
+// Helpers outside #[test] functions fail loudly too: this is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use nightjar_test_support::{NetworkDescription, TestNetwork, shared_network};
 
 #[tokio::test]

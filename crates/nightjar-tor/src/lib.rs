@@ -4,6 +4,10 @@
 //! only through the [`Transport`] trait, so the same node runs over embedded Arti,
 //! a system tor, the private test network, or an in-process loopback.
 
+#[cfg(feature = "arti")]
+pub mod arti;
+pub mod control;
+pub mod ctor;
 pub mod testnet;
 mod transport;
 
