@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nightjar_test_support::{TestNetwork, shared_network};
+use nightjar_test_support::{TestNetwork, shared_network, tor_program};
 use nightjar_tor::ctor::{CTor, CTorOptions, TorProcessConfig};
 use nightjar_tor::{
     BoxStream, ConnectOptions, IsolationKey, OnionService, ServiceConfig, ServiceKey, Transport,
@@ -54,7 +54,10 @@ impl Backend {
                     connect_attempts: 12,
                     ..CTorOptions::default()
                 };
-                let config = TorProcessConfig::for_test_network(net.description());
+                let config = TorProcessConfig {
+                    tor: tor_program(),
+                    ..TorProcessConfig::for_test_network(net.description())
+                };
                 let tor = CTor::launch(config, options).await.unwrap();
                 tor.wait_bootstrapped().await.unwrap();
                 Arc::new(tor)
