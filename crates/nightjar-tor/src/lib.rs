@@ -6,11 +6,13 @@
 
 #[cfg(feature = "arti")]
 pub mod arti;
+mod backend;
 pub mod control;
 pub mod ctor;
 pub mod testnet;
 mod transport;
 
+pub use backend::Backend;
 pub use nightjar_proto::onion::OnionAddress;
 pub use transport::{
     BootstrapStatus, BoxStream, ClientAuthPublic, ClientAuthSecret, ConnectOptions, IsolationKey,

@@ -1,0 +1,106 @@
+//! Choosing and starting a Tor backend.
+
+use core::fmt;
+use core::str::FromStr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ctor::{CTor, CTorOptions, TorProcessConfig};
+use crate::testnet::NetworkDescription;
+use crate::{TorError, Transport};
+
+/// Which Tor implementation carries nightjar's traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Embedded Arti: nothing to install.
+    #[cfg(feature = "arti")]
+    Arti,
+    /// The system's C tor, launched as a child process.
+    CTor,
+}
+
+impl Backend {
+    /// Every backend this build has.
+    pub const ALL: &[Self] = &[
+        #[cfg(feature = "arti")]
+        Self::Arti,
+        Self::CTor,
+    ];
+
+    /// The short name used on command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            #[cfg(feature = "arti")]
+            Self::Arti => "arti",
+            Self::CTor => "ctor",
+        }
+    }
+
+    /// A few words for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            #[cfg(feature = "arti")]
+            Self::Arti => "embedded Arti",
+            Self::CTor => "system tor",
+        }
+    }
+
+    /// Starts this backend as a client of a private test network and waits until
+    /// it has bootstrapped. `tor` is the C tor program (unused by Arti).
+    pub async fn launch_on_testnet(
+        self,
+        net: &NetworkDescription,
+        tor: PathBuf,
+    ) -> Result<Arc<dyn Transport>, TorError> {
+        match self {
+            #[cfg(feature = "arti")]
+            Self::Arti => {
+                use crate::arti::{Arti, ArtiConfig, Network, PrivateNetwork};
+                let arti = Arti::launch(ArtiConfig {
+                    network: Network::Private(PrivateNetwork::from_testnet(net)?),
+                    // A young private network takes a while to publish fresh services.
+                    connect_attempts: 8,
+                    connect_timeout: Duration::from_secs(20),
+                    ..ArtiConfig::default()
+                })
+                .await?;
+                Ok(Arc::new(arti))
+            }
+            Self::CTor => {
+                let config = TorProcessConfig {
+                    tor,
+                    ..TorProcessConfig::for_test_network(net)
+                };
+                let options = CTorOptions {
+                    connect_attempts: 12,
+                    ..CTorOptions::default()
+                };
+                let tor = CTor::launch(config, options).await?;
+                tor.wait_bootstrapped().await?;
+                Ok(Arc::new(tor))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|b| b.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|b| b.name()).collect();
+                format!("unknown Tor backend `{s}` (choose {})", names.join(" or "))
+            })
+    }
+}

@@ -1,0 +1,58 @@
+//! The demo, run as a newcomer would run it, over the private Tor network: both
+//! directions between the two backends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use nightjar_test_support::shared_network;
+
+async fn run_demo(alice: &str, bob: &str) -> String {
+    let net = shared_network().await;
+    let output = tokio::task::spawn_blocking({
+        let dir = net.dir().to_owned();
+        let (alice, bob) = (alice.to_owned(), bob.to_owned());
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_nightjar"))
+                .args(["demo", "--alice", &alice, "--bob", &bob, "--testnet"])
+                .arg(dir)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "demo failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn check(stdout: &str) {
+    for expected in [
+        "address:     nj1",
+        "keys confirmed",
+        "1 cell (498 bytes)",
+        "3 cells (1494 bytes)",
+        "Bob's side saw Alice leave",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");
+    }
+    // Bob's proof as Alice checked it is the fingerprint Bob published.
+    let published = stdout.lines().find_map(|l| l.trim().strip_prefix("fingerprint: "));
+    let checked = stdout.lines().find_map(|l| l.trim().strip_prefix("Alice checked Bob's proof: "));
+    assert_eq!(published.map(str::trim), checked.map(str::trim), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_from_system_tor_to_embedded_arti() {
+    check(&run_demo("ctor", "arti").await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_from_embedded_arti_to_system_tor() {
+    check(&run_demo("arti", "ctor").await);
+}
