@@ -5,6 +5,7 @@
 //! it stops when the test binary exits, however it exits. With
 //! `NIGHTJAR_TESTNET=DIR` set (see `nightjar testnet up` / `env`), tests join the
 //! network already running there instead, which saves the start-up on every run.
+//! `NIGHTJAR_TOR=/path/to/tor` tests another tor build.
 
 use std::sync::OnceLock;
 
@@ -42,10 +43,7 @@ fn init() -> Result<TestNetwork, String> {
     let started = std::time::Instant::now();
     let net = match std::env::var_os(NetworkDescription::ENV_VAR) {
         Some(dir) => TestNetwork::attach(std::path::Path::new(&dir)),
-        None => TestNetwork::start_blocking(TestNetworkOptions {
-            lifetime: Lifetime::ThisProcess,
-            ..TestNetworkOptions::default()
-        }),
+        None => TestNetwork::start_blocking(options()),
     };
     net.map_err(|e: TestnetError| e.to_string()).inspect(|net| {
         eprintln!(
@@ -57,6 +55,31 @@ fn init() -> Result<TestNetwork, String> {
         );
     })
 }
+
+/// The network tests start: the defaults, with `NIGHTJAR_TOR=/path/to/tor` (and
+/// its sibling `tor-gencert`) choosing another tor build.
+fn options() -> TestNetworkOptions {
+    let mut options = TestNetworkOptions {
+        lifetime: Lifetime::ThisProcess,
+        ..TestNetworkOptions::default()
+    };
+    if std::env::var_os(TOR_VAR).is_some() {
+        let tor = tor_program();
+        options.tor_gencert = tor.with_file_name("tor-gencert");
+        options.tor = tor;
+    }
+    options
+}
+
+/// The tor program tests should run: `$NIGHTJAR_TOR`, else `tor` from `PATH`.
+pub fn tor_program() -> std::path::PathBuf {
+    std::env::var_os(TOR_VAR)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "tor".into())
+}
+
+/// Names the tor program tests use instead of `tor` from `PATH`.
+pub const TOR_VAR: &str = "NIGHTJAR_TOR";
 
 /// Sends `tracing` output to the test harness (captured unless `--nocapture`),
 /// filtered by `RUST_LOG`. Safe to call from every test.

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nightjar_test_support::{TestNetwork, shared_network};
+use nightjar_test_support::{TestNetwork, shared_network, tor_program};
 use nightjar_tor::arti::{Arti, ArtiConfig, Network, PrivateNetwork};
 use nightjar_tor::ctor::{CTor, CTorOptions, TorProcessConfig};
 use nightjar_tor::{
@@ -58,7 +58,10 @@ impl Backend {
                     connect_attempts: 12,
                     ..CTorOptions::default()
                 };
-                let config = TorProcessConfig::for_test_network(net.description());
+                let config = TorProcessConfig {
+                    tor: tor_program(),
+                    ..TorProcessConfig::for_test_network(net.description())
+                };
                 let tor = CTor::launch(config, options).await.unwrap();
                 tor.wait_bootstrapped().await.unwrap();
                 Arc::new(tor)

@@ -666,7 +666,16 @@ mod tests {
         let key = Zeroizing::new([9u8; 64]);
         let key_b64 = data_encoding::BASE64.encode(&key[..]);
         let (ctl, _events, task) = fake_tor(vec![
-            ("ADD_ONION ", format!("250-ServiceID={ADDR}\r\n250 OK\r\n")),
+            (
+                "ADD_ONION ",
+                // Recorded from tor 0.4.9.11 (the address aside): with V3Auth
+                // tor repeats the client keys.
+                format!(
+                    "250-ServiceID={ADDR}\r\n\
+                     250-ClientAuthV3=AAAQEAYEAUDAOCAJBIFQYDIOB4IBCEQTCQKRMFYYDENBWHA5DYPQ\r\n\
+                     250 OK\r\n"
+                ),
+            ),
             (
                 "ADD_ONION NEW:ED25519-V3 Port",
                 format!(
@@ -677,6 +686,15 @@ mod tests {
             (
                 "ONION_CLIENT_AUTH_ADD",
                 "251 Client for onion existed and replaced\r\n".into(),
+            ),
+            (
+                "ONION_CLIENT_AUTH_ADD",
+                "553 Invalid private key \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\r\n"
+                    .into(),
+            ),
+            (
+                "ONION_CLIENT_AUTH_REMOVE",
+                format!("251 No credentials for \"{ADDR}\"\r\n"),
             ),
         ])
         .await;
@@ -707,6 +725,13 @@ mod tests {
         ctl.onion_client_auth_add(ADDR, &ClientAuthSecret([3; 32]))
             .await
             .unwrap();
+        let err = ctl
+            .onion_client_auth_add(ADDR, &ClientAuthSecret([0; 32]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("553 Invalid private key"), "{err}");
+        // 251 is a success code: nothing to remove is not an error.
+        ctl.onion_client_auth_remove(ADDR).await.unwrap();
         let seen = task.await.unwrap();
         let b32 = |b: u8| data_encoding::BASE32_NOPAD.encode(&[b; 32]);
         assert_eq!(

@@ -176,6 +176,23 @@ impl TestNetwork {
 
     /// [`TestNetwork::start`] for callers without a runtime: blocks the thread.
     pub fn start_blocking(options: TestNetworkOptions) -> Result<Self, TestnetError> {
+        // Ports are chosen free, then released for tor to bind: another program
+        // can take one in between. Start again on fresh ports when that happens.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::start_once(&options) {
+                Err(TestnetError::NodeExited { log, nickname, .. })
+                    if attempts < 3 && log.contains("Address already in use") =>
+                {
+                    tracing::warn!(%nickname, "a port was taken meanwhile; starting again");
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(options: &TestNetworkOptions) -> Result<Self, TestnetError> {
         check_tool(&options.tor)?;
         check_tool(&options.tor_gencert)?;
         let dir = prepare_dir(options.dir.as_deref())?;
@@ -201,7 +218,7 @@ impl TestNetwork {
             keep_files: options.lifetime == Lifetime::Detached,
         };
         let owner_pid = (options.lifetime == Lifetime::ThisProcess).then_some(owner);
-        net.create_nodes(&options, owner_pid)?;
+        net.create_nodes(options, owner_pid)?;
         let started = Instant::now();
         net.wait_for_consensus(options.ready_timeout)?;
         net.description.consensus_after_ms =

@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use nightjar_test_support::shared_network;
+use nightjar_test_support::{shared_network, tor_program};
+use nightjar_tor::control::ControlAddr;
 use nightjar_tor::ctor::{CTor, CTorOptions, TorProcessConfig};
 use nightjar_tor::{
     BoxStream, ClientAuthPublic, ClientAuthSecret, ConnectOptions, IsolationKey, OnionAddress,
@@ -25,12 +26,11 @@ async fn tor() -> CTor {
         bootstrap_stall_timeout: Duration::from_secs(60),
         ..CTorOptions::default()
     };
-    let tor = CTor::launch(
-        TorProcessConfig::for_test_network(net.description()),
-        options,
-    )
-    .await
-    .unwrap();
+    let config = TorProcessConfig {
+        tor: tor_program(),
+        ..TorProcessConfig::for_test_network(net.description())
+    };
+    let tor = CTor::launch(config, options).await.unwrap();
     tor.wait_bootstrapped().await.unwrap();
     tor
 }
@@ -186,6 +186,7 @@ async fn restricted_discovery_admits_only_authorised_clients() {
         .err()
         .expect("an unauthorised client got through");
     assert!(is_refusal(&err), "unexpected error: {err}");
+    eprintln!("without a key: {err}");
 
     // Alice is removed: once re-published, her key no longer opens the
     // descriptor. A new isolation key makes her tor use fresh circuits, as a
@@ -209,7 +210,14 @@ async fn restricted_discovery_admits_only_authorised_clients() {
             Ok(_) => panic!("a removed client connected after re-publishing"),
         }
     }
-    assert!(refused.is_some(), "the removed client was never refused");
+    let refused = refused.expect("the removed client was never refused");
+    eprintln!("after removal: {refused}");
+    // The re-published service is announced again.
+    let mut status = service.status();
+    status
+        .wait_for(|s| *s == ServiceStatus::Published)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,4 +336,69 @@ async fn a_killed_tor_is_restarted_and_streams_work_again() {
     wait_restarted(&client, before).await;
     let mut stream = connect_eventually(&client, &target, &opts("r3")).await;
     ping(&mut stream).await;
+}
+
+/// A tor someone else runs, with TCP control and SOCKS ports on loopback.
+async fn foreign_tor(dir: &std::path::Path) -> (tokio::process::Child, std::net::SocketAddr) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let net = shared_network().await;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let port_file = dir.join("control.port");
+    let mut torrc = net.client_torrc_lines().join("\n");
+    torrc.push_str(&format!(
+        "\nDataDirectory {d}\nControlPort 127.0.0.1:auto\nControlPortWriteToFile {p}\n\
+         CookieAuthentication 1\nSocksPort 127.0.0.1:auto IsolateSOCKSAuth ExtendedErrors\n\
+         ClientUseIPv6 0\nLog notice file {d}/notice.log\n__OwningControllerProcess {pid}\n",
+        d = dir.display(),
+        p = port_file.display(),
+        pid = std::process::id()
+    ));
+    std::fs::write(dir.join("torrc"), torrc).unwrap();
+    let child = tokio::process::Command::new(tor_program())
+        .arg("-f")
+        .arg(dir.join("torrc"))
+        .args(["--defaults-torrc", "/dev/null"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(&port_file)
+            && let Some(addr) = text.lines().find_map(|l| l.strip_prefix("PORT="))
+        {
+            return (child, addr.parse().unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the foreign tor never opened its control port");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attaching_to_a_running_tor_over_loopback_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, control) = foreign_tor(dir.path()).await;
+    let options = CTorOptions {
+        connect_attempts: 10,
+        ..CTorOptions::default()
+    };
+    let attached = CTor::attach(ControlAddr::Tcp(control), None, options)
+        .await
+        .unwrap();
+    assert!(attached.tor_pid().is_none());
+    attached.wait_bootstrapped().await.unwrap();
+    let client = tor().await;
+    // A service on the attached tor, and a stream from it through its TCP
+    // SOCKS port to another.
+    let hosted = launch_echo(&attached, public("attached", ServiceKey::Ephemeral)).await;
+    let mut s = client
+        .connect(&hosted.address(), PORT, &opts("a"))
+        .await
+        .unwrap();
+    ping(&mut s).await;
+    let other = launch_echo(&client, public("other", ServiceKey::Ephemeral)).await;
+    let mut s = attached
+        .connect(&other.address(), PORT, &opts("b"))
+        .await
+        .unwrap();
+    ping(&mut s).await;
 }

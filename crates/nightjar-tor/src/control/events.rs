@@ -180,16 +180,37 @@ mod tests {
         assert_eq!(phase.progress, 100);
     }
 
+    // Recorded from tor 0.4.9.11 on the private network.
+    const REC_ID: &str = "jbitg3s6fxv4maugopfxdy3s3udegj5zx62ofil5zk5r7dkvfhnh7eid";
+
     #[test]
     fn hs_desc_events() {
         let e = event(&format!(
-            "650 HS_DESC UPLOADED {ADDR} UNKNOWN $8C2B0E3F4D6A1B2C3D4E5F60718293A4B5C6D7E8~relay2"
+            "650 HS_DESC UPLOADED {REC_ID} UNKNOWN $D031C5A552C35E17490BF424C8608556565BB231~relay1"
         ));
         let Event::HsDesc(h) = e else {
             panic!("not HS_DESC")
         };
         assert_eq!(h.action, HsDescAction::Uploaded);
-        assert_eq!(h.address, ADDR);
+        assert_eq!(h.address, REC_ID);
+        assert_eq!(h.hs_dir, "$D031C5A552C35E17490BF424C8608556565BB231~relay1");
+        let e = event(&format!(
+            "650 HS_DESC UPLOAD {REC_ID} UNKNOWN $DF329C14EBE27332B27C4EE53CC4B769127ACD55~relay2 \
+             a+JQDGckcP0A7gasRoN3I3HXodbPx71vtaEBKtsXaXw \
+             HSDIR_INDEX=281CD6633A19FA65BDBB7A5746B5A20A2C9ACD1E4F39F05C65E19EA192C6FD2B"
+        ));
+        assert!(
+            matches!(e, Event::HsDesc(ref h) if h.action == HsDescAction::Upload),
+            "{e:?}"
+        );
+        let e = event(&format!(
+            "650 HS_DESC CREATED {REC_ID} UNKNOWN UNKNOWN Jbj/pjLMkgoUHUupq5Lzn6837FLZbxjPtbHMlbzJIg8"
+        ));
+        assert!(
+            matches!(e, Event::HsDesc(ref h) if h.action == HsDescAction::Created),
+            "{e:?}"
+        );
+        // The control-spec form of a failure, with an old-style long name.
         let e = event(&format!(
             "650 HS_DESC FAILED {ADDR} NO_AUTH $8C2B=relay2 desc_id REASON=NOT_FOUND"
         ));
@@ -200,6 +221,9 @@ mod tests {
         assert_eq!(h.hs_dir, "$8C2B=relay2");
         assert_eq!(h.reason.as_deref(), Some("NOT_FOUND"));
         assert!(matches!(event("650 HS_DESC WHATEVER x"), Event::Other(_)));
-        assert!(matches!(event("650 CIRC 1 BUILT"), Event::Other(_)));
+        assert!(matches!(
+            event("650 STATUS_CLIENT NOTICE CIRCUIT_ESTABLISHED"),
+            Event::Other(_)
+        ));
     }
 }

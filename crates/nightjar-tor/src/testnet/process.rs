@@ -43,16 +43,20 @@ pub(super) fn spawn_tor(
     cmd.spawn().map_err(|e| TestnetError::spawn(tor, e))
 }
 
-/// The last lines of a tor's log, to explain why it stopped.
+/// The last lines of a tor's output and log, to explain why it stopped.
 pub(super) fn log_tail(dir: &Path) -> String {
-    let mut text = String::new();
+    let mut tail = Vec::new();
     for name in ["stdout.log", "notice.log"] {
-        if let Ok(t) = std::fs::read_to_string(dir.join(name)) {
-            text.push_str(&t);
+        if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
+            let lines: Vec<&str> = text.lines().collect();
+            tail.extend(
+                lines[lines.len().saturating_sub(6)..]
+                    .iter()
+                    .map(|l| l.to_string()),
+            );
         }
     }
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(8)..].join("\n")
+    tail.join("\n")
 }
 
 /// The pid in `dir/pid`, if that process is still a tor started with
