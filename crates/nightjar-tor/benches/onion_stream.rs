@@ -138,7 +138,9 @@ fn serve(service: Arc<Box<dyn OnionService>>) {
                 if mode[0] == b'P' {
                     let mut ping = [0u8; PING];
                     while s.read_exact(&mut ping).await.is_ok() {
-                        if s.write_all(&ping).await.is_err() {
+                        // Streams may buffer writes until flushed (Arti keeps up
+                        // to a relay cell's worth); a ping must go out at once.
+                        if s.write_all(&ping).await.is_err() || s.flush().await.is_err() {
                             return;
                         }
                     }
@@ -156,6 +158,7 @@ fn serve(service: Arc<Box<dyn OnionService>>) {
                         }
                     }
                     let _ = s.write_all(b"k").await;
+                    let _ = s.flush().await;
                 }
             });
         }
@@ -203,12 +206,14 @@ async fn measure(host: &dyn Transport, client: &dyn Transport, args: &Args) -> R
     let first_connect = started.elapsed();
 
     s.write_all(b"P").await.unwrap();
+    s.flush().await.unwrap();
     let ping = [0x5au8; PING];
     let mut back = [0u8; PING];
     let mut rtts = Vec::with_capacity(args.pings);
     for _ in 0..args.pings {
         let t = Instant::now();
         s.write_all(&ping).await.unwrap();
+        s.flush().await.unwrap();
         s.read_exact(&mut back).await.unwrap();
         rtts.push(t.elapsed());
     }

@@ -367,11 +367,28 @@ impl Inner {
                 debug!("Arti still running; removing its temporary files anyway");
             }
         }
-        if let Some(dir) = temp_dir
-            && let Err(e) = dir.close()
-        {
-            warn!(error = %e, "could not remove Arti's temporary directory");
+        if let Some(dir) = temp_dir {
+            remove_temp_dir(dir);
         }
+    }
+}
+
+/// Removes the ephemeral directory. Arti may still be writing into it (its tasks
+/// outlive the client for a while), so a removal that meets a file created
+/// meanwhile is tried again.
+fn remove_temp_dir(dir: tempfile::TempDir) {
+    let path = dir.keep();
+    let mut last = None;
+    for _ in 0..5 {
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(e) = last {
+        warn!(error = %e, "could not remove Arti's temporary directory");
     }
 }
 
@@ -434,7 +451,10 @@ impl Drop for Arti {
             task.abort();
         }
         lock(&self.inner.client).take();
-        // The temporary directory goes with `inner`'s TempDir.
+        let temp_dir = lock(&self.inner.temp_dir).take();
+        if let Some(dir) = temp_dir {
+            remove_temp_dir(dir);
+        }
     }
 }
 

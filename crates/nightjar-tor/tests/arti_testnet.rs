@@ -321,7 +321,10 @@ async fn ctor() -> nightjar_tor::ctor::CTor {
     use nightjar_tor::ctor::{CTor, CTorOptions, TorProcessConfig};
     let net = nightjar_test_support::shared_network().await;
     let tor = CTor::launch(
-        TorProcessConfig::for_test_network(net.description()),
+        TorProcessConfig {
+            tor: nightjar_test_support::tor_program(),
+            ..TorProcessConfig::for_test_network(net.description())
+        },
         CTorOptions {
             connect_attempts: 10,
             ..CTorOptions::default()
