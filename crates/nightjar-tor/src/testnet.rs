@@ -84,7 +84,7 @@ pub enum TestnetError {
         /// Why running it failed.
         source: std::io::Error,
     },
-    /// A helper program failed.
+    /// tor-gencert or `tor --list-fingerprint` failed.
     #[error("{tool} failed: {output}")]
     Tool {
         /// Which.

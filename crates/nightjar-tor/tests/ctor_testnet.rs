@@ -1,7 +1,7 @@
 //! The C tor backend end to end on the private Tor network (one network shared
 //! by every test in this binary).
 
-// Helpers outside #[test] functions fail loudly too: this is test code.
+// Test code: functions outside #[test] fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
