@@ -250,7 +250,12 @@ impl Shared {
         if known && !force {
             return Ok(());
         }
-        conn.ctl.onion_client_auth_add(service_id, secret).await
+        let added = conn.ctl.onion_client_auth_add(service_id, secret).await;
+        if added.is_err() {
+            // tor refused it (a malformed key): do not restore it later either.
+            lock(&self.client_auth).remove(service_id);
+        }
+        added
     }
 
     pub(crate) fn forget_service(&self, service_id: &str) {
