@@ -1,6 +1,6 @@
 //! The shared network starts once per binary and describes itself.
 
-// Helpers outside #[test] functions fail loudly too: this is test code.
+// Test code: functions outside #[test] fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use nightjar_test_support::{NetworkDescription, TestNetwork, shared_network};

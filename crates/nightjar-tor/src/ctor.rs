@@ -49,6 +49,9 @@ pub struct CTorOptions {
     /// Tries per [`Transport::connect`] while the target is not reachable yet
     /// (a fresh service needs a few seconds to publish its descriptor).
     pub connect_attempts: u32,
+    /// Give up one try after this long (tor itself waits up to two minutes,
+    /// e.g. on a stale descriptor, before answering).
+    pub connect_timeout: Duration,
 }
 
 impl Default for CTorOptions {
@@ -57,6 +60,7 @@ impl Default for CTorOptions {
             bootstrap_stall_timeout: Duration::from_secs(120),
             circuit_refresh: None,
             connect_attempts: 6,
+            connect_timeout: Duration::from_secs(45),
         }
     }
 }
@@ -70,6 +74,16 @@ impl TorProcessConfig {
         }
     }
 }
+
+/// How often at most [`Shared::forget_failed_lookups`] sends `NEWNYM`: it also
+/// empties tor's descriptor cache, so streams to every other service pay one
+/// descriptor fetch afterwards.
+const LOOKUP_RESET_INTERVAL: Duration = Duration::from_secs(30);
+
+/// tor acts on at most one `NEWNYM` per 10 seconds and *delays* the others; a
+/// delayed one would purge client-authorization keys after we restored them, so
+/// we never send them closer together (circuits that new are fresh anyway).
+const NEWNYM_INTERVAL: Duration = Duration::from_secs(11);
 
 /// The control connection in use and where tor's SOCKS port is.
 pub(crate) struct Conn {
@@ -104,6 +118,10 @@ pub(crate) struct Shared {
     /// overtake the `ADD_ONION` reply's processing).
     early_uploads: Mutex<HashSet<String>>,
     client_auth: Mutex<HashMap<String, ClientAuthSecret>>,
+    /// When [`Shared::forget_failed_lookups`] last reset tor's lookup memory.
+    lookup_reset: Mutex<Option<tokio::time::Instant>>,
+    /// When we last sent `NEWNYM`.
+    newnym_at: Mutex<Option<tokio::time::Instant>>,
     shutdown: watch::Sender<bool>,
     restarts: watch::Sender<u64>,
     /// Declared before `temp_dir` so tor is gone before its directory is removed.
@@ -160,6 +178,84 @@ impl Shared {
             },
             _ = down.wait_for(|d| *d) => Err(TorError::Shutdown),
         }
+    }
+
+    /// tor asks each HSDir for a given descriptor at most once per 15 minutes;
+    /// once every responsible HSDir said "not found" (a contact offline, or a
+    /// service not yet published), the address stays unreachable for that long
+    /// even after it comes up. `NEWNYM` clears that memory (along with cached
+    /// descriptors, and moves new streams to fresh circuits; open streams keep
+    /// theirs), so after repeated misses we send it, at most once per
+    /// [`LOOKUP_RESET_INTERVAL`].
+    async fn forget_failed_lookups(&self, conn: &Conn) {
+        {
+            let mut last = lock(&self.lookup_reset);
+            if last.is_some_and(|t| t.elapsed() < LOOKUP_RESET_INTERVAL) {
+                return;
+            }
+            *last = Some(tokio::time::Instant::now());
+        }
+        if let Err(e) = self.newnym(conn).await {
+            tracing::debug!(error = %e, "NEWNYM after failed descriptor lookups");
+        }
+    }
+
+    /// `SIGNAL NEWNYM`: new streams get fresh circuits. tor also drops the
+    /// client-authorization keys we added (in memory only, on purpose), so they
+    /// are added again at once.
+    async fn newnym(&self, conn: &Conn) -> Result<(), TorError> {
+        {
+            let mut last = lock(&self.newnym_at);
+            if last.is_some_and(|t| t.elapsed() < NEWNYM_INTERVAL) {
+                return Ok(());
+            }
+            *last = Some(tokio::time::Instant::now());
+        }
+        // tor purges synchronously before answering, so the keys restored
+        // below stay.
+        conn.ctl.signal("NEWNYM").await?;
+        self.restore_client_auth(&conn.ctl).await
+    }
+
+    /// Gives tor every client-authorization key we were handed.
+    async fn restore_client_auth(&self, ctl: &Controller) -> Result<(), TorError> {
+        let keys: Vec<(String, ClientAuthSecret)> = lock(&self.client_auth)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (id, secret) in keys {
+            ctl.onion_client_auth_add(&id, &secret).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure tor has this key for the service (`force`: add it again even
+    /// if we think tor has it). Recorded first, so a concurrent `NEWNYM`
+    /// restores it too.
+    async fn ensure_client_auth(
+        &self,
+        conn: &Conn,
+        service_id: &str,
+        secret: &ClientAuthSecret,
+        force: bool,
+    ) -> Result<(), TorError> {
+        let known = {
+            let mut keys = lock(&self.client_auth);
+            let known = keys.get(service_id).is_some_and(|s| s.0 == secret.0);
+            if !known {
+                keys.insert(service_id.to_owned(), secret.clone());
+            }
+            known
+        };
+        if known && !force {
+            return Ok(());
+        }
+        let added = conn.ctl.onion_client_auth_add(service_id, secret).await;
+        if added.is_err() {
+            // tor refused it (a malformed key): do not restore it later either.
+            lock(&self.client_auth).remove(service_id);
+        }
+        added
     }
 
     pub(crate) fn forget_service(&self, service_id: &str) {
@@ -298,13 +394,7 @@ impl Shared {
             self.set_bootstrap(b.progress, &b.summary);
         }
         let socks = socks_listener(&ctl).await?;
-        let keys: Vec<(String, ClientAuthSecret)> = lock(&self.client_auth)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (id, secret) in keys {
-            ctl.onion_client_auth_add(&id, &secret).await?;
-        }
+        self.restore_client_auth(&ctl).await?;
         for svc in self.live_services() {
             let _one_at_a_time = svc.republish.lock().await;
             if let Err(e) = svc.publish(&ctl).await {
@@ -428,6 +518,8 @@ impl CTor {
             services: Mutex::new(HashMap::new()),
             early_uploads: Mutex::new(HashSet::new()),
             client_auth: Mutex::new(HashMap::new()),
+            lookup_reset: Mutex::new(None),
+            newnym_at: Mutex::new(None),
             shutdown: watch::channel(false).0,
             restarts: watch::channel(0).0,
             child: Mutex::new(None),
@@ -540,7 +632,7 @@ async fn refresh_periodically(shared: Weak<Shared>, every: Duration) {
             return;
         };
         if let Some(conn) = shared.current_conn_now()
-            && let Err(e) = conn.ctl.signal("NEWNYM").await
+            && let Err(e) = shared.newnym(&conn).await
         {
             tracing::debug!(error = %e, "scheduled circuit refresh failed");
         }
@@ -642,35 +734,52 @@ impl Transport for CTor {
         let attempts = self.shared.options.connect_attempts.max(1);
         let mut delay = Duration::from_millis(500);
         let mut attempt = 0;
+        let mut readd_key = false;
         loop {
             attempt += 1;
             let conn = self.shared.current_conn().await?;
             if let Some(secret) = &options.client_auth {
-                let known = lock(&self.shared.client_auth)
-                    .get(&service_id)
-                    .is_some_and(|s| s.0 == secret.0);
-                if !known {
-                    conn.ctl.onion_client_auth_add(&service_id, secret).await?;
-                    lock(&self.shared.client_auth).insert(service_id.clone(), secret.clone());
-                }
+                self.shared
+                    .ensure_client_auth(&conn, &service_id, secret, readd_key)
+                    .await?;
             }
-            match socks::connect(&conn.socks, &host, port, &username, "nightjar").await {
-                Ok(stream) => return Ok(stream),
-                Err(e)
-                    if attempt < attempts
-                        && (e.is_transient() || matches!(e, socks::SocksFailure::Io(_))) =>
-                {
-                    tracing::debug!(attempt, error = %e, "onion connect failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(4));
-                }
-                Err(e) => return Err(e.into_tor_error()),
+            let attempt_timeout = self.shared.options.connect_timeout;
+            let opened = tokio::time::timeout(
+                attempt_timeout,
+                socks::connect(&conn.socks, &host, port, &username, "nightjar"),
+            )
+            .await;
+            let e = match opened {
+                Ok(Ok(stream)) => return Ok(stream),
+                Ok(Err(e)) => e,
+                // Dropping the SOCKS connection makes tor give up the stream.
+                Err(_) => socks::SocksFailure::Reply(0x06),
+            };
+            // "Missing client authorization" although we gave tor a key means
+            // tor lost it (a NEWNYM, ours or another controller's, purges
+            // them): add it again and retry.
+            let key_lost = e.is_missing_client_auth() && options.client_auth.is_some();
+            let retry = e.is_transient() || key_lost || matches!(e, socks::SocksFailure::Io(_));
+            if !retry || attempt >= attempts {
+                return Err(e.into_tor_error());
             }
+            tracing::debug!(attempt, error = %e, "onion connect failed; retrying");
+            readd_key = key_lost;
+            // A descriptor still missing after a retry, or introduction and
+            // rendezvous failing (a stale cached descriptor: the service came
+            // back with new introduction points), are both cured by forgetting
+            // what tor cached and whom it already asked.
+            if (e.is_descriptor_not_found() && attempt >= 2) || e.is_stale_descriptor_symptom() {
+                self.shared.forget_failed_lookups(&conn).await;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(4));
         }
     }
 
     async fn refresh_circuits(&self) -> Result<(), TorError> {
-        self.shared.current_conn().await?.ctl.signal("NEWNYM").await
+        let conn = self.shared.current_conn().await?;
+        self.shared.newnym(&conn).await
     }
 
     async fn shutdown(&self) -> Result<(), TorError> {

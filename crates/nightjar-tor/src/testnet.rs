@@ -84,7 +84,7 @@ pub enum TestnetError {
         /// Why running it failed.
         source: std::io::Error,
     },
-    /// A helper program failed.
+    /// tor-gencert or `tor --list-fingerprint` failed.
     #[error("{tool} failed: {output}")]
     Tool {
         /// Which.
@@ -351,7 +351,7 @@ impl TestNetwork {
                     seen = consensus::summarize(&doc);
                     tracing::debug!(%seen, "consensus");
                     if seen.usable >= expected {
-                        return Ok(());
+                        return self.wait_for_caches(&doc, start, timeout);
                     }
                     break;
                 }
@@ -365,6 +365,47 @@ impl TestNetwork {
                 });
             }
             std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Waits until every authority serves the consensus and all its
+    /// microdescriptors, so that clients bootstrap at once instead of backing
+    /// off. (Relays' caches lag by up to a minute on a young network: they asked
+    /// for a consensus before there was one and back off. C tor clients here
+    /// fetch from the authorities; see `client_torrc_lines`.)
+    fn wait_for_caches(
+        &mut self,
+        consensus: &str,
+        start: Instant,
+        timeout: Duration,
+    ) -> Result<(), TestnetError> {
+        let digests = consensus::microdesc_digests(consensus);
+        let ports: Vec<u16> = self
+            .description
+            .authorities
+            .iter()
+            .map(|a| a.node.dir_port)
+            .collect();
+        let mut pending = ports;
+        loop {
+            self.check_children()?;
+            pending.retain(|port| !consensus::cache_ready(*port, &digests));
+            if pending.is_empty() {
+                tracing::debug!(ms = start.elapsed().as_millis(), "every authority is ready");
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(TestnetError::Timeout {
+                    waited: timeout,
+                    expected: self.description.node_count(),
+                    seen: format!(
+                        "a full consensus, but {} authorities lack microdescriptors",
+                        pending.len()
+                    ),
+                    dir: self.description.dir.clone(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
 

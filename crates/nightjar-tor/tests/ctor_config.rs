@@ -1,6 +1,6 @@
 //! The C tor backend's configuration and failure paths, without a network.
 
-// Helpers outside #[test] functions fail loudly too: this is test code.
+// Test code: functions outside #[test] fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;

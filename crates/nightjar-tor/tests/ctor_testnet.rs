@@ -1,7 +1,7 @@
 //! The C tor backend end to end on the private Tor network (one network shared
 //! by every test in this binary).
 
-// Helpers outside #[test] functions fail loudly too: this is test code.
+// Test code: functions outside #[test] fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -23,6 +23,9 @@ async fn tor() -> CTor {
     let options = CTorOptions {
         // A fresh service takes a few seconds to publish on this network.
         connect_attempts: 10,
+        // A healthy connect takes a few seconds here; a stuck one (a stale
+        // descriptor) is abandoned and retried on fresh state.
+        connect_timeout: Duration::from_secs(12),
         bootstrap_stall_timeout: Duration::from_secs(60),
         ..CTorOptions::default()
     };
@@ -177,7 +180,17 @@ async fn restricted_discovery_admits_only_authorised_clients() {
     };
     let mut stream = alice.connect(&address, PORT, &with_key).await.unwrap();
     ping(&mut stream).await;
-    drop(stream);
+    // NEWNYM makes tor forget client-authorization keys; the backend gives
+    // them back, and the open stream keeps working.
+    alice.refresh_circuits().await.unwrap();
+    ping(&mut stream).await;
+    let again = ConnectOptions {
+        isolation: IsolationKey("alice-2".into()),
+        ..with_key.clone()
+    };
+    let mut second = alice.connect(&address, PORT, &again).await.unwrap();
+    ping(&mut second).await;
+    drop((stream, second));
 
     // Without a key the descriptor cannot even be read.
     let err = mallory

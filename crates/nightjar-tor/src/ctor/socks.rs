@@ -67,6 +67,22 @@ impl SocksFailure {
         )
     }
 
+    /// tor found no descriptor (on the HSDirs it was still willing to ask).
+    pub(crate) fn is_descriptor_not_found(&self) -> bool {
+        matches!(self, Self::Reply(0xF0))
+    }
+
+    /// Introduction or rendezvous failed or timed out: what a client sees when
+    /// its cached descriptor names introduction points the service left.
+    pub(crate) fn is_stale_descriptor_symptom(&self) -> bool {
+        matches!(self, Self::Reply(0x06 | 0xF2 | 0xF3 | 0xF7))
+    }
+
+    /// tor has no client-authorization key for the service.
+    pub(crate) fn is_missing_client_auth(&self) -> bool {
+        matches!(self, Self::Reply(0xF4))
+    }
+
     pub(crate) fn into_tor_error(self) -> TorError {
         match self {
             Self::Reply(0xF4) => TorError::ClientAuthRequired,

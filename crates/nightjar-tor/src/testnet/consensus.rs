@@ -39,15 +39,21 @@ impl fmt::Display for ConsensusSummary {
     }
 }
 
-/// Fetches the microdescriptor consensus (the one clients use) from a dirport.
-/// `None` while there is none yet (tor answers 404 before the first vote).
+/// Where a directory serves the microdescriptor consensus (the one clients use).
+const CONSENSUS: &str = "/tor/status-vote/current/consensus-microdesc";
+
+/// Fetches the microdescriptor consensus from a dirport. `None` while there is
+/// none yet (tor answers 404 before the first vote).
 pub(super) fn fetch(dir_port: u16) -> std::io::Result<Option<String>> {
+    get(dir_port, CONSENSUS)
+}
+
+/// `GET path` from the dirport on loopback; `None` unless the answer is 200.
+fn get(dir_port: u16, path: &str) -> std::io::Result<Option<String>> {
     let addr = SocketAddr::from(([127, 0, 0, 1], dir_port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(
-        b"GET /tor/status-vote/current/consensus-microdesc HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
-    )?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())?;
     let mut body = Vec::new();
     s.read_to_end(&mut body)?;
     let text = String::from_utf8_lossy(&body);
@@ -58,6 +64,31 @@ pub(super) fn fetch(dir_port: u16) -> std::io::Result<Option<String>> {
         return Ok(None);
     }
     Ok(Some(body.to_owned()))
+}
+
+/// The microdescriptor digests a consensus lists (its `m` lines).
+pub(super) fn microdesc_digests(consensus: &str) -> Vec<&str> {
+    consensus
+        .lines()
+        .filter_map(|l| l.strip_prefix("m "))
+        .map(str::trim)
+        .collect()
+}
+
+/// True once the directory cache at `dir_port` serves a consensus and every
+/// microdescriptor in `digests`. Clients bootstrap from caches; one that lacks
+/// microdescriptors makes them back off for tens of seconds, which is what
+/// slowed clients down on a network that had only just published its first
+/// consensus.
+pub(super) fn cache_ready(dir_port: u16, digests: &[&str]) -> bool {
+    if !matches!(get(dir_port, CONSENSUS), Ok(Some(_))) {
+        return false;
+    }
+    let path = format!("/tor/micro/d/{}", digests.join("-"));
+    match get(dir_port, &path) {
+        Ok(Some(body)) => body.lines().filter(|l| *l == "onion-key").count() >= digests.len(),
+        _ => false,
+    }
 }
 
 /// Counts the relays of a consensus document.
@@ -103,6 +134,11 @@ mod tests {
         r relay1 IJKL 2026-11-23 11:50:02 127.0.0.1 40005 0\n\
         s Fast Running Valid\n\
         directory-footer\n";
+
+    #[test]
+    fn microdescriptor_digests() {
+        assert_eq!(microdesc_digests(DOC), ["sha256digest", "sha256digest"]);
+    }
 
     #[test]
     fn counts_relays_and_flags() {

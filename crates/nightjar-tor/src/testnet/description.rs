@@ -97,7 +97,10 @@ impl NetworkDescription {
     pub const ENV_VAR: &'static str = "NIGHTJAR_TESTNET";
 
     /// Every node that serves directory documents, authorities first: Arti's
-    /// `fallback_caches`.
+    /// `fallback_caches`. During the network's first minute only the
+    /// authorities are sure to hold the current consensus and microdescriptors
+    /// (the network counts as up once they do); relays catch up within about a
+    /// minute.
     pub fn fallback_caches(&self) -> impl Iterator<Item = &NodeInfo> {
         self.authorities
             .iter()
@@ -179,6 +182,10 @@ pub(crate) fn client_torrc_lines(authorities: &[AuthorityInfo]) -> Vec<String> {
     // A few relays are missing microdescriptors right after a consensus; build
     // circuits anyway.
     lines.push("PathsNeededToBuildCircuits 0.67".to_owned());
+    // Fetch directory documents from the authorities, like a cache would:
+    // relays' caches lag by up to a minute on a young network, and a client
+    // that asks one of those first backs off for tens of seconds.
+    lines.push("FetchDirInfoEarly 1".to_owned());
     lines
 }
 

@@ -126,14 +126,30 @@ pub(super) fn node_dirs(network_dir: &Path) -> Vec<PathBuf> {
 /// Starts a small watcher, in its own process group so a Ctrl-C does not stop
 /// it, that waits for `owner` to exit, then stops the network's tors and removes
 /// its directory. Tor's `__OwningControllerProcess` stops the tors by itself too,
-/// but only notices within its polling period and never removes files.
+/// but only within its polling period and never removes files. The watcher finds
+/// the tors by their command line (`-f DIR/<node>/torrc`), so a tor that had not
+/// yet written its pid file is stopped as well; one that ignores SIGTERM gets
+/// SIGKILL after five seconds.
 pub(super) fn spawn_reaper(owner: u32, network_dir: &Path) -> Result<(), TestnetError> {
     const SCRIPT: &str = r#"
         while kill -0 "$1" 2>/dev/null; do sleep 1; done
-        for f in "$2"/*/pid; do
-            [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+        pids=""
+        for p in /proc/[0-9]*; do
+            case "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" in
+                *" $2/"*"/torrc "*) pids="$pids ${p#/proc/}" ;;
+            esac
         done
-        sleep 2
+        alive=""
+        if [ -n "$pids" ]; then
+            kill $pids 2>/dev/null
+            for i in 1 2 3 4 5 6 7 8 9 10; do
+                alive=""
+                for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+                [ -z "$alive" ] && break
+                sleep 0.5
+            done
+        fi
+        [ -n "$alive" ] && kill -9 $alive 2>/dev/null
         rm -rf -- "$2"
     "#;
     Command::new("sh")

@@ -57,6 +57,11 @@ impl NodeTorrc<'_> {
         line("TestingDirAuthVoteGuard *".into());
         line("TestingMinExitFlagThreshold 0".into());
         line("PathsNeededToBuildCircuits 0.67".into());
+        // Caches fetch each new consensus (and its microdescriptors) at the
+        // start of its period rather than at a random later time, so clients of
+        // a young network find everything on whichever cache they ask.
+        line("FetchDirInfoEarly 1".into());
+        line("FetchDirInfoExtraEarly 1".into());
         // Exits reach loopback and nothing else: the trailing reject keeps tor
         // from appending its default (public Internet) policy.
         line("ExitRelay 1".into());
