@@ -74,7 +74,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         start_tor("Bob  ", args.bob, &net)
     )?;
 
-    step(3, "Bob opens an onion service and shares his contact address");
+    step(
+        3,
+        "Bob opens an onion service and shares his contact address",
+    );
     let bob = IdentityKeyPair::generate(&mut os_rng());
     let service = bob_tor
         .launch_service(ServiceConfig {
@@ -101,7 +104,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         // A stream that fails its handshake (an abandoned attempt, a prober) is
         // dropped; Bob keeps listening.
         loop {
-            let stream = service.accept().await.context("Bob's service stopped accepting")?;
+            let stream = service
+                .accept()
+                .await
+                .context("Bob's service stopped accepting")?;
             match Link::answer(stream, &bob, PROLOGUE).await {
                 Ok(link) => break anyhow::Ok((link, service)),
                 Err(e) => tracing::debug!("dropped an incoming stream: {e:#}"),
@@ -133,14 +139,29 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     .await
     .context("Alice could not reach Bob within the time limit")??;
     detail("handshake: 3 × X25519 + ML-KEM-768 (post-quantum hybrid), keys confirmed");
-    detail(format!("Alice checked Bob's proof:  {}", alice_link.peer().fingerprint()));
-    detail(format!("Bob learned Alice's identity: {}", bob_link.peer().fingerprint()));
+    detail(format!(
+        "Alice checked Bob's proof:  {}",
+        alice_link.peer().fingerprint()
+    ));
+    detail(format!(
+        "Bob learned Alice's identity: {}",
+        bob_link.peer().fingerprint()
+    ));
 
-    step(5, "They talk; an observer of the stream sees only whole 498-byte cells");
+    step(
+        5,
+        "They talk; an observer of the stream sees only whole 498-byte cells",
+    );
     let long = "All work and no play makes Jack a dull boy. ".repeat(30);
     let script = [
-        (true, "Hi Bob! It's Alice. Is this really going through Tor?".to_owned()),
-        (false, "It is: three relays on your side, three on mine.".to_owned()),
+        (
+            true,
+            "Hi Bob! It's Alice. Is this really going through Tor?".to_owned(),
+        ),
+        (
+            false,
+            "It is: three relays on your side, three on mine.".to_owned(),
+        ),
         (true, long),
         (false, "Got all of it. Bye for now!".to_owned()),
     ];
@@ -160,7 +181,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         let cells = sender.send(&message).await?;
         let received = receiver.recv().await?.context("stream closed")?;
         anyhow::ensure!(received == message, "message {n} arrived altered");
-        let arrow = if from_alice { "Alice → Bob " } else { "Bob → Alice " };
+        let arrow = if from_alice {
+            "Alice → Bob "
+        } else {
+            "Bob → Alice "
+        };
         let shown = if text.len() > 60 {
             format!("({} characters of text)", text.len())
         } else {

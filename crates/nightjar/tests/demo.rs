@@ -39,11 +39,18 @@ fn check(stdout: &str) {
         "3 cells (1494 bytes)",
         "Bob's side saw Alice leave",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in\n{stdout}"
+        );
     }
     // Bob's proof as Alice checked it is the fingerprint Bob published.
-    let published = stdout.lines().find_map(|l| l.trim().strip_prefix("fingerprint: "));
-    let checked = stdout.lines().find_map(|l| l.trim().strip_prefix("Alice checked Bob's proof: "));
+    let published = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("fingerprint: "));
+    let checked = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Alice checked Bob's proof: "));
     assert_eq!(published.map(str::trim), checked.map(str::trim), "{stdout}");
 }
 
