@@ -8,8 +8,8 @@
 //! ```
 //!
 //! `NIGHTJAR_TESTNET=DIR` reuses a network from `nightjar testnet up`. A backend
-//! joins the matrix by getting a [`Backend`] variant and an arm in
-//! [`Backend::start`]; everything else works on `dyn Transport`.
+//! joins the matrix by getting a `nightjar_tor::Backend` variant; everything else
+//! works on `dyn Transport`.
 
 // A benchmark binary: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -18,69 +18,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nightjar_test_support::{TestNetwork, shared_network, tor_program};
-use nightjar_tor::arti::{Arti, ArtiConfig, Network, PrivateNetwork};
-use nightjar_tor::ctor::{CTor, CTorOptions, TorProcessConfig};
 use nightjar_tor::{
-    BoxStream, ConnectOptions, IsolationKey, OnionService, ServiceConfig, ServiceKey, Transport,
+    Backend, BoxStream, ConnectOptions, IsolationKey, OnionService, ServiceConfig, ServiceKey,
+    Transport,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const PORT: u16 = 80;
 const PING: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    CTor,
-    Arti,
-}
-
-impl Backend {
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "ctor" => Some(Self::CTor),
-            "arti" => Some(Self::Arti),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::CTor => "ctor",
-            Self::Arti => "arti",
-        }
-    }
-
-    /// A bootstrapped backend on the private network.
-    async fn start(self, net: &TestNetwork) -> Arc<dyn Transport> {
-        match self {
-            Self::CTor => {
-                let options = CTorOptions {
-                    connect_attempts: 12,
-                    ..CTorOptions::default()
-                };
-                let config = TorProcessConfig {
-                    tor: tor_program(),
-                    ..TorProcessConfig::for_test_network(net.description())
-                };
-                let tor = CTor::launch(config, options).await.unwrap();
-                tor.wait_bootstrapped().await.unwrap();
-                Arc::new(tor)
-            }
-            Self::Arti => {
-                let network =
-                    Network::Private(PrivateNetwork::from_testnet(net.description()).unwrap());
-                let arti = Arti::launch(ArtiConfig {
-                    network,
-                    connect_attempts: 8,
-                    connect_timeout: Duration::from_secs(20),
-                    ..ArtiConfig::default()
-                })
-                .await
-                .unwrap();
-                Arc::new(arti)
-            }
-        }
-    }
+/// A bootstrapped backend on the private network.
+async fn start(backend: Backend, net: &TestNetwork) -> Arc<dyn Transport> {
+    backend
+        .launch_on_testnet(net.description(), tor_program())
+        .await
+        .unwrap()
 }
 
 struct Args {
@@ -110,7 +62,7 @@ fn args() -> Args {
                     .map(|p| {
                         let (h, c) = p.split_once('-').expect("a pair is host-client");
                         let parse =
-                            |s| Backend::parse(s).unwrap_or_else(|| panic!("no backend {s}"));
+                            |s: &str| s.parse::<Backend>().unwrap_or_else(|e| panic!("{e}"));
                         (parse(h), parse(c))
                     })
                     .collect();
@@ -289,7 +241,7 @@ async fn main() {
     let net = shared_network().await;
     let mut rows = Vec::new();
     for (h, c) in &args.pairs {
-        let (host, client) = tokio::join!(h.start(net), c.start(net));
+        let (host, client) = tokio::join!(start(*h, net), start(*c, net));
         let mut row = measure(host.as_ref(), client.as_ref(), &args).await;
         row.pair = format!("{}→{}", h.name(), c.name());
         eprintln!("measured {}", row.pair);

@@ -11,6 +11,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use crate::OnionAddress;
 
 /// A byte stream to or from an onion service.
+///
+/// Writers must `flush` after each message: Arti holds written bytes until a
+/// relay cell fills or the stream is flushed (a C tor SOCKS stream sends at once,
+/// so code that forgets works over one backend and hangs over the other).
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
