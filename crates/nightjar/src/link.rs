@@ -8,12 +8,13 @@
 use anyhow::{Context, Result, bail, ensure};
 use ed25519_dalek::VerifyingKey;
 use nightjar_proto::cell::{self, CELL_SIZE, FrameReader};
-use nightjar_proto::handshake::{self, Initiator, Responder};
+use nightjar_proto::handshake::{self, Established, Initiator, Responder};
 use nightjar_proto::identity::{IdentityKeyPair, PublicIdentity};
 use nightjar_proto::message::Message;
 use nightjar_proto::session::Session;
 use rand_core::UnwrapErr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use zeroize::Zeroizing;
 
 /// The operating system's random number generator.
 pub type OsRng = UnwrapErr<rand::rngs::SysRng>;
@@ -68,20 +69,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             .handle_reply(&msg2, identity)
             .context("the peer failed to prove its identity")?;
         write_padded(&mut stream, &msg3, &mut stats).await?;
-        let peer = *established.peer();
-        let mut session = Session::from_handshake(established, &mut rng)?;
-        let opening = session.seal_payload(&[], &mut rng)?;
-        stats.cells_sent += opening.len() / CELL_SIZE;
-        stream.write_all(&opening).await?;
-        stream.flush().await?;
-        Ok(Self {
-            stream,
-            session,
-            reader: FrameReader::new(),
-            peer,
-            stats,
-            rng,
-        })
+        let mut link = Self::new(stream, established, stats, rng)?;
+        link.send_payload(&[]).await?;
+        Ok(link)
     }
 
     /// Runs the handshake as the answering side; the caller decides whether the
@@ -101,22 +91,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         let established = waiting
             .handle_finish(&msg3)
             .context("the peer failed to prove its identity")?;
-        let peer = *established.peer();
-        let session = Session::from_handshake(established, &mut rng)?;
-        let mut link = Self {
-            stream,
-            session,
-            reader: FrameReader::new(),
-            peer,
-            stats,
-            rng,
-        };
+        let mut link = Self::new(stream, established, stats, rng)?;
         let opening = link
             .recv_frame()
             .await?
             .context("stream closed during handshake")?;
         ensure!(opening.is_empty(), "the opening frame must be empty");
         Ok(link)
+    }
+
+    fn new(stream: S, established: Established, stats: WireStats, mut rng: OsRng) -> Result<Self> {
+        let peer = *established.peer();
+        let session = Session::from_handshake(established, &mut rng)?;
+        Ok(Self {
+            stream,
+            session,
+            reader: FrameReader::new(),
+            peer,
+            stats,
+            rng,
+        })
     }
 
     /// The peer's proven identity.
@@ -131,7 +125,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
 
     /// Encrypts and sends a message; returns the number of cells it took.
     pub async fn send(&mut self, message: &Message) -> Result<usize> {
-        let frame = self.session.seal(message, &mut self.rng)?;
+        self.send_payload(&Zeroizing::new(message.encode()?)).await
+    }
+
+    async fn send_payload(&mut self, payload: &[u8]) -> Result<usize> {
+        let frame = self.session.seal_payload(payload, &mut self.rng)?;
         self.stream.write_all(&frame).await?;
         self.stream.flush().await?;
         let cells = frame.len() / CELL_SIZE;
@@ -153,7 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     }
 
     /// Reads and decrypts the next frame, skipping replays.
-    async fn recv_frame(&mut self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    async fn recv_frame(&mut self) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let mut buf = [0u8; 16 * 1024];
         loop {
             let session = &self.session;
