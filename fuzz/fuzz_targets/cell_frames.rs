@@ -15,9 +15,16 @@ fuzz_target!(|data: &[u8]| {
     for piece in stream.chunks(chunk) {
         reader.push(piece);
         loop {
-            // The header's first four bytes stand in for the decrypted body length.
+            // The header stands in for a decrypted one. Byte 0 chooses: a cell
+            // count (so that most frames are well formed and the fuzzer gets past
+            // length checks), or a raw 32-bit body length from bytes 1..5.
             let next = reader.next_frame(|header| {
-                let len: [u8; 4] = header.get(..4)?.try_into().ok()?;
+                let (&kind, rest) = header.split_first()?;
+                if kind & 0x80 == 0 {
+                    let cells = usize::from(kind) + 1;
+                    return (cells * CELL_SIZE).checked_sub(HEADER_LEN);
+                }
+                let len: [u8; 4] = rest.get(..4)?.try_into().ok()?;
                 usize::try_from(u32::from_be_bytes(len)).ok()
             });
             match next {
