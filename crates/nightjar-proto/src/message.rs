@@ -134,7 +134,7 @@ impl Message {
         }
         let message = match r.u8()? {
             KIND_TEXT => {
-                let id = MessageId(r.array()?);
+                let id = MessageId(*r.array()?);
                 let sent_at_ms = r.u64()?;
                 let body = r.var_bytes(MAX_TEXT_LEN).map_err(|e| match e {
                     WireError::TooLong => MessageError::TooLarge,
@@ -153,7 +153,7 @@ impl Message {
                     return Err(MessageError::TooLarge);
                 }
                 let ids = (0..count)
-                    .map(|_| r.array().map(MessageId))
+                    .map(|_| r.array().map(|id| MessageId(*id)))
                     .collect::<Result<_, _>>()?;
                 Self::Receipt { ids }
             }

@@ -179,7 +179,7 @@ impl Session {
             if r.u8()? != STATE_VERSION {
                 return Err(WireError::InvalidValue);
             }
-            let session_id: [u8; SESSION_ID_LEN] = r.array()?;
+            let session_id: [u8; SESSION_ID_LEN] = *r.array()?;
             let ratchet = r.var_bytes(bytes.len())?;
             r.finish()?;
             Ok((session_id, ratchet))

@@ -44,29 +44,35 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    /// Takes the next `N` bytes as an array.
-    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
-        self.take(N)?.try_into().map_err(|_| WireError::Truncated)
+    /// Takes the next `N` bytes as an array, by reference: key material read from
+    /// stored state is not copied into temporaries on the way.
+    pub fn array<const N: usize>(&mut self) -> Result<&'a [u8; N], WireError> {
+        let (head, tail) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(WireError::Truncated)?;
+        self.rest = tail;
+        Ok(head)
     }
 
     /// Reads a byte.
     pub fn u8(&mut self) -> Result<u8, WireError> {
-        Ok(u8::from_be_bytes(self.array()?))
+        Ok(u8::from_be_bytes(*self.array()?))
     }
 
     /// Reads a big-endian `u16`.
     pub fn u16(&mut self) -> Result<u16, WireError> {
-        Ok(u16::from_be_bytes(self.array()?))
+        Ok(u16::from_be_bytes(*self.array()?))
     }
 
     /// Reads a big-endian `u32`.
     pub fn u32(&mut self) -> Result<u32, WireError> {
-        Ok(u32::from_be_bytes(self.array()?))
+        Ok(u32::from_be_bytes(*self.array()?))
     }
 
     /// Reads a big-endian `u64`.
     pub fn u64(&mut self) -> Result<u64, WireError> {
-        Ok(u64::from_be_bytes(self.array()?))
+        Ok(u64::from_be_bytes(*self.array()?))
     }
 
     /// Reads a `u32` length and that many bytes, refusing lengths above `max`.

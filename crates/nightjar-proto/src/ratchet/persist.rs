@@ -28,6 +28,7 @@ use super::skipped::{BoxedKey, SkippedKeys};
 use super::{
     KEY_LEN, MAX_SKIPPED_KEYS, MAX_STORED_CHAINS, Ratchet, RatchetError, STATE_VERSION, State,
 };
+use crate::wire::{Reader, WireError};
 
 const HAS_PEER: u8 = 0x01;
 const HAS_SENDING: u8 = 0x02;
@@ -99,7 +100,7 @@ fn count_u16(count: usize) -> u16 {
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Result<Ratchet, RatchetError> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     let version = r.u8()?;
     if version != STATE_VERSION {
         return Err(RatchetError::UnsupportedVersion(version));
@@ -108,33 +109,33 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Ratchet, RatchetError> {
     if ![FRESH_RESPONDER, FRESH_INITIATOR, RUNNING].contains(&flags) {
         return Err(RatchetError::BadState);
     }
-    let dhs = StaticSecret::from(*r.key()?);
+    let dhs = StaticSecret::from(*key(&mut r)?);
     // Filled in place so that the keys go straight from the input to the heap.
     let mut st = Box::new(State {
         dhs_public: PublicKey::from(&dhs).to_bytes(),
         dhs,
         dhr: None,
-        rk: *r.key()?,
+        rk: *key(&mut r)?,
         cks: None,
         ckr: None,
         hks: None,
         hkr: None,
-        nhks: *r.key()?,
-        nhkr: *r.key()?,
+        nhks: *key(&mut r)?,
+        nhkr: *key(&mut r)?,
         ns: 0,
         nr: 0,
         pn: 0,
     });
     if flags & HAS_PEER != 0 {
-        st.dhr = Some(*r.key()?);
+        st.dhr = Some(*key(&mut r)?);
     }
     if flags & HAS_SENDING != 0 {
-        st.cks = Some(*r.key()?);
-        st.hks = Some(*r.key()?);
+        st.cks = Some(*key(&mut r)?);
+        st.hks = Some(*key(&mut r)?);
     }
     if flags & HAS_RECEIVING != 0 {
-        st.ckr = Some(*r.key()?);
-        st.hkr = Some(*r.key()?);
+        st.ckr = Some(*key(&mut r)?);
+        st.hkr = Some(*key(&mut r)?);
     }
     st.ns = r.u32()?;
     st.nr = r.u32()?;
@@ -166,7 +167,7 @@ fn decode_skipped(r: &mut Reader<'_>) -> Result<SkippedKeys, RatchetError> {
     let mut store = SkippedKeys::default();
     let mut total = 0usize;
     for _ in 0..chains {
-        let header_key = r.key()?;
+        let header_key = key(r)?;
         if store.position(header_key).is_some() {
             return Err(RatchetError::BadState);
         }
@@ -184,47 +185,21 @@ fn decode_skipped(r: &mut Reader<'_>) -> Result<SkippedKeys, RatchetError> {
                 return Err(RatchetError::BadState);
             }
             previous = Some(n);
-            keys.insert(n, BoxedKey::new(r.key()?));
+            keys.insert(n, BoxedKey::new(key(r)?));
         }
         store.push_restored(header_key, keys);
     }
     Ok(store)
 }
 
-/// Bounds-checked cursor over the input.
-struct Reader<'a>(&'a [u8]);
+/// The key at the reader's position.
+fn key<'a>(r: &mut Reader<'a>) -> Result<&'a Key, RatchetError> {
+    Ok(r.array::<KEY_LEN>()?)
+}
 
-impl<'a> Reader<'a> {
-    fn array<const N: usize>(&mut self) -> Result<&'a [u8; N], RatchetError> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or(RatchetError::BadState)?;
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn key(&mut self) -> Result<&'a Key, RatchetError> {
-        self.array::<KEY_LEN>()
-    }
-
-    fn u8(&mut self) -> Result<u8, RatchetError> {
-        self.array::<1>().map(|b| u8::from_be_bytes(*b))
-    }
-
-    fn u16(&mut self) -> Result<u16, RatchetError> {
-        self.array::<2>().map(|b| u16::from_be_bytes(*b))
-    }
-
-    fn u32(&mut self) -> Result<u32, RatchetError> {
-        self.array::<4>().map(|b| u32::from_be_bytes(*b))
-    }
-
-    fn finish(self) -> Result<(), RatchetError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(RatchetError::BadState)
-        }
+/// Any flaw found while reading stored state makes that state invalid.
+impl From<WireError> for RatchetError {
+    fn from(_: WireError) -> Self {
+        Self::BadState
     }
 }
