@@ -21,6 +21,12 @@ const KIND_TEXT: u8 = 0x01;
 const KIND_RECEIPT: u8 = 0x02;
 const KIND_PRESENCE: u8 = 0x03;
 const KIND_QUIT: u8 = 0x04;
+const KIND_CONTACT_REQUEST: u8 = 0x05;
+const KIND_REQUEST_RECEIVED: u8 = 0x06;
+const KIND_ACCEPT: u8 = 0x07;
+const KIND_ACCEPTED: u8 = 0x08;
+/// The longest greeting a contact request may carry, in bytes of UTF-8.
+pub const MAX_GREETING_LEN: usize = 1024;
 
 /// A random 16-byte message identifier, chosen by the sender; receipts refer to it
 /// and receivers use it to drop duplicates.
@@ -34,6 +40,18 @@ pub enum Presence {
     Online,
     /// Connected but away.
     Away,
+    /// Going offline now.
+    Offline,
+}
+
+/// What a peer needs to reach one of our private endpoints: its onion service's
+/// public key and the client-authorization secret we issued to that peer alone.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct EndpointGrant {
+    /// The endpoint onion service's Ed25519 public key (its address).
+    pub onion_key: [u8; 32],
+    /// The X25519 client-authorization secret for the peer to present.
+    pub credential: [u8; 32],
 }
 
 /// One application message.
@@ -59,6 +77,24 @@ pub enum Message {
     Presence(Presence),
     /// The sender is leaving the conversation now.
     Quit,
+    /// Sent to a request onion: "let us be contacts", with what the recipient needs
+    /// to reach the sender's private endpoint once it accepts.
+    ContactRequest {
+        /// The sender's endpoint, authorised for the recipient.
+        grant: EndpointGrant,
+        /// A short note shown with the request.
+        greeting: String,
+    },
+    /// The contact request was stored; the sender can stop retrying.
+    RequestReceived,
+    /// Sent to the requester's endpoint: the request was accepted, and here is how
+    /// to reach the accepting side.
+    Accept {
+        /// The accepting side's endpoint, authorised for the requester.
+        grant: EndpointGrant,
+    },
+    /// The acceptance was stored; both sides are now contacts.
+    Accepted,
 }
 
 /// Errors from decoding a message.
@@ -118,9 +154,24 @@ impl Message {
                 w.u8(match presence {
                     Presence::Online => 1,
                     Presence::Away => 2,
+                    Presence::Offline => 3,
                 });
             }
             Self::Quit => w.u8(KIND_QUIT),
+            Self::ContactRequest { grant, greeting } => {
+                if greeting.len() > MAX_GREETING_LEN {
+                    return Err(MessageError::TooLarge);
+                }
+                w.u8(KIND_CONTACT_REQUEST);
+                grant.write(&mut w);
+                w.var_bytes(greeting.as_bytes());
+            }
+            Self::RequestReceived => w.u8(KIND_REQUEST_RECEIVED),
+            Self::Accept { grant } => {
+                w.u8(KIND_ACCEPT);
+                grant.write(&mut w);
+            }
+            Self::Accepted => w.u8(KIND_ACCEPTED),
         }
         Ok(w.finish())
     }
@@ -136,11 +187,7 @@ impl Message {
             KIND_TEXT => {
                 let id = MessageId(*r.array()?);
                 let sent_at_ms = r.u64()?;
-                let body = r.var_bytes(MAX_TEXT_LEN).map_err(|e| match e {
-                    WireError::TooLong => MessageError::TooLarge,
-                    other => other.into(),
-                })?;
-                let body = String::from_utf8(body.to_vec()).map_err(|_| MessageError::BadText)?;
+                let body = read_text(&mut r, MAX_TEXT_LEN)?;
                 Self::Text {
                     id,
                     sent_at_ms,
@@ -160,13 +207,52 @@ impl Message {
             KIND_PRESENCE => Self::Presence(match r.u8()? {
                 1 => Presence::Online,
                 2 => Presence::Away,
+                3 => Presence::Offline,
                 _ => return Err(WireError::InvalidValue.into()),
             }),
             KIND_QUIT => Self::Quit,
+            KIND_CONTACT_REQUEST => Self::ContactRequest {
+                grant: EndpointGrant::read(&mut r)?,
+                greeting: read_text(&mut r, MAX_GREETING_LEN)?,
+            },
+            KIND_REQUEST_RECEIVED => Self::RequestReceived,
+            KIND_ACCEPT => Self::Accept {
+                grant: EndpointGrant::read(&mut r)?,
+            },
+            KIND_ACCEPTED => Self::Accepted,
             other => return Err(MessageError::UnknownKind(other)),
         };
         r.finish()?;
         Ok(message)
+    }
+}
+
+fn read_text(r: &mut Reader<'_>, max: usize) -> Result<String, MessageError> {
+    let bytes = r.var_bytes(max).map_err(|e| match e {
+        WireError::TooLong => MessageError::TooLarge,
+        other => other.into(),
+    })?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| MessageError::BadText)
+}
+
+impl EndpointGrant {
+    fn write(&self, w: &mut Writer) {
+        w.bytes(&self.onion_key);
+        w.bytes(&self.credential);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Self {
+            onion_key: *r.array()?,
+            credential: *r.array()?,
+        })
+    }
+}
+
+/// The credential is a secret: `Debug` shows neither field.
+impl core::fmt::Debug for EndpointGrant {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("EndpointGrant(..)")
     }
 }
 
@@ -178,6 +264,12 @@ impl core::fmt::Debug for Message {
             Self::Receipt { ids } => write!(f, "Receipt({} ids)", ids.len()),
             Self::Presence(p) => write!(f, "Presence({p:?})"),
             Self::Quit => f.write_str("Quit"),
+            Self::ContactRequest { greeting, .. } => {
+                write!(f, "ContactRequest({} bytes)", greeting.len())
+            }
+            Self::RequestReceived => f.write_str("RequestReceived"),
+            Self::Accept { .. } => f.write_str("Accept"),
+            Self::Accepted => f.write_str("Accepted"),
         }
     }
 }
@@ -205,7 +297,23 @@ mod tests {
             Message::Receipt { ids: vec![] },
             Message::Presence(Presence::Online),
             Message::Presence(Presence::Away),
+            Message::Presence(Presence::Offline),
             Message::Quit,
+            Message::ContactRequest {
+                grant: EndpointGrant {
+                    onion_key: [3; 32],
+                    credential: [4; 32],
+                },
+                greeting: "hi, it's me".into(),
+            },
+            Message::RequestReceived,
+            Message::Accept {
+                grant: EndpointGrant {
+                    onion_key: [5; 32],
+                    credential: [6; 32],
+                },
+            },
+            Message::Accepted,
         ]
     }
 

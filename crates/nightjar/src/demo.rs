@@ -21,7 +21,7 @@ use nightjar_tor::{
 use rand_core::Rng as _;
 use tokio::sync::watch;
 
-use crate::link::{Link, os_rng};
+use nightjar_node::link::{Link, os_rng};
 
 /// Options of `nightjar demo`.
 #[derive(Debug, Args)]

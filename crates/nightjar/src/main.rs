@@ -1,7 +1,6 @@
 //! The `nightjar` command.
 
 mod demo;
-mod link;
 mod testnet;
 
 use clap::{CommandFactory as _, Parser, Subcommand};

@@ -5,7 +5,6 @@
 //! empty payload that lets the answerer's ratchet start (a responder cannot send
 //! before it has received); then frames in both directions.
 
-use anyhow::{Context, Result, bail, ensure};
 use ed25519_dalek::VerifyingKey;
 use nightjar_proto::cell::{self, CELL_SIZE, FrameReader};
 use nightjar_proto::handshake::{self, Established, Initiator, Responder};
@@ -15,6 +14,33 @@ use nightjar_proto::session::Session;
 use rand_core::UnwrapErr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
+
+/// Why a link failed.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The peer could not prove the identity we expected, or its handshake was
+    /// malformed.
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] handshake::HandshakeError),
+    /// A frame failed to decrypt or was malformed: the stream was tampered with.
+    #[error("received a forged or corrupted frame")]
+    Corrupt,
+    /// The peer broke the stream layout (padding, opening frame, a frame cut short).
+    #[error("the peer broke the protocol: {0}")]
+    Protocol(&'static str),
+    /// The peer closed the stream during the handshake.
+    #[error("the peer closed the stream during the handshake")]
+    ClosedEarly,
+    /// A message could not be encoded (too long).
+    #[error("message cannot be sent: {0}")]
+    Message(#[from] nightjar_proto::message::MessageError),
+    /// Reading or writing the stream failed.
+    #[error("connection lost: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, LinkError>;
 
 /// The operating system's random number generator.
 pub type OsRng = UnwrapErr<rand::rngs::SysRng>;
@@ -65,9 +91,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         let (waiting, msg1) = Initiator::start(expected, prologue, &mut rng);
         write_padded(&mut stream, &msg1, &mut stats).await?;
         let msg2 = read_padded(&mut stream, handshake::MSG2_LEN, &mut stats).await?;
-        let (established, msg3) = waiting
-            .handle_reply(&msg2, identity)
-            .context("the peer failed to prove its identity")?;
+        let (established, msg3) = waiting.handle_reply(&msg2, identity)?;
         write_padded(&mut stream, &msg3, &mut stats).await?;
         let mut link = Self::new(stream, established, stats, rng)?;
         link.send_payload(&[]).await?;
@@ -84,25 +108,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         let mut rng = os_rng();
         let mut stats = WireStats::default();
         let msg1 = read_padded(&mut stream, handshake::MSG1_LEN, &mut stats).await?;
-        let (waiting, msg2) = Responder::handle_hello(identity, prologue, &msg1, &mut rng)
-            .context("invalid handshake opening")?;
+        let (waiting, msg2) = Responder::handle_hello(identity, prologue, &msg1, &mut rng)?;
         write_padded(&mut stream, &msg2, &mut stats).await?;
         let msg3 = read_padded(&mut stream, handshake::MSG3_LEN, &mut stats).await?;
-        let established = waiting
-            .handle_finish(&msg3)
-            .context("the peer failed to prove its identity")?;
+        let established = waiting.handle_finish(&msg3)?;
         let mut link = Self::new(stream, established, stats, rng)?;
-        let opening = link
-            .recv_frame()
-            .await?
-            .context("stream closed during handshake")?;
-        ensure!(opening.is_empty(), "the opening frame must be empty");
+        let opening = link.recv_frame().await?.ok_or(LinkError::ClosedEarly)?;
+        if !opening.is_empty() {
+            return Err(LinkError::Protocol("the opening frame must be empty"));
+        }
         Ok(link)
     }
 
     fn new(stream: S, established: Established, stats: WireStats, mut rng: OsRng) -> Result<Self> {
         let peer = *established.peer();
-        let session = Session::from_handshake(established, &mut rng)?;
+        let session = Session::from_handshake(established, &mut rng)
+            .map_err(|_| LinkError::Protocol("handshake produced no session"))?;
         Ok(Self {
             stream,
             session,
@@ -129,7 +150,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     }
 
     async fn send_payload(&mut self, payload: &[u8]) -> Result<usize> {
-        let frame = self.session.seal_payload(payload, &mut self.rng)?;
+        let frame = self
+            .session
+            .seal_payload(payload, &mut self.rng)
+            .map_err(|_| LinkError::Protocol("frame too large to seal"))?;
         self.stream.write_all(&frame).await?;
         self.stream.flush().await?;
         let cells = frame.len() / CELL_SIZE;
@@ -155,7 +179,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         let mut buf = [0u8; 16 * 1024];
         loop {
             let session = &self.session;
-            if let Some(frame) = self.reader.next_frame(|header| session.body_len(header))? {
+            let next = self.reader.next_frame(|header| session.body_len(header));
+            if let Some(frame) = next.map_err(|_| LinkError::Corrupt)? {
                 self.stats.cells_received += frame.len() / CELL_SIZE;
                 match self.session.open_payload(&frame, &mut self.rng) {
                     Ok(payload) => return Ok(Some(payload)),
@@ -163,13 +188,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                         tracing::debug!("dropped a replayed frame");
                         continue;
                     }
-                    Err(e) => return Err(e).context("received a forged or corrupted frame"),
+                    Err(_) => return Err(LinkError::Corrupt),
                 }
             }
             let n = self.stream.read(&mut buf).await?;
             if n == 0 {
                 if self.reader.buffered() > 0 {
-                    bail!("stream closed in the middle of a frame");
+                    return Err(LinkError::Protocol("stream closed in the middle of a frame"));
                 }
                 return Ok(None);
             }
@@ -208,13 +233,12 @@ async fn read_padded<S: AsyncRead + Unpin>(
     stream
         .read_exact(&mut padded)
         .await
-        .context("the peer closed the stream during the handshake")?;
+        .map_err(|_| LinkError::ClosedEarly)?;
     stats.cells_received += padded.len() / CELL_SIZE;
     let padding = padded.split_off(len);
-    ensure!(
-        padding.iter().all(|b| *b == 0),
-        "handshake padding is not zero"
-    );
+    if padding.iter().any(|b| *b != 0) {
+        return Err(LinkError::Protocol("handshake padding is not zero"));
+    }
     Ok(padded)
 }
 
