@@ -186,55 +186,113 @@ pub struct Store {
     _private: (),
 }
 
+#[allow(unused_variables, clippy::unimplemented)]
+const _: () = ();
+
+#[allow(unused_variables)]
 impl Store {
     /// Creates a profile in `dir` (made 0700; files in it 0600), keyed by
     /// `passphrase` through Argon2id with `params`, and holds its lock.
-    pub fn create(dir: &Path, passphrase: &str, params: KdfParams, profile: &ProfileRecord) -> Result<Self, StoreError>;
+    pub fn create(dir: &Path, passphrase: &str, params: KdfParams, profile: &ProfileRecord) -> Result<Self, StoreError> {
+        unimplemented!()
+    }
     /// Opens the profile in `dir` and holds its lock until dropped.
-    pub fn open(dir: &Path, passphrase: &str) -> Result<Self, StoreError>;
+    pub fn open(dir: &Path, passphrase: &str) -> Result<Self, StoreError> {
+        unimplemented!()
+    }
     /// An ephemeral profile: an in-memory database, nothing on disk.
-    pub fn in_memory(profile: &ProfileRecord) -> Result<Self, StoreError>;
+    pub fn in_memory(profile: &ProfileRecord) -> Result<Self, StoreError> {
+        unimplemented!()
+    }
     /// Whether `dir` holds a profile.
-    pub fn exists(dir: &Path) -> bool;
+    pub fn exists(dir: &Path) -> bool {
+        unimplemented!()
+    }
 
-    pub fn profile(&self) -> Result<ProfileRecord, StoreError>;
+    pub fn profile(&self) -> Result<ProfileRecord, StoreError> {
+        unimplemented!()
+    }
 
-    pub fn contacts(&self) -> Result<Vec<ContactRecord>, StoreError>;
-    pub fn contact(&self, id: ContactId) -> Result<ContactRecord, StoreError>;
-    pub fn contact_by_name(&self, name: &str) -> Result<Option<ContactRecord>, StoreError>;
-    pub fn contact_by_key(&self, identity_key: &[u8; 32]) -> Result<Option<ContactRecord>, StoreError>;
-    pub fn set_contact_state(&mut self, id: ContactId, state: ContactState) -> Result<(), StoreError>;
-    pub fn set_verified(&mut self, id: ContactId, verified: bool) -> Result<(), StoreError>;
-    pub fn set_share_presence(&mut self, id: ContactId, on: bool) -> Result<(), StoreError>;
+    pub fn contacts(&self) -> Result<Vec<ContactRecord>, StoreError> {
+        unimplemented!()
+    }
+    pub fn contact(&self, id: ContactId) -> Result<ContactRecord, StoreError> {
+        unimplemented!()
+    }
+    pub fn contact_by_name(&self, name: &str) -> Result<Option<ContactRecord>, StoreError> {
+        unimplemented!()
+    }
+    pub fn contact_by_key(&self, identity_key: &[u8; 32]) -> Result<Option<ContactRecord>, StoreError> {
+        unimplemented!()
+    }
+    pub fn set_contact_state(&mut self, id: ContactId, state: ContactState) -> Result<(), StoreError> {
+        unimplemented!()
+    }
+    pub fn set_verified(&mut self, id: ContactId, verified: bool) -> Result<(), StoreError> {
+        unimplemented!()
+    }
+    pub fn set_share_presence(&mut self, id: ContactId, on: bool) -> Result<(), StoreError> {
+        unimplemented!()
+    }
     /// Deletes the contact and its whole conversation.
-    pub fn delete_contact(&mut self, id: ContactId) -> Result<(), StoreError>;
+    pub fn delete_contact(&mut self, id: ContactId) -> Result<(), StoreError> {
+        unimplemented!()
+    }
 
-    pub fn requests(&self) -> Result<Vec<RequestRecord>, StoreError>;
-    pub fn request(&self, id: RequestId) -> Result<RequestRecord, StoreError>;
+    pub fn requests(&self) -> Result<Vec<RequestRecord>, StoreError> {
+        unimplemented!()
+    }
+    pub fn request(&self, id: RequestId) -> Result<RequestRecord, StoreError> {
+        unimplemented!()
+    }
     /// Stores an incoming request; a newer one from the same identity replaces it.
-    pub fn put_incoming_request(&mut self, peer_key: &[u8; 32], their_endpoint: &[u8; 32], their_credential: &[u8; 32], greeting: &str, now_ms: u64) -> Result<RequestRecord, StoreError>;
+    pub fn put_incoming_request(&mut self, peer_key: &[u8; 32], their_endpoint: &[u8; 32], their_credential: &[u8; 32], greeting: &str, now_ms: u64) -> Result<RequestRecord, StoreError> {
+        unimplemented!()
+    }
     /// Stores an outgoing request (undelivered). Fails with NameTaken if `name` is
     /// a contact's or another outgoing request's name.
-    pub fn add_outgoing_request(&mut self, peer_key: &[u8; 32], peer_request_onion: &[u8; 32], our_credential: &[u8; 32], name: &str, greeting: &str, now_ms: u64) -> Result<RequestRecord, StoreError>;
-    pub fn mark_request_delivered(&mut self, id: RequestId) -> Result<(), StoreError>;
-    pub fn delete_request(&mut self, id: RequestId) -> Result<(), StoreError>;
+    pub fn add_outgoing_request(&mut self, peer_key: &[u8; 32], peer_request_onion: &[u8; 32], our_credential: &[u8; 32], name: &str, greeting: &str, now_ms: u64) -> Result<RequestRecord, StoreError> {
+        unimplemented!()
+    }
+    pub fn mark_request_delivered(&mut self, id: RequestId) -> Result<(), StoreError> {
+        unimplemented!()
+    }
+    pub fn delete_request(&mut self, id: RequestId) -> Result<(), StoreError> {
+        unimplemented!()
+    }
     /// In one transaction: the incoming request becomes a contact in state Accepting.
-    pub fn accept_incoming(&mut self, id: RequestId, name: &str, our_credential: &[u8; 32], now_ms: u64) -> Result<ContactRecord, StoreError>;
+    pub fn accept_incoming(&mut self, id: RequestId, name: &str, our_credential: &[u8; 32], now_ms: u64) -> Result<ContactRecord, StoreError> {
+        unimplemented!()
+    }
     /// In one transaction: the outgoing request becomes an Active contact.
-    pub fn complete_outgoing(&mut self, id: RequestId, their_endpoint: &[u8; 32], their_credential: &[u8; 32], now_ms: u64) -> Result<ContactRecord, StoreError>;
+    pub fn complete_outgoing(&mut self, id: RequestId, their_endpoint: &[u8; 32], their_credential: &[u8; 32], now_ms: u64) -> Result<ContactRecord, StoreError> {
+        unimplemented!()
+    }
 
     /// Stores an outgoing message as Queued.
-    pub fn queue_message(&mut self, contact: ContactId, id: &[u8; 16], body: &str, sent_at_ms: u64, now_ms: u64) -> Result<MessageRecord, StoreError>;
+    pub fn queue_message(&mut self, contact: ContactId, id: &[u8; 16], body: &str, sent_at_ms: u64, now_ms: u64) -> Result<MessageRecord, StoreError> {
+        unimplemented!()
+    }
     /// Queued -> Sent (Delivered ones stay Delivered).
-    pub fn mark_sent(&mut self, contact: ContactId, id: &[u8; 16]) -> Result<(), StoreError>;
+    pub fn mark_sent(&mut self, contact: ContactId, id: &[u8; 16]) -> Result<(), StoreError> {
+        unimplemented!()
+    }
     /// -> Delivered; returns the ids that changed (unknown or already delivered ids
     /// are skipped).
-    pub fn mark_delivered(&mut self, contact: ContactId, ids: &[[u8; 16]]) -> Result<Vec<[u8; 16]>, StoreError>;
+    pub fn mark_delivered(&mut self, contact: ContactId, ids: &[[u8; 16]]) -> Result<Vec<[u8; 16]>, StoreError> {
+        unimplemented!()
+    }
     /// Stores an incoming message; `None` if this id from this contact was stored
     /// before (a duplicate).
-    pub fn store_incoming(&mut self, contact: ContactId, id: &[u8; 16], body: &str, sent_at_ms: u64, now_ms: u64) -> Result<Option<MessageRecord>, StoreError>;
+    pub fn store_incoming(&mut self, contact: ContactId, id: &[u8; 16], body: &str, sent_at_ms: u64, now_ms: u64) -> Result<Option<MessageRecord>, StoreError> {
+        unimplemented!()
+    }
     /// Outgoing messages without a receipt (Queued or Sent), oldest first.
-    pub fn undelivered(&self, contact: ContactId) -> Result<Vec<MessageRecord>, StoreError>;
+    pub fn undelivered(&self, contact: ContactId) -> Result<Vec<MessageRecord>, StoreError> {
+        unimplemented!()
+    }
     /// The last `limit` messages of a conversation, oldest first.
-    pub fn history(&self, contact: ContactId, limit: usize) -> Result<Vec<MessageRecord>, StoreError>;
+    pub fn history(&self, contact: ContactId, limit: usize) -> Result<Vec<MessageRecord>, StoreError> {
+        unimplemented!()
+    }
 }
