@@ -179,11 +179,18 @@ pub enum Event {
     /// The link to the contact went down.
     Disconnected { contact: String },
     /// The contact shared a presence change.
-    Presence { contact: String, presence: PresenceState },
+    Presence {
+        contact: String,
+        presence: PresenceState,
+    },
     /// A new message arrived.
     MessageReceived { message: MessageView },
     /// One of our messages changed state.
-    MessageState { contact: String, id: String, state: MessageState },
+    MessageState {
+        contact: String,
+        id: String,
+        state: MessageState,
+    },
     /// The contact left (one-shot chats, or a peer that quit).
     PeerQuit { contact: String },
     /// Something went wrong in the background that the person should know.
@@ -195,17 +202,51 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 /// Commands for the engine task.
 pub(crate) enum Command {
     Info(Reply<ProfileInfo>),
-    SendRequest { address: String, name: String, greeting: String, reply: Reply<RequestView> },
+    SendRequest {
+        address: String,
+        name: String,
+        greeting: String,
+        reply: Reply<RequestView>,
+    },
     Requests(Reply<Vec<RequestView>>),
-    Accept { id: i64, name: String, reply: Reply<ContactView> },
-    Decline { id: i64, reply: Reply<()> },
+    Accept {
+        id: i64,
+        name: String,
+        reply: Reply<ContactView>,
+    },
+    Decline {
+        id: i64,
+        reply: Reply<()>,
+    },
     Contacts(Reply<Vec<ContactView>>),
-    Contact { name: String, reply: Reply<ContactView> },
-    SendMessage { contact: String, text: String, reply: Reply<MessageView> },
-    History { contact: String, limit: usize, reply: Reply<Vec<MessageView>> },
-    SetPresence { contact: String, on: bool, reply: Reply<()> },
-    Verify { contact: String, fingerprint: String, reply: Reply<ContactView> },
-    Delete { contact: String, reply: Reply<()> },
+    Contact {
+        name: String,
+        reply: Reply<ContactView>,
+    },
+    SendMessage {
+        contact: String,
+        text: String,
+        reply: Reply<MessageView>,
+    },
+    History {
+        contact: String,
+        limit: usize,
+        reply: Reply<Vec<MessageView>>,
+    },
+    SetPresence {
+        contact: String,
+        on: bool,
+        reply: Reply<()>,
+    },
+    Verify {
+        contact: String,
+        fingerprint: String,
+        reply: Reply<ContactView>,
+    },
+    Delete {
+        contact: String,
+        reply: Reply<()>,
+    },
     Shutdown(Reply<()>),
 }
 
@@ -225,7 +266,10 @@ impl std::fmt::Debug for Node {
 impl Node {
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, NodeError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(make(reply)).await.map_err(|_| NodeError::Stopped)?;
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
         answer.await.map_err(|_| NodeError::Stopped)?
     }
 
@@ -242,9 +286,20 @@ impl Node {
 
     /// Asks the owner of `address` to become a contact, known here as `name`.
     /// Retried in the background, with backoff, until their node confirms it.
-    pub async fn send_request(&self, address: &str, name: &str, greeting: &str) -> Result<RequestView, NodeError> {
+    pub async fn send_request(
+        &self,
+        address: &str,
+        name: &str,
+        greeting: &str,
+    ) -> Result<RequestView, NodeError> {
         let (address, name, greeting) = (address.to_owned(), name.to_owned(), greeting.to_owned());
-        self.ask(|reply| Command::SendRequest { address, name, greeting, reply }).await
+        self.ask(|reply| Command::SendRequest {
+            address,
+            name,
+            greeting,
+            reply,
+        })
+        .await
     }
 
     /// Pending requests, both ways.
@@ -279,26 +334,46 @@ impl Node {
     /// delivered, across restarts, until the peer's receipt arrives.
     pub async fn send_message(&self, contact: &str, text: &str) -> Result<MessageView, NodeError> {
         let (contact, text) = (contact.to_owned(), text.to_owned());
-        self.ask(|reply| Command::SendMessage { contact, text, reply }).await
+        self.ask(|reply| Command::SendMessage {
+            contact,
+            text,
+            reply,
+        })
+        .await
     }
 
     /// The last `limit` messages with `contact`, oldest first; marks them read.
-    pub async fn history(&self, contact: &str, limit: usize) -> Result<Vec<MessageView>, NodeError> {
+    pub async fn history(
+        &self,
+        contact: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageView>, NodeError> {
         let contact = contact.to_owned();
-        self.ask(|reply| Command::History { contact, limit, reply }).await
+        self.ask(|reply| Command::History {
+            contact,
+            limit,
+            reply,
+        })
+        .await
     }
 
     /// Whether `contact` is told when we go online or offline.
     pub async fn set_presence(&self, contact: &str, on: bool) -> Result<(), NodeError> {
         let contact = contact.to_owned();
-        self.ask(|reply| Command::SetPresence { contact, on, reply }).await
+        self.ask(|reply| Command::SetPresence { contact, on, reply })
+            .await
     }
 
     /// Marks `contact` verified if `fingerprint` (as read to us out of band; spaces
     /// and dashes ignored) is theirs; otherwise `FingerprintMismatch`.
     pub async fn verify(&self, contact: &str, fingerprint: &str) -> Result<ContactView, NodeError> {
         let (contact, fingerprint) = (contact.to_owned(), fingerprint.to_owned());
-        self.ask(|reply| Command::Verify { contact, fingerprint, reply }).await
+        self.ask(|reply| Command::Verify {
+            contact,
+            fingerprint,
+            reply,
+        })
+        .await
     }
 
     /// Deletes the contact and the conversation, and revokes their access to our

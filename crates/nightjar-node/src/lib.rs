@@ -9,7 +9,7 @@ pub mod link;
 mod api;
 pub use api::*;
 
-// CONTRACT (engine.rs, to be written):
-// pub struct NodeConfig { pub store: nightjar_store::Store, pub transport: Arc<dyn nightjar_tor::Transport>, pub ephemeral: bool }
-// pub fn new_profile() -> nightjar_store::ProfileRecord;           // fresh keys from the OS RNG
-// pub async fn start(config: NodeConfig) -> Result<Node, NodeError>; // launches both onion services, spawns the engine
+mod engine;
+mod net;
+mod views;
+pub use engine::{NodeConfig, new_profile, start};

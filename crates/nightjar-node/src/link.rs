@@ -194,7 +194,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             let n = self.stream.read(&mut buf).await?;
             if n == 0 {
                 if self.reader.buffered() > 0 {
-                    return Err(LinkError::Protocol("stream closed in the middle of a frame"));
+                    return Err(LinkError::Protocol(
+                        "stream closed in the middle of a frame",
+                    ));
                 }
                 return Ok(None);
             }

@@ -193,7 +193,12 @@ const _: () = ();
 impl Store {
     /// Creates a profile in `dir` (made 0700; files in it 0600), keyed by
     /// `passphrase` through Argon2id with `params`, and holds its lock.
-    pub fn create(dir: &Path, passphrase: &str, params: KdfParams, profile: &ProfileRecord) -> Result<Self, StoreError> {
+    pub fn create(
+        dir: &Path,
+        passphrase: &str,
+        params: KdfParams,
+        profile: &ProfileRecord,
+    ) -> Result<Self, StoreError> {
         unimplemented!()
     }
     /// Opens the profile in `dir` and holds its lock until dropped.
@@ -222,10 +227,17 @@ impl Store {
     pub fn contact_by_name(&self, name: &str) -> Result<Option<ContactRecord>, StoreError> {
         unimplemented!()
     }
-    pub fn contact_by_key(&self, identity_key: &[u8; 32]) -> Result<Option<ContactRecord>, StoreError> {
+    pub fn contact_by_key(
+        &self,
+        identity_key: &[u8; 32],
+    ) -> Result<Option<ContactRecord>, StoreError> {
         unimplemented!()
     }
-    pub fn set_contact_state(&mut self, id: ContactId, state: ContactState) -> Result<(), StoreError> {
+    pub fn set_contact_state(
+        &mut self,
+        id: ContactId,
+        state: ContactState,
+    ) -> Result<(), StoreError> {
         unimplemented!()
     }
     pub fn set_verified(&mut self, id: ContactId, verified: bool) -> Result<(), StoreError> {
@@ -246,12 +258,27 @@ impl Store {
         unimplemented!()
     }
     /// Stores an incoming request; a newer one from the same identity replaces it.
-    pub fn put_incoming_request(&mut self, peer_key: &[u8; 32], their_endpoint: &[u8; 32], their_credential: &[u8; 32], greeting: &str, now_ms: u64) -> Result<RequestRecord, StoreError> {
+    pub fn put_incoming_request(
+        &mut self,
+        peer_key: &[u8; 32],
+        their_endpoint: &[u8; 32],
+        their_credential: &[u8; 32],
+        greeting: &str,
+        now_ms: u64,
+    ) -> Result<RequestRecord, StoreError> {
         unimplemented!()
     }
     /// Stores an outgoing request (undelivered). Fails with NameTaken if `name` is
     /// a contact's or another outgoing request's name.
-    pub fn add_outgoing_request(&mut self, peer_key: &[u8; 32], peer_request_onion: &[u8; 32], our_credential: &[u8; 32], name: &str, greeting: &str, now_ms: u64) -> Result<RequestRecord, StoreError> {
+    pub fn add_outgoing_request(
+        &mut self,
+        peer_key: &[u8; 32],
+        peer_request_onion: &[u8; 32],
+        our_credential: &[u8; 32],
+        name: &str,
+        greeting: &str,
+        now_ms: u64,
+    ) -> Result<RequestRecord, StoreError> {
         unimplemented!()
     }
     pub fn mark_request_delivered(&mut self, id: RequestId) -> Result<(), StoreError> {
@@ -261,16 +288,35 @@ impl Store {
         unimplemented!()
     }
     /// In one transaction: the incoming request becomes a contact in state Accepting.
-    pub fn accept_incoming(&mut self, id: RequestId, name: &str, our_credential: &[u8; 32], now_ms: u64) -> Result<ContactRecord, StoreError> {
+    pub fn accept_incoming(
+        &mut self,
+        id: RequestId,
+        name: &str,
+        our_credential: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<ContactRecord, StoreError> {
         unimplemented!()
     }
     /// In one transaction: the outgoing request becomes an Active contact.
-    pub fn complete_outgoing(&mut self, id: RequestId, their_endpoint: &[u8; 32], their_credential: &[u8; 32], now_ms: u64) -> Result<ContactRecord, StoreError> {
+    pub fn complete_outgoing(
+        &mut self,
+        id: RequestId,
+        their_endpoint: &[u8; 32],
+        their_credential: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<ContactRecord, StoreError> {
         unimplemented!()
     }
 
     /// Stores an outgoing message as Queued.
-    pub fn queue_message(&mut self, contact: ContactId, id: &[u8; 16], body: &str, sent_at_ms: u64, now_ms: u64) -> Result<MessageRecord, StoreError> {
+    pub fn queue_message(
+        &mut self,
+        contact: ContactId,
+        id: &[u8; 16],
+        body: &str,
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<MessageRecord, StoreError> {
         unimplemented!()
     }
     /// Queued -> Sent (Delivered ones stay Delivered).
@@ -279,12 +325,23 @@ impl Store {
     }
     /// -> Delivered; returns the ids that changed (unknown or already delivered ids
     /// are skipped).
-    pub fn mark_delivered(&mut self, contact: ContactId, ids: &[[u8; 16]]) -> Result<Vec<[u8; 16]>, StoreError> {
+    pub fn mark_delivered(
+        &mut self,
+        contact: ContactId,
+        ids: &[[u8; 16]],
+    ) -> Result<Vec<[u8; 16]>, StoreError> {
         unimplemented!()
     }
     /// Stores an incoming message; `None` if this id from this contact was stored
     /// before (a duplicate).
-    pub fn store_incoming(&mut self, contact: ContactId, id: &[u8; 16], body: &str, sent_at_ms: u64, now_ms: u64) -> Result<Option<MessageRecord>, StoreError> {
+    pub fn store_incoming(
+        &mut self,
+        contact: ContactId,
+        id: &[u8; 16],
+        body: &str,
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<Option<MessageRecord>, StoreError> {
         unimplemented!()
     }
     /// Outgoing messages without a receipt (Queued or Sent), oldest first.
@@ -292,7 +349,11 @@ impl Store {
         unimplemented!()
     }
     /// The last `limit` messages of a conversation, oldest first.
-    pub fn history(&self, contact: ContactId, limit: usize) -> Result<Vec<MessageRecord>, StoreError> {
+    pub fn history(
+        &self,
+        contact: ContactId,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
         unimplemented!()
     }
 }

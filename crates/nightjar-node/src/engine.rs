@@ -1,0 +1,1192 @@
+//! The engine: one task that owns a profile's store, its onion services and its
+//! links, driven by commands from [`Node`] handles and reports from I/O tasks.
+//!
+//! Invariants kept here: a message is stored before `send_message` returns; a
+//! received message is stored before its receipt is sent; outgoing messages are
+//! resent on every new link until their receipt arrives, and receivers drop
+//! duplicates by id, so nothing is lost and nothing is delivered twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::VerifyingKey;
+use nightjar_proto::address::ContactAddress;
+use nightjar_proto::identity::IdentityKeyPair;
+use nightjar_proto::message::{EndpointGrant, Message, MessageId, Presence};
+use nightjar_proto::onion::OnionAddress;
+use nightjar_store::{
+    ContactRecord, ContactState, ProfileRecord, RequestDirection, Store, StoreError,
+};
+use nightjar_tor::{
+    BoxStream, ClientAuthPublic, ClientAuthSecret, OnionService, ServiceConfig, ServiceKey,
+    Transport,
+};
+use tokio::sync::{broadcast, mpsc};
+use zeroize::Zeroizing;
+
+use crate::link::{Link, os_rng};
+use crate::net::{self, LinkCommand, LinkId, Report, Target};
+use crate::views::{self, Live};
+use crate::{
+    Command, ContactView, Event, MessageView, Node, NodeError, PresenceState, ProfileInfo, Reply,
+    RequestView,
+};
+
+/// Everything a node needs to start.
+pub struct NodeConfig {
+    /// The profile's storage (a SQLCipher file, or in memory for ephemeral profiles).
+    pub store: Store,
+    /// How to reach Tor.
+    pub transport: Arc<dyn Transport>,
+    /// Whether the profile is ephemeral (reported by `info`).
+    pub ephemeral: bool,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("ephemeral", &self.ephemeral)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Fresh keys for a new profile, from the operating system's RNG.
+pub fn new_profile() -> ProfileRecord {
+    let mut rng = os_rng();
+    let identity = IdentityKeyPair::generate(&mut rng);
+    ProfileRecord {
+        identity_secret: identity.to_secret_bytes(),
+        request_seed: random_secret(),
+        endpoint_seed: random_secret(),
+        created_at_ms: now_ms(),
+    }
+}
+
+fn random_secret() -> Zeroizing<[u8; 32]> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    os_rng().fill_bytes_infallible(bytes.as_mut());
+    bytes
+}
+
+trait FillInfallible {
+    fn fill_bytes_infallible(&mut self, dest: &mut [u8]);
+}
+
+impl FillInfallible for crate::link::OsRng {
+    fn fill_bytes_infallible(&mut self, dest: &mut [u8]) {
+        rand_core::Rng::fill_bytes(self, dest);
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Starts the engine: launches the request onion and the private endpoint, and
+/// returns the handle once both are launched (publication continues in the
+/// background; [`Event::Online`] reports it).
+pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+    let NodeConfig {
+        store,
+        transport,
+        ephemeral,
+    } = config;
+    let profile = store.profile()?;
+    let identity = IdentityKeyPair::from_secret_bytes(profile.identity_secret.as_ref())
+        .map_err(|e| StoreError::Corrupt(format!("identity key: {e}")))?;
+    let identity = Arc::new(identity);
+
+    let request_service: Arc<dyn OnionService> = transport
+        .launch_service(ServiceConfig {
+            nickname: "request".into(),
+            key: ServiceKey::Seed(profile.request_seed.clone()),
+            virtual_port: net::SERVICE_PORT,
+            authorized_clients: None,
+        })
+        .await?
+        .into();
+    let endpoint_service: Arc<dyn OnionService> = transport
+        .launch_service(ServiceConfig {
+            nickname: "endpoint".into(),
+            key: ServiceKey::Seed(profile.endpoint_seed.clone()),
+            virtual_port: net::SERVICE_PORT,
+            authorized_clients: Some(authorized_clients(&store)?),
+        })
+        .await?
+        .into();
+
+    let (commands_tx, commands) = mpsc::channel(64);
+    let (events, _) = broadcast::channel(1024);
+    let (reports_tx, reports) = mpsc::channel(256);
+    let acceptors = vec![
+        net::spawn_request_acceptor(
+            request_service.clone(),
+            identity.clone(),
+            reports_tx.clone(),
+        ),
+        net::spawn_endpoint_acceptor(
+            endpoint_service.clone(),
+            identity.clone(),
+            reports_tx.clone(),
+        ),
+    ];
+    spawn_online_watch(&request_service, &endpoint_service, events.clone());
+
+    let engine = Engine {
+        store,
+        transport,
+        identity,
+        ephemeral,
+        request_service,
+        endpoint_service,
+        events: events.clone(),
+        reports_tx,
+        links: HashMap::new(),
+        next_link: 0,
+        contacts_online: HashMap::new(),
+        dials: HashMap::new(),
+        deliveries: HashMap::new(),
+        presence: HashMap::new(),
+        unread: HashMap::new(),
+        acceptors,
+    };
+    tokio::spawn(engine.run(commands, reports));
+    Ok(Node {
+        commands: commands_tx,
+        events,
+    })
+}
+
+/// Reports [`Event::Online`] once both services are published.
+fn spawn_online_watch(
+    request: &Arc<dyn OnionService>,
+    endpoint: &Arc<dyn OnionService>,
+    events: broadcast::Sender<Event>,
+) {
+    let mut watches = [request.status(), endpoint.status()];
+    tokio::spawn(async move {
+        for watch in &mut watches {
+            let published = watch
+                .wait_for(|s| matches!(s, nightjar_tor::ServiceStatus::Published))
+                .await;
+            if published.is_err() {
+                return;
+            }
+        }
+        let _ = events.send(Event::Online);
+    });
+}
+
+/// The public halves of every endpoint credential we issued: to contacts, and to
+/// the recipients of our outgoing requests (so they can reach us to accept).
+fn authorized_clients(store: &Store) -> Result<Vec<ClientAuthPublic>, NodeError> {
+    let contacts = store.contacts()?;
+    let requests = store.requests()?;
+    let issued = contacts
+        .iter()
+        .map(|c| c.our_credential.clone())
+        .chain(requests.iter().filter_map(|r| r.our_credential.clone()));
+    Ok(issued.map(|secret| credential_public(&secret)).collect())
+}
+
+fn credential_public(secret: &[u8; 32]) -> ClientAuthPublic {
+    let secret = x25519_dalek::StaticSecret::from(*secret);
+    ClientAuthPublic(x25519_dalek::PublicKey::from(&secret).to_bytes())
+}
+
+/// Retry schedule for dials and request deliveries: 2 s doubling to 5 min.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    next: Instant,
+    in_flight: bool,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(2);
+    const CAP: Duration = Duration::from_secs(300);
+
+    fn now() -> Self {
+        Self {
+            failures: 0,
+            next: Instant::now(),
+            in_flight: false,
+        }
+    }
+
+    fn failed(&mut self) {
+        self.in_flight = false;
+        self.failures = self.failures.saturating_add(1);
+        let delay = Self::FIRST
+            .saturating_mul(1 << self.failures.min(10))
+            .min(Self::CAP);
+        // Up to a quarter of jitter, so many peers do not retry in lockstep.
+        let jitter = delay.mul_f64(f64::from(os_rng_u8()) / 1024.0);
+        self.next = Instant::now() + delay + jitter;
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        !self.in_flight && self.next <= now
+    }
+
+    /// Something new to deliver: try again soon, without resetting the failures.
+    fn hurry(&mut self) {
+        let soon = Instant::now() + Self::FIRST;
+        if self.next > soon {
+            self.next = soon;
+        }
+    }
+}
+
+fn os_rng_u8() -> u8 {
+    let mut byte = [0u8; 1];
+    os_rng().fill_bytes_infallible(&mut byte);
+    byte[0]
+}
+
+/// At most this many dials or request deliveries run at once, so many offline
+/// contacts cannot exhaust Tor's circuits; the most urgent go first.
+const MAX_CONCURRENT_DIALS: usize = 4;
+
+struct LiveLink {
+    contact: Option<i64>,
+    /// The peer's identity key.
+    peer: [u8; 32],
+    /// Whether we dialled (for resolving duplicate links).
+    dialled_by_us: bool,
+    commands: mpsc::UnboundedSender<LinkCommand>,
+}
+
+struct Engine {
+    store: Store,
+    transport: Arc<dyn Transport>,
+    identity: Arc<IdentityKeyPair>,
+    ephemeral: bool,
+    request_service: Arc<dyn OnionService>,
+    endpoint_service: Arc<dyn OnionService>,
+    events: broadcast::Sender<Event>,
+    reports_tx: mpsc::Sender<Report>,
+    links: HashMap<LinkId, LiveLink>,
+    next_link: LinkId,
+    /// The one link kept per contact.
+    contacts_online: HashMap<i64, LinkId>,
+    dials: HashMap<i64, Backoff>,
+    deliveries: HashMap<i64, Backoff>,
+    presence: HashMap<i64, PresenceState>,
+    unread: HashMap<i64, usize>,
+    acceptors: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Engine {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut reports: mpsc::Receiver<Report>,
+    ) {
+        self.schedule_initial_work();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Shutdown(reply)) => {
+                        self.shutdown().await;
+                        let _ = reply.send(Ok(()));
+                        return;
+                    }
+                    Some(command) => self.command(command).await,
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                Some(report) = reports.recv() => self.report(report).await,
+                _ = tick.tick() => self.start_due_work(),
+            }
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn warn(&self, text: String) {
+        tracing::warn!("{text}");
+        self.emit(Event::Warning { text });
+    }
+
+    fn schedule_initial_work(&mut self) {
+        match (self.store.contacts(), self.store.requests()) {
+            (Ok(contacts), Ok(requests)) => {
+                for contact in contacts {
+                    self.dials.insert(contact.id, Backoff::now());
+                }
+                for request in requests {
+                    if request.direction == RequestDirection::Outgoing && !request.delivered {
+                        self.deliveries.insert(request.id, Backoff::now());
+                    }
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => self.warn(format!("could not read the profile: {e}")),
+        }
+    }
+
+    // ----- commands -------------------------------------------------------------
+
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::Info(reply) => answer(reply, self.info()),
+            Command::SendRequest {
+                address,
+                name,
+                greeting,
+                reply,
+            } => answer(reply, self.send_request(&address, &name, &greeting).await),
+            Command::Requests(reply) => answer(reply, self.requests()),
+            Command::Accept { id, name, reply } => answer(reply, self.accept(id, &name).await),
+            Command::Decline { id, reply } => answer(reply, self.decline(id).await),
+            Command::Contacts(reply) => answer(reply, self.contacts()),
+            Command::Contact { name, reply } => {
+                let view = self.contact_named(&name).map(|c| self.view(&c));
+                answer(reply, view);
+            }
+            Command::SendMessage {
+                contact,
+                text,
+                reply,
+            } => answer(reply, self.send_message(&contact, text)),
+            Command::History {
+                contact,
+                limit,
+                reply,
+            } => answer(reply, self.history(&contact, limit)),
+            Command::SetPresence { contact, on, reply } => {
+                answer(reply, self.set_presence(&contact, on));
+            }
+            Command::Verify {
+                contact,
+                fingerprint,
+                reply,
+            } => answer(reply, self.verify(&contact, &fingerprint)),
+            Command::Delete { contact, reply } => answer(reply, self.delete(&contact).await),
+            Command::Shutdown(reply) => {
+                // Handled in `run`; unreachable in practice but harmless.
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn info(&self) -> Result<ProfileInfo, NodeError> {
+        let identity = *self.identity.public().signing_key();
+        let address = ContactAddress {
+            request_onion: self.request_service.address(),
+            identity,
+            mailbox: None,
+            suggested_name: None,
+        };
+        Ok(ProfileInfo {
+            address: address.to_bech32(),
+            request_onion: self.request_service.address().to_string(),
+            identity_key: views::key_text(identity.as_bytes()),
+            fingerprint: self.identity.public().fingerprint().to_string(),
+            ephemeral: self.ephemeral,
+        })
+    }
+
+    fn contact_named(&self, name: &str) -> Result<ContactRecord, NodeError> {
+        self.store
+            .contact_by_name(name)?
+            .ok_or_else(|| NodeError::UnknownContact(name.to_owned()))
+    }
+
+    fn view(&self, contact: &ContactRecord) -> ContactView {
+        views::contact(
+            contact,
+            Live {
+                online: self.contacts_online.contains_key(&contact.id),
+                presence: self.presence.get(&contact.id).copied(),
+                unread: self.unread.get(&contact.id).copied().unwrap_or(0),
+            },
+        )
+    }
+
+    fn contacts(&self) -> Result<Vec<ContactView>, NodeError> {
+        Ok(self
+            .store
+            .contacts()?
+            .iter()
+            .map(|c| self.view(c))
+            .collect())
+    }
+
+    fn requests(&self) -> Result<Vec<RequestView>, NodeError> {
+        Ok(self.store.requests()?.iter().map(views::request).collect())
+    }
+
+    async fn send_request(
+        &mut self,
+        address: &str,
+        name: &str,
+        greeting: &str,
+    ) -> Result<RequestView, NodeError> {
+        let address: ContactAddress =
+            address
+                .trim()
+                .parse()
+                .map_err(|e: nightjar_proto::address::AddressError| {
+                    NodeError::BadAddress(e.to_string())
+                })?;
+        if !views::valid_name(name) {
+            return Err(NodeError::BadName(name.to_owned()));
+        }
+        if greeting.len() > nightjar_proto::message::MAX_GREETING_LEN {
+            return Err(NodeError::BadMessage("the greeting is too long".into()));
+        }
+        let peer = address.identity.to_bytes();
+        if peer == self.identity.public().signing_key().to_bytes() {
+            return Err(NodeError::OwnAddress);
+        }
+        let known_request = self
+            .store
+            .requests()?
+            .into_iter()
+            .any(|r| r.peer_key == peer && r.direction == RequestDirection::Outgoing);
+        if known_request || self.store.contact_by_key(&peer)?.is_some() {
+            return Err(NodeError::AlreadyKnown(name.to_owned()));
+        }
+        let credential = random_secret();
+        let record = self
+            .store
+            .add_outgoing_request(
+                &peer,
+                address.request_onion.public_key(),
+                &credential,
+                name,
+                greeting,
+                now_ms(),
+            )
+            .map_err(name_taken(name))?;
+        self.refresh_authorizations().await;
+        self.deliveries.insert(record.id, Backoff::now());
+        self.start_due_work();
+        Ok(views::request(&record))
+    }
+
+    async fn accept(&mut self, id: i64, name: &str) -> Result<ContactView, NodeError> {
+        if !views::valid_name(name) {
+            return Err(NodeError::BadName(name.to_owned()));
+        }
+        let request = self
+            .store
+            .request(id)
+            .ok()
+            .filter(|r| r.direction == RequestDirection::Incoming)
+            .ok_or(NodeError::UnknownRequest(id))?;
+        // If we had asked them too, our own request is moot now.
+        for mine in self.store.requests()? {
+            if mine.direction == RequestDirection::Outgoing && mine.peer_key == request.peer_key {
+                self.store.delete_request(mine.id)?;
+                self.deliveries.remove(&mine.id);
+            }
+        }
+        let credential = random_secret();
+        let contact = self
+            .store
+            .accept_incoming(id, name, &credential, now_ms())
+            .map_err(name_taken(name))?;
+        self.refresh_authorizations().await;
+        self.dials.insert(contact.id, Backoff::now());
+        self.start_due_work();
+        Ok(self.view(&contact))
+    }
+
+    async fn decline(&mut self, id: i64) -> Result<(), NodeError> {
+        self.store
+            .request(id)
+            .map_err(|_| NodeError::UnknownRequest(id))?;
+        self.store.delete_request(id)?;
+        self.deliveries.remove(&id);
+        self.refresh_authorizations().await;
+        Ok(())
+    }
+
+    fn send_message(&mut self, contact: &str, text: String) -> Result<MessageView, NodeError> {
+        let record = self.contact_named(contact)?;
+        if text.is_empty() {
+            return Err(NodeError::BadMessage("the message is empty".into()));
+        }
+        if text.len() > nightjar_proto::message::MAX_TEXT_LEN {
+            return Err(NodeError::BadMessage(format!(
+                "longer than {} bytes",
+                nightjar_proto::message::MAX_TEXT_LEN
+            )));
+        }
+        let mut id = [0u8; 16];
+        os_rng().fill_bytes_infallible(&mut id);
+        let now = now_ms();
+        let stored = self.store.queue_message(record.id, &id, &text, now, now)?;
+        if let Some(link) = self.link_of(record.id) {
+            send_text(link, &stored);
+        } else if let Some(dial) = self.dials.get_mut(&record.id) {
+            dial.hurry();
+        }
+        Ok(views::message(&record.name, &stored))
+    }
+
+    fn history(&mut self, contact: &str, limit: usize) -> Result<Vec<MessageView>, NodeError> {
+        let record = self.contact_named(contact)?;
+        let messages = self.store.history(record.id, limit)?;
+        self.unread.remove(&record.id);
+        Ok(messages
+            .iter()
+            .map(|m| views::message(&record.name, m))
+            .collect())
+    }
+
+    fn set_presence(&mut self, contact: &str, on: bool) -> Result<(), NodeError> {
+        let record = self.contact_named(contact)?;
+        self.store.set_share_presence(record.id, on)?;
+        if on && let Some(link) = self.link_of(record.id) {
+            send(link, Message::Presence(Presence::Online));
+        }
+        Ok(())
+    }
+
+    fn verify(&mut self, contact: &str, fingerprint: &str) -> Result<ContactView, NodeError> {
+        let mut record = self.contact_named(contact)?;
+        let theirs = views::fingerprint_digits(&views::fingerprint_of(&record.identity_key));
+        if views::fingerprint_digits(fingerprint) != theirs {
+            return Err(NodeError::FingerprintMismatch(record.name));
+        }
+        self.store.set_verified(record.id, true)?;
+        record.verified = true;
+        Ok(self.view(&record))
+    }
+
+    async fn delete(&mut self, contact: &str) -> Result<(), NodeError> {
+        let record = self.contact_named(contact)?;
+        self.store.delete_contact(record.id)?;
+        if let Some(link) = self.contacts_online.remove(&record.id) {
+            self.links.remove(&link);
+        }
+        self.dials.remove(&record.id);
+        self.presence.remove(&record.id);
+        self.unread.remove(&record.id);
+        self.refresh_authorizations().await;
+        Ok(())
+    }
+
+    /// Tells the endpoint exactly whom to admit; called after every change.
+    async fn refresh_authorizations(&mut self) {
+        let result = match authorized_clients(&self.store) {
+            Ok(list) => self
+                .endpoint_service
+                .set_authorized_clients(list)
+                .await
+                .map_err(NodeError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            self.warn(format!("could not update who may reach this profile: {e}"));
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        for (&contact, &link) in &self.contacts_online {
+            let shares = self.store.contact(contact).map(|c| c.share_presence);
+            if shares.unwrap_or(false)
+                && let Some(live) = self.links.get(&link)
+            {
+                send(live, Message::Presence(Presence::Offline));
+            }
+        }
+        self.contacts_online.clear();
+        // Dropping the senders lets each link task write what it has, then close.
+        self.links.clear();
+        for acceptor in &self.acceptors {
+            acceptor.abort();
+        }
+        // Give the link tasks a moment to flush goodbyes before the services go.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = self.request_service.shutdown().await;
+        let _ = self.endpoint_service.shutdown().await;
+    }
+
+    // ----- background work ------------------------------------------------------
+
+    fn start_due_work(&mut self) {
+        let now = Instant::now();
+        let in_flight = self
+            .dials
+            .values()
+            .chain(self.deliveries.values())
+            .filter(|b| b.in_flight)
+            .count();
+        let mut free = MAX_CONCURRENT_DIALS.saturating_sub(in_flight);
+        if free == 0 {
+            return;
+        }
+        // Requests and contacts with something to deliver come first.
+        let mut due: Vec<(u8, bool, i64)> = Vec::new();
+        for (&id, backoff) in &self.deliveries {
+            if backoff.due(now) {
+                due.push((0, true, id));
+            }
+        }
+        for (&id, backoff) in &self.dials {
+            if backoff.due(now) && !self.contacts_online.contains_key(&id) {
+                let urgent = self.has_work(id);
+                due.push((if urgent { 1 } else { 2 }, false, id));
+            }
+        }
+        due.sort_unstable();
+        for (_, is_request, id) in due {
+            if free == 0 {
+                break;
+            }
+            let started = if is_request {
+                self.start_delivery(id)
+            } else {
+                self.start_dial(id)
+            };
+            if started {
+                free -= 1;
+            }
+        }
+    }
+
+    fn has_work(&self, contact: i64) -> bool {
+        match self.store.contact(contact) {
+            Ok(c) if c.state == ContactState::Accepting => true,
+            Ok(_) => self
+                .store
+                .undelivered(contact)
+                .map(|m| !m.is_empty())
+                .unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    fn start_dial(&mut self, contact: i64) -> bool {
+        let Ok(record) = self.store.contact(contact) else {
+            self.dials.remove(&contact);
+            return false;
+        };
+        let Ok(identity) = VerifyingKey::from_bytes(&record.identity_key) else {
+            self.dials.remove(&contact);
+            return false;
+        };
+        let target = Target {
+            onion: OnionAddress::from_public_key(record.their_endpoint),
+            identity,
+            credential: Some(ClientAuthSecret(*record.their_credential)),
+            isolation: format!("contact-{contact}"),
+        };
+        if let Some(b) = self.dials.get_mut(&contact) {
+            b.in_flight = true;
+        }
+        net::spawn_dial(
+            self.transport.clone(),
+            self.identity.clone(),
+            contact,
+            target,
+            self.reports_tx.clone(),
+        );
+        true
+    }
+
+    fn start_delivery(&mut self, request: i64) -> bool {
+        let Ok(record) = self.store.request(request) else {
+            self.deliveries.remove(&request);
+            return false;
+        };
+        let (Some(onion), Some(credential), Ok(identity)) = (
+            record.peer_request_onion,
+            record.our_credential.clone(),
+            VerifyingKey::from_bytes(&record.peer_key),
+        ) else {
+            self.deliveries.remove(&request);
+            return false;
+        };
+        let message = Message::ContactRequest {
+            grant: EndpointGrant {
+                onion_key: *self.endpoint_service.address().public_key(),
+                credential: *credential,
+            },
+            greeting: record.greeting.clone(),
+        };
+        let target = Target {
+            onion: OnionAddress::from_public_key(onion),
+            identity,
+            credential: None,
+            isolation: format!("request-{request}"),
+        };
+        if let Some(b) = self.deliveries.get_mut(&request) {
+            b.in_flight = true;
+        }
+        net::spawn_request_delivery(
+            self.transport.clone(),
+            self.identity.clone(),
+            request,
+            target,
+            message,
+            self.reports_tx.clone(),
+        );
+        true
+    }
+
+    // ----- reports --------------------------------------------------------------
+
+    async fn report(&mut self, report: Report) {
+        match report {
+            Report::Dialled { contact, link } => {
+                if let Some(b) = self.dials.get_mut(&contact) {
+                    b.in_flight = false;
+                }
+                self.link_up(link, true).await;
+            }
+            Report::DialFailed { contact, error } => {
+                tracing::debug!("dial failed: {error}");
+                if let Some(b) = self.dials.get_mut(&contact) {
+                    b.failed();
+                }
+            }
+            Report::Answered { link } => self.link_up(link, false).await,
+            Report::RequestArrived {
+                peer,
+                grant,
+                greeting,
+                stored,
+            } => {
+                let ok = self.request_arrived(&peer, &grant, &greeting);
+                let _ = stored.send(ok);
+            }
+            Report::RequestSent { request, result } => self.request_sent(request, result),
+            Report::Received { link, message } => self.received(link, message).await,
+            Report::Written {
+                link,
+                id,
+                was_queued,
+            } => self.written(link, &id, was_queued),
+            Report::Closed { link, error } => self.closed(link, error),
+        }
+    }
+
+    fn request_arrived(
+        &mut self,
+        peer: &VerifyingKey,
+        grant: &EndpointGrant,
+        greeting: &str,
+    ) -> bool {
+        let key = peer.to_bytes();
+        match self.store.contact_by_key(&key) {
+            // Already contacts (they lost our confirmation): nothing to ask.
+            Ok(Some(_)) => return true,
+            Ok(None) => {}
+            Err(e) => {
+                self.warn(format!("could not store a contact request: {e}"));
+                return false;
+            }
+        }
+        let known = self
+            .store
+            .requests()
+            .ok()
+            .into_iter()
+            .flatten()
+            .any(|r| r.direction == RequestDirection::Incoming && r.peer_key == key);
+        match self.store.put_incoming_request(
+            &key,
+            &grant.onion_key,
+            &grant.credential,
+            greeting,
+            now_ms(),
+        ) {
+            Ok(record) => {
+                if !known {
+                    self.emit(Event::RequestReceived {
+                        request: views::request(&record),
+                    });
+                }
+                true
+            }
+            Err(e) => {
+                self.warn(format!("could not store a contact request: {e}"));
+                false
+            }
+        }
+    }
+
+    fn request_sent(&mut self, request: i64, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                self.deliveries.remove(&request);
+                if self.store.mark_request_delivered(request).is_ok()
+                    && let Ok(record) = self.store.request(request)
+                {
+                    self.emit(Event::RequestDelivered {
+                        request: views::request(&record),
+                    });
+                }
+            }
+            Err(error) => {
+                tracing::debug!("contact request not delivered yet: {error}");
+                if let Some(b) = self.deliveries.get_mut(&request) {
+                    b.failed();
+                }
+            }
+        }
+    }
+
+    /// A link came up: find out who it is, keep one link per contact, and start
+    /// sending what waits for them.
+    async fn link_up(&mut self, link: Link<BoxStream>, dialled_by_us: bool) {
+        let peer = link.peer().signing_key().to_bytes();
+        let contact = match self.store.contact_by_key(&peer) {
+            Ok(found) => found,
+            Err(e) => {
+                self.warn(format!("could not read contacts: {e}"));
+                return;
+            }
+        };
+        let awaited = contact.is_none()
+            && self
+                .store
+                .requests()
+                .ok()
+                .into_iter()
+                .flatten()
+                .any(|r| r.direction == RequestDirection::Outgoing && r.peer_key == peer);
+        if contact.is_none() && !awaited {
+            tracing::debug!("dropped a link from a stranger");
+            return;
+        }
+        let id = self.next_link;
+        self.next_link += 1;
+        let (commands, rx) = mpsc::unbounded_channel();
+        net::spawn_link(id, link, rx, self.reports_tx.clone());
+        self.links.insert(
+            id,
+            LiveLink {
+                contact: contact.as_ref().map(|c| c.id),
+                peer,
+                dialled_by_us,
+                commands,
+            },
+        );
+        if let Some(contact) = contact {
+            self.adopt(id, &contact);
+        }
+    }
+
+    /// Makes `link` the contact's link, unless it duplicates a better one.
+    fn adopt(&mut self, link: LinkId, contact: &ContactRecord) {
+        if let Some(&old) = self.contacts_online.get(&contact.id) {
+            if self.keep_old(old, link) {
+                self.links.remove(&link);
+                return;
+            }
+            self.links.remove(&old);
+        }
+        self.contacts_online.insert(contact.id, link);
+        self.dials.insert(
+            contact.id,
+            Backoff {
+                in_flight: self.dials.get(&contact.id).is_some_and(|b| b.in_flight),
+                ..Backoff::now()
+            },
+        );
+        let Some(live) = self.links.get(&link) else {
+            return;
+        };
+        if contact.state == ContactState::Accepting {
+            send(
+                live,
+                Message::Accept {
+                    grant: EndpointGrant {
+                        onion_key: *self.endpoint_service.address().public_key(),
+                        credential: *contact.our_credential,
+                    },
+                },
+            );
+            // Messages wait until they confirm.
+            return;
+        }
+        self.emit(Event::Connected {
+            contact: contact.name.clone(),
+        });
+        if contact.share_presence {
+            send(live, Message::Presence(Presence::Online));
+        }
+        match self.store.undelivered(contact.id) {
+            Ok(waiting) => {
+                for message in &waiting {
+                    send_text(live, message);
+                }
+            }
+            Err(e) => self.warn(format!("could not read the outbox: {e}")),
+        }
+    }
+
+    /// Both sides apply the same rule to two links between them: keep the one
+    /// dialled by the side with the smaller identity key; if one side dialled
+    /// both, the newer.
+    fn keep_old(&self, old: LinkId, new: LinkId) -> bool {
+        let (Some(old), Some(new)) = (self.links.get(&old), self.links.get(&new)) else {
+            return false;
+        };
+        if old.dialled_by_us == new.dialled_by_us {
+            return false;
+        }
+        let ours = self.identity.public().signing_key().to_bytes();
+        let we_are_smaller = ours < old.peer;
+        // Keep the link dialled by the smaller key.
+        old.dialled_by_us == we_are_smaller
+    }
+
+    fn link_of(&self, contact: i64) -> Option<&LiveLink> {
+        self.contacts_online
+            .get(&contact)
+            .and_then(|id| self.links.get(id))
+    }
+
+    fn contact_of_link(&self, link: LinkId) -> Option<ContactRecord> {
+        let contact = self.links.get(&link)?.contact?;
+        self.store.contact(contact).ok()
+    }
+
+    async fn received(&mut self, link: LinkId, message: Message) {
+        let Some(live) = self.links.get(&link) else {
+            return;
+        };
+        let peer = live.peer;
+        let contact = self.contact_of_link(link);
+        match (&message, contact) {
+            (Message::Accept { grant }, contact) => {
+                self.accepted_by_peer(link, &peer, grant, contact).await;
+            }
+            (Message::Accepted, Some(contact)) => {
+                if contact.state == ContactState::Accepting {
+                    if let Err(e) = self
+                        .store
+                        .set_contact_state(contact.id, ContactState::Active)
+                    {
+                        self.warn(format!("could not store a contact: {e}"));
+                        return;
+                    }
+                    let active = ContactRecord {
+                        state: ContactState::Active,
+                        ..contact
+                    };
+                    self.emit(Event::ContactAdded {
+                        contact: self.view(&active),
+                    });
+                    self.contacts_online.remove(&active.id);
+                    self.adopt(link, &active);
+                }
+            }
+            (
+                Message::Text {
+                    id,
+                    sent_at_ms,
+                    body,
+                },
+                Some(contact),
+            ) if self.is_adopted(link, &contact) => {
+                let id = *id;
+                match self
+                    .store
+                    .store_incoming(contact.id, &id.0, body, *sent_at_ms, now_ms())
+                {
+                    Ok(stored) => {
+                        if let Some(record) = stored {
+                            *self.unread.entry(contact.id).or_default() += 1;
+                            self.emit(Event::MessageReceived {
+                                message: views::message(&contact.name, &record),
+                            });
+                        }
+                        // Stored (now or before): confirm, so the sender stops resending.
+                        if let Some(live) = self.links.get(&link) {
+                            send(live, Message::Receipt { ids: vec![id] });
+                        }
+                    }
+                    Err(e) => self.warn(format!("could not store a message: {e}")),
+                }
+            }
+            (Message::Receipt { ids }, Some(contact)) => {
+                let ids: Vec<[u8; 16]> = ids.iter().map(|id| id.0).collect();
+                match self.store.mark_delivered(contact.id, &ids) {
+                    Ok(changed) => {
+                        for id in changed {
+                            self.emit(Event::MessageState {
+                                contact: contact.name.clone(),
+                                id: views::id_text(&id),
+                                state: crate::MessageState::Delivered,
+                            });
+                        }
+                    }
+                    Err(e) => self.warn(format!("could not record a receipt: {e}")),
+                }
+            }
+            (Message::Presence(presence), Some(contact)) => {
+                let presence = match *presence {
+                    Presence::Online => PresenceState::Online,
+                    Presence::Away => PresenceState::Away,
+                    Presence::Offline => PresenceState::Offline,
+                };
+                self.presence.insert(contact.id, presence);
+                self.emit(Event::Presence {
+                    contact: contact.name,
+                    presence,
+                });
+            }
+            (Message::Quit, Some(contact)) => self.emit(Event::PeerQuit {
+                contact: contact.name,
+            }),
+            (other, _) => tracing::debug!("ignored {other:?} on a link"),
+        }
+    }
+
+    fn is_adopted(&self, link: LinkId, contact: &ContactRecord) -> bool {
+        self.contacts_online.get(&contact.id) == Some(&link)
+    }
+
+    /// They accepted our request (or repeat an acceptance we confirmed already).
+    async fn accepted_by_peer(
+        &mut self,
+        link: LinkId,
+        peer: &[u8; 32],
+        grant: &EndpointGrant,
+        contact: Option<ContactRecord>,
+    ) {
+        let contact = match contact {
+            Some(contact) => contact,
+            None => {
+                let request = self
+                    .store
+                    .requests()
+                    .ok()
+                    .into_iter()
+                    .flatten()
+                    .find(|r| r.direction == RequestDirection::Outgoing && &r.peer_key == peer);
+                let Some(request) = request else {
+                    return;
+                };
+                let completed = self.store.complete_outgoing(
+                    request.id,
+                    &grant.onion_key,
+                    &grant.credential,
+                    now_ms(),
+                );
+                let contact = match completed {
+                    Ok(contact) => contact,
+                    Err(e) => {
+                        self.warn(format!("could not store a new contact: {e}"));
+                        return;
+                    }
+                };
+                self.deliveries.remove(&request.id);
+                // A request they had sent us is answered by this too.
+                for theirs in self.store.requests().ok().into_iter().flatten() {
+                    if theirs.direction == RequestDirection::Incoming && &theirs.peer_key == peer {
+                        let _ = self.store.delete_request(theirs.id);
+                    }
+                }
+                self.refresh_authorizations().await;
+                if let Some(live) = self.links.get_mut(&link) {
+                    live.contact = Some(contact.id);
+                }
+                self.emit(Event::ContactAdded {
+                    contact: self.view(&contact),
+                });
+                contact
+            }
+        };
+        if let Some(live) = self.links.get(&link) {
+            send(live, Message::Accepted);
+        }
+        if !self.is_adopted(link, &contact) {
+            self.adopt(link, &contact);
+        }
+    }
+
+    fn written(&mut self, link: LinkId, id: &[u8; 16], was_queued: bool) {
+        let Some(contact) = self.contact_of_link(link) else {
+            return;
+        };
+        if let Err(e) = self.store.mark_sent(contact.id, id) {
+            self.warn(format!("could not record a sent message: {e}"));
+            return;
+        }
+        if was_queued {
+            self.emit(Event::MessageState {
+                contact: contact.name,
+                id: views::id_text(id),
+                state: crate::MessageState::Sent,
+            });
+        }
+    }
+
+    fn closed(&mut self, link: LinkId, error: Option<String>) {
+        if let Some(error) = error {
+            tracing::debug!("link ended: {error}");
+        }
+        let Some(live) = self.links.remove(&link) else {
+            return;
+        };
+        let Some(contact) = live.contact else {
+            return;
+        };
+        if self.contacts_online.get(&contact) == Some(&link) {
+            self.contacts_online.remove(&contact);
+            if let Ok(record) = self.store.contact(contact) {
+                self.emit(Event::Disconnected {
+                    contact: record.name,
+                });
+            }
+            // Try again soon: they may only have restarted.
+            self.dials.insert(
+                contact,
+                Backoff {
+                    next: Instant::now() + Backoff::FIRST,
+                    ..Backoff::now()
+                },
+            );
+        }
+    }
+}
+
+fn answer<T>(reply: Reply<T>, result: Result<T, NodeError>) {
+    let _ = reply.send(result);
+}
+
+fn name_taken(name: &str) -> impl FnOnce(StoreError) -> NodeError + '_ {
+    move |e| match e {
+        StoreError::NameTaken(_) => NodeError::NameTaken(name.to_owned()),
+        other => NodeError::Store(other),
+    }
+}
+
+fn send(link: &LiveLink, message: Message) {
+    let _ = link.commands.send(LinkCommand::Send {
+        message,
+        text: None,
+    });
+}
+
+fn send_text(link: &LiveLink, record: &nightjar_store::MessageRecord) {
+    let message = Message::Text {
+        id: MessageId(record.id),
+        sent_at_ms: record.sent_at_ms,
+        body: record.body.clone(),
+    };
+    let was_queued = record.state == nightjar_store::MessageState::Queued;
+    let _ = link.commands.send(LinkCommand::Send {
+        message,
+        text: Some((record.id, was_queued)),
+    });
+}

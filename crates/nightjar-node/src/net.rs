@@ -1,0 +1,264 @@
+//! The node's I/O tasks: accepting on our two onion services, dialling contacts,
+//! delivering contact requests, and one task per live link. They own streams and
+//! nothing else; every decision and every write to the store is the engine's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use nightjar_proto::identity::IdentityKeyPair;
+use nightjar_proto::message::{EndpointGrant, Message};
+use nightjar_proto::onion::OnionAddress;
+use nightjar_tor::{
+    BoxStream, ClientAuthSecret, ConnectOptions, IsolationKey, OnionService, Transport,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::link::{Link, LinkError};
+
+/// The virtual port of both onion services.
+pub(crate) const SERVICE_PORT: u16 = 7300;
+/// Binds a handshake to the request onion.
+pub(crate) const REQUEST_PROLOGUE: &[u8] = b"nightjar/v1/request";
+/// Binds a handshake to a private endpoint.
+pub(crate) const ENDPOINT_PROLOGUE: &[u8] = b"nightjar/v1/endpoint";
+/// How long a handshake or a request exchange may take before we give up on it.
+pub(crate) const EXCHANGE_LIMIT: Duration = Duration::from_secs(90);
+
+/// Identifies one live link, so late reports from a replaced link are ignored.
+pub(crate) type LinkId = u64;
+
+/// What the I/O tasks report to the engine.
+pub(crate) enum Report {
+    /// We dialled a contact's endpoint and the handshake succeeded.
+    Dialled { contact: i64, link: Link<BoxStream> },
+    /// Dialling a contact failed.
+    DialFailed { contact: i64, error: String },
+    /// Someone dialled our endpoint and proved an identity.
+    Answered { link: Link<BoxStream> },
+    /// A contact request arrived; the engine stores it and answers whether the
+    /// sender may consider it delivered.
+    RequestArrived {
+        peer: VerifyingKey,
+        grant: EndpointGrant,
+        greeting: String,
+        stored: oneshot::Sender<bool>,
+    },
+    /// Our request reached its recipient (or failed to).
+    RequestSent {
+        request: i64,
+        result: Result<(), String>,
+    },
+    /// A message arrived on a link.
+    Received { link: LinkId, message: Message },
+    /// A text message was written to a link.
+    Written {
+        link: LinkId,
+        id: [u8; 16],
+        was_queued: bool,
+    },
+    /// A link ended.
+    Closed { link: LinkId, error: Option<String> },
+}
+
+/// What the engine asks of a link task.
+pub(crate) enum LinkCommand {
+    /// Send a message; for texts, the id and whether it was still queued, so the
+    /// engine learns when it was written.
+    Send {
+        message: Message,
+        text: Option<([u8; 16], bool)>,
+    },
+}
+
+/// Accepts streams on the request onion: each must deliver one contact request.
+pub(crate) fn spawn_request_acceptor(
+    service: Arc<dyn OnionService>,
+    identity: Arc<IdentityKeyPair>,
+    reports: mpsc::Sender<Report>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok(stream) = service.accept().await {
+            let (identity, reports) = (identity.clone(), reports.clone());
+            tokio::spawn(async move {
+                let exchange = take_request(stream, &identity, &reports);
+                match tokio::time::timeout(EXCHANGE_LIMIT, exchange).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!("contact request not taken: {e}"),
+                    Err(_) => tracing::debug!("contact request timed out"),
+                }
+            });
+        }
+    })
+}
+
+async fn take_request(
+    stream: BoxStream,
+    identity: &IdentityKeyPair,
+    reports: &mpsc::Sender<Report>,
+) -> Result<(), LinkError> {
+    let mut link = Link::answer(stream, identity, REQUEST_PROLOGUE).await?;
+    let first = link.recv().await?;
+    let Some(Message::ContactRequest { grant, greeting }) = &first else {
+        return Err(LinkError::Protocol("expected a contact request"));
+    };
+    let (stored, answer) = oneshot::channel();
+    let peer = *link.peer().signing_key();
+    let arrived = Report::RequestArrived {
+        peer,
+        grant: grant.clone(),
+        greeting: greeting.clone(),
+        stored,
+    };
+    if reports.send(arrived).await.is_err() || !answer.await.unwrap_or(false) {
+        return Ok(());
+    }
+    link.send(&Message::RequestReceived).await?;
+    // Wait for the requester to hang up, so our confirmation is not cut off.
+    let _ = link.recv().await;
+    Ok(())
+}
+
+/// Accepts streams on our private endpoint and hands proven links to the engine.
+pub(crate) fn spawn_endpoint_acceptor(
+    service: Arc<dyn OnionService>,
+    identity: Arc<IdentityKeyPair>,
+    reports: mpsc::Sender<Report>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok(stream) = service.accept().await {
+            let (identity, reports) = (identity.clone(), reports.clone());
+            tokio::spawn(async move {
+                let answer = Link::answer(stream, &identity, ENDPOINT_PROLOGUE);
+                match tokio::time::timeout(EXCHANGE_LIMIT, answer).await {
+                    Ok(Ok(link)) => {
+                        let _ = reports.send(Report::Answered { link }).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!("incoming link failed: {e}"),
+                    Err(_) => tracing::debug!("incoming link timed out"),
+                }
+            });
+        }
+    })
+}
+
+/// Where and how to reach one peer.
+pub(crate) struct Target {
+    pub onion: OnionAddress,
+    pub identity: VerifyingKey,
+    pub credential: Option<ClientAuthSecret>,
+    pub isolation: String,
+}
+
+async fn open_link(
+    transport: &dyn Transport,
+    identity: &IdentityKeyPair,
+    target: &Target,
+    prologue: &[u8],
+) -> Result<Link<BoxStream>, String> {
+    let options = ConnectOptions {
+        isolation: IsolationKey(target.isolation.clone()),
+        client_auth: target.credential.clone(),
+    };
+    let stream = transport
+        .connect(&target.onion, SERVICE_PORT, &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    Link::dial(stream, identity, &target.identity, prologue)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Dials a contact's endpoint once.
+pub(crate) fn spawn_dial(
+    transport: Arc<dyn Transport>,
+    identity: Arc<IdentityKeyPair>,
+    contact: i64,
+    target: Target,
+    reports: mpsc::Sender<Report>,
+) {
+    tokio::spawn(async move {
+        let dial = open_link(&*transport, &identity, &target, ENDPOINT_PROLOGUE);
+        let report = match tokio::time::timeout(EXCHANGE_LIMIT, dial).await {
+            Ok(Ok(link)) => Report::Dialled { contact, link },
+            Ok(Err(error)) => Report::DialFailed { contact, error },
+            Err(_) => Report::DialFailed {
+                contact,
+                error: "timed out".into(),
+            },
+        };
+        let _ = reports.send(report).await;
+    });
+}
+
+/// Delivers one contact request once.
+pub(crate) fn spawn_request_delivery(
+    transport: Arc<dyn Transport>,
+    identity: Arc<IdentityKeyPair>,
+    request: i64,
+    target: Target,
+    message: Message,
+    reports: mpsc::Sender<Report>,
+) {
+    tokio::spawn(async move {
+        let deliver = async {
+            let mut link = open_link(&*transport, &identity, &target, REQUEST_PROLOGUE).await?;
+            link.send(&message).await.map_err(|e| e.to_string())?;
+            match link.recv().await {
+                Ok(Some(Message::RequestReceived)) => {
+                    let _ = link.close().await;
+                    Ok(())
+                }
+                Ok(_) => Err("the recipient did not confirm the request".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let result = tokio::time::timeout(EXCHANGE_LIMIT, deliver)
+            .await
+            .unwrap_or_else(|_| Err("timed out".into()));
+        let _ = reports.send(Report::RequestSent { request, result }).await;
+    });
+}
+
+/// Runs one live link: writes what the engine sends, reports what arrives. Ends
+/// when either side closes, or when the engine drops the command sender (after
+/// writing everything it sent before).
+pub(crate) fn spawn_link(
+    id: LinkId,
+    mut link: Link<BoxStream>,
+    mut commands: mpsc::UnboundedReceiver<LinkCommand>,
+    reports: mpsc::Sender<Report>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let error = loop {
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(LinkCommand::Send { message, text }) => {
+                        if let Err(e) = link.send(&message).await {
+                            break Some(e.to_string());
+                        }
+                        if let Some((text_id, was_queued)) = text {
+                            let written = Report::Written { link: id, id: text_id, was_queued };
+                            let _ = reports.send(written).await;
+                        }
+                    }
+                    None => {
+                        let _ = link.close().await;
+                        break None;
+                    }
+                },
+                received = link.recv() => match received {
+                    Ok(Some(message)) => {
+                        if reports.send(Report::Received { link: id, message }).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e.to_string()),
+                },
+            }
+        };
+        let _ = reports.send(Report::Closed { link: id, error }).await;
+    })
+}
