@@ -68,7 +68,7 @@ impl LoopbackNetwork {
     }
 
     /// A new client of this network, with no services yet. It is bootstrapped
-    /// from the start.
+    /// from the start. Dropping it has the effect of [`Transport::shutdown`].
     pub fn transport(&self) -> Arc<dyn Transport> {
         Arc::new(LoopbackTransport {
             network: Arc::clone(&self.inner),
@@ -104,6 +104,27 @@ struct OwnServices {
 impl LoopbackTransport {
     fn is_shut_down(&self) -> bool {
         lock(&self.services).shut_down
+    }
+
+    /// Stops its services and closes its streams, as a tor process exiting does.
+    fn stop(&self) {
+        let services = {
+            let mut own = lock(&self.services);
+            own.shut_down = true;
+            std::mem::take(&mut own.list)
+        };
+        for service in services.iter().filter_map(Weak::upgrade) {
+            service.stop();
+        }
+        self.streams.close();
+    }
+}
+
+/// Dropping the last handle to a transport shuts it down, as dropping a real
+/// backend ends its tor.
+impl Drop for LoopbackTransport {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -213,15 +234,7 @@ impl Transport for LoopbackTransport {
     }
 
     async fn shutdown(&self) -> Result<(), TorError> {
-        let services = {
-            let mut own = lock(&self.services);
-            own.shut_down = true;
-            std::mem::take(&mut own.list)
-        };
-        for service in services.iter().filter_map(Weak::upgrade) {
-            service.stop();
-        }
-        self.streams.close();
+        self.stop();
         Ok(())
     }
 }

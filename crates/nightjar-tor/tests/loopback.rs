@@ -99,6 +99,13 @@ async fn reads_eof(stream: &mut BoxStream) {
     assert_eq!(within(stream.read(&mut buf)).await.unwrap(), 0);
 }
 
+/// Lets spawned tasks run until they wait (test runtimes have one thread).
+async fn let_others_run() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
 fn hex32(s: &str) -> [u8; 32] {
     let bytes: Vec<u8> = (0..s.len())
         .step_by(2)
@@ -135,14 +142,15 @@ async fn more_than_the_buffer_flows_through() {
     let service = launch(&transport, seeded(2)).await;
     let (mut client, mut server) = stream_pair(&transport, service.as_ref()).await;
     let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    let send = async {
-        client.write_all(&data).await.unwrap();
+    // Writer and reader in different tasks, so each must wake the other.
+    let sent = data.clone();
+    let send = tokio::spawn(async move {
+        client.write_all(&sent).await.unwrap();
         client.shutdown().await.unwrap();
-    };
+    });
     let mut got = Vec::new();
-    let receive = server.read_to_end(&mut got);
-    let ((), read) = within(async { tokio::join!(send, receive) }).await;
-    assert_eq!(read.unwrap(), data.len());
+    within(server.read_to_end(&mut got)).await.unwrap();
+    within(send).await.unwrap();
     assert_eq!(got, data);
 }
 
@@ -288,19 +296,21 @@ async fn an_open_service_takes_any_key_but_no_client_list() {
 async fn a_stopped_service_is_unreachable_but_its_streams_stay_open() {
     let network = LoopbackNetwork::new();
     let (host, guest) = (network.transport(), network.transport());
-    let service = launch(&host, seeded(8)).await;
+    let service: Arc<dyn OnionService> = Arc::from(launch(&host, seeded(8)).await);
     let (mut client, mut server) = stream_pair(&guest, service.as_ref()).await;
     let mut status = service.status();
 
-    // An `accept` already waiting wakes up.
-    let (waiting, ()) = within(async {
-        tokio::join!(service.accept(), async {
-            tokio::task::yield_now().await;
-            service.shutdown().await.unwrap();
-        })
-    })
-    .await;
-    assert!(matches!(waiting, Err(TorError::Shutdown)));
+    // An `accept` already waiting in another task wakes up.
+    let waiting = tokio::spawn({
+        let service = Arc::clone(&service);
+        async move { service.accept().await.map(drop) }
+    });
+    let_others_run().await;
+    service.shutdown().await.unwrap();
+    assert!(matches!(
+        within(waiting).await.unwrap(),
+        Err(TorError::Shutdown)
+    ));
     assert!(matches!(
         within(service.accept()).await,
         Err(TorError::Shutdown)
@@ -354,16 +364,11 @@ async fn a_transport_shutdown_takes_its_services_and_streams_down() {
     let guest_service = launch(&guest, seeded(11)).await;
     let (mut outgoing, mut incoming) = stream_pair(&host, guest_service.as_ref()).await;
 
-    // A read already waiting on the host's own end ends too.
-    let mut buf = [0u8; 8];
-    let (waiting, ()) = within(async {
-        tokio::join!(server.read(&mut buf), async {
-            tokio::task::yield_now().await;
-            host.shutdown().await.unwrap();
-        })
-    })
-    .await;
-    assert_eq!(waiting.unwrap(), 0);
+    // A read already waiting on the host's own end, in another task, ends too.
+    let waiting = tokio::spawn(async move { server.read(&mut [0u8; 8]).await.unwrap() });
+    let_others_run().await;
+    host.shutdown().await.unwrap();
+    assert_eq!(within(waiting).await.unwrap(), 0);
 
     // The peers see the streams end.
     reads_eof(&mut client).await;
@@ -406,6 +411,22 @@ async fn a_client_shutdown_closes_the_streams_it_opened() {
 }
 
 #[tokio::test]
+async fn dropping_a_transport_shuts_it_down() {
+    let network = LoopbackNetwork::new();
+    let (host, guest) = (network.transport(), network.transport());
+    let service = launch(&host, seeded(18)).await;
+    let (mut client, _server) = stream_pair(&guest, service.as_ref()).await;
+    drop(host);
+    reads_eof(&mut client).await;
+    let refused = connect(&guest, service.as_ref(), &open()).await;
+    assert!(matches!(refused, Err(TorError::ServiceUnreachable(_))));
+    assert!(matches!(
+        within(service.accept()).await,
+        Err(TorError::Shutdown)
+    ));
+}
+
+#[tokio::test]
 async fn two_clients_reach_each_others_services() {
     let network = LoopbackNetwork::new();
     let (a, b) = (network.transport(), network.clone().transport());
@@ -424,8 +445,11 @@ async fn networks_are_separate() {
     let (one, two) = (LoopbackNetwork::new(), LoopbackNetwork::new());
     let transport = one.transport();
     let service = launch(&transport, seeded(16)).await;
-    let refused = connect(&two.transport(), service.as_ref(), &open()).await;
+    let other = two.transport();
+    let refused = connect(&other, service.as_ref(), &open()).await;
     assert!(matches!(refused, Err(TorError::ServiceUnreachable(_))));
     // The same address may be live on each.
-    launch(&two.transport(), seeded(16)).await;
+    let twin = launch(&other, seeded(16)).await;
+    assert_eq!(twin.address(), service.address());
+    stream_pair(&other, twin.as_ref()).await;
 }
