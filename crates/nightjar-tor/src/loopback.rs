@@ -13,8 +13,9 @@
 //!   only with a client-authorization key on that list, and a new list applies to
 //!   the next stream;
 //! - a stopped service is unreachable, but streams it already accepted stay open;
-//!   a transport's shutdown closes every stream it opened or accepted, as a dead
-//!   tor process takes its streams with it.
+//!   a transport's shutdown (or the drop of its last handle) stops its services
+//!   and closes every stream it opened or accepted, as a dead tor process takes
+//!   its streams with it: their peers read EOF.
 //!
 //! What it does not model: bootstrapping, descriptor publication delay, latency,
 //! bandwidth, circuits (so circuit isolation and refreshing have no effect), and
