@@ -121,7 +121,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             "stream open after {:.1} s (3 hops each way, rendezvous in the middle)",
             dialled.elapsed().as_secs_f64()
         ));
-        Link::dial(stream, &alice, &parsed.identity, PROLOGUE).await
+        anyhow::Ok(Link::dial(stream, &alice, &parsed.identity, PROLOGUE).await?)
     };
     // Whichever side fails first ends the demo with its reason.
     let (mut alice_link, (mut bob_link, service)) = tokio::time::timeout(DIAL_LIMIT, async {
