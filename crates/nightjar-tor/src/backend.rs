@@ -46,6 +46,46 @@ impl Backend {
         }
     }
 
+    /// Starts this backend as a client of the public Tor network and waits until it
+    /// has bootstrapped. `data_dir` keeps Tor's state between runs (guards, directory
+    /// cache); `None` uses a temporary directory removed at shutdown. `tor` is the C
+    /// tor program (unused by Arti).
+    pub async fn launch(
+        self,
+        data_dir: Option<PathBuf>,
+        tor: PathBuf,
+    ) -> Result<Arc<dyn Transport>, TorError> {
+        match self {
+            #[cfg(feature = "arti")]
+            Self::Arti => {
+                use crate::arti::{Arti, ArtiConfig, Storage};
+                let storage = match data_dir {
+                    Some(dir) => Storage::Persistent {
+                        state_dir: dir.join("state"),
+                        cache_dir: dir.join("cache"),
+                    },
+                    None => Storage::Ephemeral,
+                };
+                let arti = Arti::launch(ArtiConfig {
+                    storage,
+                    ..ArtiConfig::default()
+                })
+                .await?;
+                Ok(Arc::new(arti))
+            }
+            Self::CTor => {
+                let config = TorProcessConfig {
+                    tor,
+                    data_dir,
+                    ..TorProcessConfig::default()
+                };
+                let tor = CTor::launch(config, CTorOptions::default()).await?;
+                tor.wait_bootstrapped().await?;
+                Ok(Arc::new(tor))
+            }
+        }
+    }
+
     /// Starts this backend as a client of a private test network and waits until
     /// it has bootstrapped. `tor` is the C tor program (unused by Arti).
     pub async fn launch_on_testnet(

@@ -1,6 +1,9 @@
 //! The `nightjar` command.
 
+mod chat;
+mod cli;
 mod demo;
+mod startup;
 mod testnet;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
@@ -32,12 +35,33 @@ enum Command {
     /// A private Tor network on loopback, for development and tests.
     #[command(subcommand)]
     Testnet(testnet::TestnetCommand),
+    /// The line interface: slash commands on stdin (from a terminal or a script),
+    /// what happens printed as it happens.
+    Cli(cli::CliArgs),
+    /// A one-shot chat between two people: no profile, nothing on disk.
+    /// `nightjar chat --listen` prints a string; `nightjar chat STRING` connects.
+    Chat(chat::ChatArgs),
 }
 
 /// Our own warnings are for the person at the keyboard; the Tor libraries' are
 /// mostly about network conditions they recover from by themselves, so by default
 /// only their errors show. `RUST_LOG` overrides this.
 const DEFAULT_LOG_FILTER: &str = "error,nightjar=warn,nightjar_tor=warn,nightjar_proto=warn";
+
+/// Runs a command that reads stdin and reports failure as one sentence.
+///
+/// The runtime is shut down without waiting: tokio reads stdin on a blocking
+/// thread that may still be waiting for a line nobody will type.
+fn interactive(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(command);
+    runtime.shutdown_background();
+    if let Err(e) = result {
+        eprintln!("nightjar: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -51,6 +75,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Demo(args)) => tokio::runtime::Runtime::new()?.block_on(demo::run(args)),
         Some(Command::Testnet(cmd)) => testnet::run(cmd),
+        Some(Command::Cli(args)) => interactive(cli::run(args)),
+        Some(Command::Chat(args)) => interactive(chat::run(args)),
         None => {
             Cli::command().print_help()?;
             Ok(())

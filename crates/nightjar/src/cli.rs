@@ -1,0 +1,994 @@
+//! `nightjar cli`: the line interface, with unMessage's slash commands.
+//!
+//! Commands are read from stdin one line at a time, so the same program serves a
+//! person at a terminal and a script piping commands in. What the node reports
+//! (requests, messages, receipts, presence) is printed as it happens, one line
+//! each, with a timestamp.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal as _, Write};
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use nightjar_node::{
+    ContactView, Event, Level, MessageDirection, MessageState, MessageView, Node, PresenceState,
+    RequestDirection, RequestView,
+};
+use tokio::io::AsyncBufReadExt as _;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::startup::{self, ProfileArgs};
+
+/// Options of `nightjar cli`.
+#[derive(Debug, Args)]
+#[command(after_help = OUTPUT_HELP)]
+pub struct CliArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+    /// After the end of input, keep running up to SECS seconds until every
+    /// message and request we sent has been delivered.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    linger: u64,
+}
+
+const OUTPUT_HELP: &str = "\
+Commands (one per line on stdin):
+  /help                         this list
+  /address                      your address (nj1…), to give to people
+  /onion                        your request onion address
+  /key                          your identity key
+  /fingerprint [NAME]           your fingerprint, or NAME's
+  /req-send ADDRESS NAME [GREETING]
+                                ask the owner of ADDRESS to be a contact, named NAME
+  /requests                     pending requests, both ways
+  /req-accept ID NAME           accept request ID, naming the contact NAME
+  /req-decline ID               decline (or withdraw) request ID
+  /convs                        your contacts
+  /peer NAME                    show NAME and talk to them: lines without / go to NAME
+  /msg NAME TEXT                send TEXT to NAME
+  /history NAME [N]             the last N (default 20) messages with NAME
+  /pres-on NAME, /pres-off NAME tell NAME (or stop telling) when you come and go
+  /verify NAME FINGERPRINT      mark NAME verified if FINGERPRINT is theirs
+  /delete NAME                  delete NAME and your conversation
+  /quit                         leave (also: end of input)
+
+Output (stable; one line each, stdout, flushed per line):
+  address: nj1…    onion: ….onion    key: …    fingerprint: …
+  [HH:MM:SS] request #ID from FINGERPRINT: \"GREETING\" (accept with /req-accept ID NAME)
+  [HH:MM:SS] request #ID to NAME sent | delivered
+  [HH:MM:SS] contact NAME added
+  [HH:MM:SS] NAME connected | disconnected | is online | is away | is offline | left
+  [HH:MM:SS] <NAME> TEXT              a message from NAME
+  [HH:MM:SS] -> NAME: TEXT (id ID)    a message you sent, queued
+  [HH:MM:SS] ✓ sent | delivered NAME (id ID)
+  [HH:MM:SS] warning: TEXT
+  error: SENTENCE                     a command failed; the next line is read
+Names are coloured by trust (red: unverified, green: verified) on a terminal,
+unless NO_COLOR is set.";
+
+/// What a line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Peer(Option<String>),
+    Onion,
+    Key,
+    Address,
+    ReqSend {
+        address: String,
+        name: String,
+        greeting: String,
+    },
+    ReqAccept {
+        id: i64,
+        name: String,
+    },
+    ReqDecline(i64),
+    Requests,
+    Convs,
+    Msg {
+        name: String,
+        text: String,
+    },
+    History {
+        name: String,
+        limit: usize,
+    },
+    Presence {
+        name: String,
+        on: bool,
+    },
+    Verify {
+        name: String,
+        fingerprint: String,
+    },
+    Fingerprint(Option<String>),
+    Delete(String),
+    Quit,
+    /// Nothing (a blank line).
+    Nothing,
+}
+
+/// How many messages `/history` shows by default.
+pub const DEFAULT_HISTORY: usize = 20;
+
+/// Parses one input line. `current` is the peer chosen with `/peer`, to whom a line
+/// without a slash goes.
+pub fn parse(line: &str, current: Option<&str>) -> Result<Command, String> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(Command::Nothing);
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return match current {
+            Some(name) => Ok(Command::Msg {
+                name: name.to_owned(),
+                text: line.to_owned(),
+            }),
+            None => Err(
+                "commands start with '/': use /msg NAME TEXT, or /peer NAME to talk to NAME \
+                 (/help lists the commands)"
+                    .into(),
+            ),
+        };
+    };
+    let (word, args) = split_word(rest);
+    let usage = |u: &str| format!("usage: /{word} {u}");
+    let one_name = |args: &str, u: &str| -> Result<String, String> {
+        match split_word(args) {
+            (name, "") if !name.is_empty() => Ok(name.to_owned()),
+            _ => Err(usage(u)),
+        }
+    };
+    let command = match word {
+        "help" => Command::Help,
+        "quit" | "exit" => Command::Quit,
+        "onion" => Command::Onion,
+        "key" => Command::Key,
+        "address" => Command::Address,
+        "requests" => Command::Requests,
+        "convs" => Command::Convs,
+        "peer" if args.is_empty() => Command::Peer(None),
+        "peer" => Command::Peer(Some(one_name(args, "NAME")?)),
+        "fingerprint" if args.is_empty() => Command::Fingerprint(None),
+        "fingerprint" => Command::Fingerprint(Some(one_name(args, "[NAME]")?)),
+        "req-send" => {
+            let (address, rest) = split_word(args);
+            let (name, greeting) = split_word(rest);
+            if name.is_empty() {
+                return Err(usage("ADDRESS NAME [GREETING]"));
+            }
+            Command::ReqSend {
+                address: address.to_owned(),
+                name: name.to_owned(),
+                greeting: greeting.to_owned(),
+            }
+        }
+        "req-accept" => match split_word(args) {
+            (id, name) if !name.is_empty() && !name.contains(char::is_whitespace) => {
+                Command::ReqAccept {
+                    id: request_id(id)?,
+                    name: name.to_owned(),
+                }
+            }
+            _ => return Err(usage("ID NAME")),
+        },
+        "req-decline" => Command::ReqDecline(request_id(&one_name(args, "ID")?)?),
+        "msg" => match split_word(args) {
+            (name, text) if !text.is_empty() => Command::Msg {
+                name: name.to_owned(),
+                text: text.to_owned(),
+            },
+            _ => return Err(usage("NAME TEXT")),
+        },
+        "history" => match split_word(args) {
+            (name, "") if !name.is_empty() => Command::History {
+                name: name.to_owned(),
+                limit: DEFAULT_HISTORY,
+            },
+            (name, n) if !name.is_empty() => Command::History {
+                name: name.to_owned(),
+                limit: n
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| usage("NAME [N], N a positive number"))?,
+            },
+            _ => return Err(usage("NAME [N]")),
+        },
+        "pres-on" | "pres-off" => Command::Presence {
+            name: one_name(args, "NAME")?,
+            on: word == "pres-on",
+        },
+        "verify" => match split_word(args) {
+            (name, fingerprint) if !fingerprint.is_empty() => Command::Verify {
+                name: name.to_owned(),
+                fingerprint: fingerprint.to_owned(),
+            },
+            _ => return Err(usage("NAME FINGERPRINT")),
+        },
+        "delete" => Command::Delete(one_name(args, "NAME")?),
+        _ => {
+            return Err(format!(
+                "unknown command /{word} (/help lists the commands)"
+            ));
+        }
+    };
+    Ok(command)
+}
+
+/// The first word and the rest, trimmed.
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim();
+    match s.split_once(char::is_whitespace) {
+        Some((word, rest)) => (word, rest.trim()),
+        None => (s, ""),
+    }
+}
+
+fn request_id(s: &str) -> Result<i64, String> {
+    s.trim_start_matches('#')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a request number (see /requests)"))
+}
+
+/// Where output goes, and how it looks.
+struct Screen<W> {
+    out: W,
+    colour: bool,
+    /// Each contact's trust level, to colour names.
+    levels: HashMap<String, Level>,
+}
+
+impl<W: Write> Screen<W> {
+    fn line(&mut self, text: &str) {
+        // A closed stdout (the reading end of a pipe went away) is not worth
+        // dying over; the node still shuts down cleanly at the end of input.
+        let _ = writeln!(self.out, "{text}");
+        let _ = self.out.flush();
+    }
+
+    fn event(&mut self, text: &str) {
+        let now = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
+        self.line(&format!("[{now}] {text}"));
+    }
+
+    fn error(&mut self, text: &str) {
+        self.line(&format!("error: {text}"));
+    }
+
+    /// A contact's name, coloured by trust when on a terminal.
+    fn name(&self, name: &str) -> String {
+        let name = clean(name);
+        match (self.colour, self.levels.get(&name)) {
+            (true, Some(Level::Verified)) => format!("\x1b[32m{name}\x1b[0m"),
+            (true, Some(_)) => format!("\x1b[31m{name}\x1b[0m"),
+            _ => name,
+        }
+    }
+
+    fn learn(&mut self, contact: &ContactView) {
+        self.levels.insert(contact.name.clone(), contact.level);
+    }
+}
+
+/// Text from others on one line: control characters (a peer could move the cursor
+/// or forge lines) become spaces.
+pub(crate) fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+fn clock(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|t| {
+            t.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "--:--:--".into())
+}
+
+fn presence_word(p: PresenceState) -> &'static str {
+    match p {
+        PresenceState::Online => "online",
+        PresenceState::Away => "away",
+        PresenceState::Offline => "offline",
+    }
+}
+
+fn state_word(s: MessageState) -> &'static str {
+    match s {
+        MessageState::Queued => "queued",
+        MessageState::Sent => "sent",
+        MessageState::Delivered => "delivered",
+        MessageState::Received => "received",
+    }
+}
+
+/// What happens after a line.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+/// The session: the node, the screen, the current peer.
+struct Session<W> {
+    node: Node,
+    screen: Screen<W>,
+    current: Option<String>,
+}
+
+impl<W: Write> Session<W> {
+    fn show_event(&mut self, event: &Event) {
+        let s = &mut self.screen;
+        match event {
+            Event::Online => s.event("online: your onion services are published"),
+            Event::RequestReceived { request } => s.event(&format!(
+                "request #{} from {}: \"{}\" (accept with /req-accept {} NAME)",
+                request.id,
+                request.fingerprint,
+                clean(&request.greeting),
+                request.id
+            )),
+            Event::RequestDelivered { request } => {
+                let to = request
+                    .name
+                    .as_deref()
+                    .map(|n| s.name(n))
+                    .unwrap_or_default();
+                s.event(&format!("request #{} to {to} delivered", request.id));
+            }
+            Event::ContactAdded { contact } => {
+                s.learn(contact);
+                let name = s.name(&contact.name);
+                s.event(&format!("contact {name} added"));
+            }
+            Event::Connected { contact } => {
+                let name = s.name(contact);
+                s.event(&format!("{name} connected"));
+            }
+            Event::Disconnected { contact } => {
+                let name = s.name(contact);
+                s.event(&format!("{name} disconnected"));
+            }
+            Event::Presence { contact, presence } => {
+                let name = s.name(contact);
+                s.event(&format!("{name} is {}", presence_word(*presence)));
+            }
+            Event::MessageReceived { message } => {
+                let name = s.name(&message.contact);
+                s.event(&format!("<{name}> {}", clean(&message.body)));
+            }
+            Event::MessageState { contact, id, state } => {
+                let name = s.name(contact);
+                s.event(&format!(
+                    "✓ {} {name} (id {})",
+                    state_word(*state),
+                    short_id(id)
+                ));
+            }
+            Event::PeerQuit { contact } => {
+                let name = s.name(contact);
+                s.event(&format!("{name} left"));
+            }
+            Event::Warning { text } => s.event(&format!("warning: {}", clean(text))),
+            _ => tracing::debug!("an event this version does not show"),
+        }
+    }
+
+    async fn handle(&mut self, line: &str) -> Flow {
+        match parse(line, self.current.as_deref()) {
+            Ok(Command::Quit) => Flow::Quit,
+            Ok(command) => {
+                if let Err(e) = self.run(command).await {
+                    self.screen.error(&e.to_string());
+                }
+                Flow::Continue
+            }
+            Err(hint) => {
+                self.screen.error(&hint);
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn run(&mut self, command: Command) -> Result<(), nightjar_node::NodeError> {
+        let node = self.node.clone();
+        match command {
+            Command::Nothing | Command::Quit => {}
+            Command::Help => {
+                for l in OUTPUT_HELP.lines() {
+                    self.screen.line(l);
+                }
+            }
+            Command::Address => {
+                let info = node.info().await?;
+                self.screen.line(&format!("address: {}", info.address));
+            }
+            Command::Onion => {
+                let info = node.info().await?;
+                self.screen.line(&format!("onion: {}", info.request_onion));
+            }
+            Command::Key => {
+                let info = node.info().await?;
+                self.screen.line(&format!("key: {}", info.identity_key));
+            }
+            Command::Fingerprint(None) => {
+                let info = node.info().await?;
+                self.screen
+                    .line(&format!("fingerprint: {}", info.fingerprint));
+            }
+            Command::Fingerprint(Some(name)) => {
+                let c = node.contact(&name).await?;
+                self.screen.learn(&c);
+                let shown = self.screen.name(&c.name);
+                self.screen
+                    .line(&format!("fingerprint of {shown}: {}", c.fingerprint));
+            }
+            Command::Peer(None) => match self.current.clone() {
+                Some(name) => self.show_contact(&name).await?,
+                None => self
+                    .screen
+                    .line("no current peer: choose one with /peer NAME"),
+            },
+            Command::Peer(Some(name)) => {
+                self.show_contact(&name).await?;
+                self.screen.line(&format!(
+                    "talking to {}: lines without / go to them",
+                    self.screen.name(&name)
+                ));
+                self.current = Some(name);
+            }
+            Command::ReqSend {
+                address,
+                name,
+                greeting,
+            } => {
+                let request = node.send_request(&address, &name, &greeting).await?;
+                let shown = self.screen.name(&name);
+                self.screen
+                    .event(&format!("request #{} to {shown} sent", request.id));
+            }
+            Command::Requests => {
+                let requests = node.requests().await?;
+                if requests.is_empty() {
+                    self.screen.line("no pending requests");
+                }
+                for r in &requests {
+                    let text = self.request_line(r);
+                    self.screen.line(&text);
+                }
+            }
+            Command::ReqAccept { id, name } => {
+                let contact = node.accept_request(id, &name).await?;
+                self.screen.learn(&contact);
+                let shown = self.screen.name(&contact.name);
+                self.screen
+                    .event(&format!("request #{id} accepted: {shown}"));
+            }
+            Command::ReqDecline(id) => {
+                node.decline_request(id).await?;
+                self.screen.event(&format!("request #{id} declined"));
+            }
+            Command::Convs => {
+                let contacts = node.contacts().await?;
+                if contacts.is_empty() {
+                    self.screen.line("no contacts yet");
+                }
+                for c in &contacts {
+                    self.screen.learn(c);
+                    let text = self.contact_line(c);
+                    self.screen.line(&text);
+                }
+            }
+            Command::Msg { name, text } => {
+                let message = node.send_message(&name, &text).await?;
+                let shown = self.screen.name(&name);
+                self.screen.event(&format!(
+                    "-> {shown}: {} (id {})",
+                    clean(&message.body),
+                    short_id(&message.id)
+                ));
+            }
+            Command::History { name, limit } => {
+                let messages = node.history(&name, limit).await?;
+                if messages.is_empty() {
+                    self.screen.line("no messages yet");
+                }
+                for m in &messages {
+                    let text = self.history_line(m);
+                    self.screen.line(&text);
+                }
+            }
+            Command::Presence { name, on } => {
+                node.set_presence(&name, on).await?;
+                let shown = self.screen.name(&name);
+                self.screen.line(&if on {
+                    format!("{shown} will be told when you come and go")
+                } else {
+                    format!("{shown} will no longer be told when you come and go")
+                });
+            }
+            Command::Verify { name, fingerprint } => {
+                let contact = node.verify(&name, &fingerprint).await?;
+                self.screen.learn(&contact);
+                let shown = self.screen.name(&contact.name);
+                self.screen.line(&format!("{shown} is verified"));
+            }
+            Command::Delete(name) => {
+                node.delete_contact(&name).await?;
+                self.screen.levels.remove(&name);
+                if self.current.as_deref() == Some(name.as_str()) {
+                    self.current = None;
+                }
+                self.screen.line(&format!("{} deleted", clean(&name)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn show_contact(&mut self, name: &str) -> Result<(), nightjar_node::NodeError> {
+        let c = self.node.contact(name).await?;
+        self.screen.learn(&c);
+        let shown = self.screen.name(&c.name);
+        let level = match c.level {
+            Level::Verified => "verified",
+            Level::Unverified => "unverified",
+        };
+        self.screen.line(&format!("name: {shown}"));
+        self.screen.line(&format!("level: {level}"));
+        self.screen.line(&format!("fingerprint: {}", c.fingerprint));
+        self.screen
+            .line(&format!("online: {}", if c.online { "yes" } else { "no" }));
+        Ok(())
+    }
+
+    fn contact_line(&self, c: &ContactView) -> String {
+        let level = match c.level {
+            Level::Verified => "verified",
+            Level::Unverified => "unverified",
+        };
+        let mut text = format!(
+            "{} {level} {}",
+            self.screen.name(&c.name),
+            if c.online { "online" } else { "offline" }
+        );
+        if c.pending {
+            text.push_str(" (acceptance not delivered yet)");
+        }
+        if c.unread > 0 {
+            text.push_str(&format!(" ({} unread)", c.unread));
+        }
+        text
+    }
+
+    fn request_line(&self, r: &RequestView) -> String {
+        match r.direction {
+            RequestDirection::Incoming => format!(
+                "#{} from {}: \"{}\"",
+                r.id,
+                r.fingerprint,
+                clean(&r.greeting)
+            ),
+            RequestDirection::Outgoing => format!(
+                "#{} to {} ({})",
+                r.id,
+                r.name
+                    .as_deref()
+                    .map(|n| self.screen.name(n))
+                    .unwrap_or_default(),
+                if r.delivered {
+                    "delivered, waiting for them to accept"
+                } else {
+                    "not delivered yet"
+                }
+            ),
+        }
+    }
+
+    fn history_line(&self, m: &MessageView) -> String {
+        let when = clock(m.sent_at_ms);
+        match m.direction {
+            MessageDirection::Incoming => format!(
+                "[{when}] <{}> {}",
+                self.screen.name(&m.contact),
+                clean(&m.body)
+            ),
+            MessageDirection::Outgoing => format!(
+                "[{when}] -> {}: {} ({})",
+                self.screen.name(&m.contact),
+                clean(&m.body),
+                state_word(m.state)
+            ),
+        }
+    }
+
+    /// Whether anything we sent still waits for the other side: messages
+    /// without a receipt, requests not delivered, acceptances not delivered.
+    async fn outbox_empty(&self) -> Result<bool, nightjar_node::NodeError> {
+        let requests = self.node.requests().await?;
+        if requests
+            .iter()
+            .any(|r| r.direction == RequestDirection::Outgoing && !r.delivered)
+        {
+            return Ok(false);
+        }
+        for c in self.node.contacts().await? {
+            if c.pending {
+                return Ok(false);
+            }
+            let history = self.node.history(&c.name, OUTBOX_SCAN).await?;
+            if history.iter().any(|m| {
+                m.direction == MessageDirection::Outgoing
+                    && matches!(m.state, MessageState::Queued | MessageState::Sent)
+            }) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// How far back `--linger` looks for undelivered messages in each conversation.
+const OUTBOX_SCAN: usize = 1000;
+
+/// Runs `nightjar cli`.
+pub async fn run(args: CliArgs) -> Result<()> {
+    let running = startup::start_node(&args.profile).await?;
+    let node = running.node.clone();
+    let mut events = node.subscribe();
+    let stdout = std::io::stdout();
+    let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut session = Session {
+        node,
+        screen: Screen {
+            out: stdout.lock(),
+            colour,
+            levels: HashMap::new(),
+        },
+        current: None,
+    };
+    if let Ok(contacts) = session.node.contacts().await {
+        for c in &contacts {
+            session.screen.learn(c);
+        }
+    }
+    let who = match &running.profile {
+        Some(name) => format!("profile {name:?}"),
+        None => "an ephemeral profile".into(),
+    };
+    eprintln!("nightjar: {who} is running; /help lists the commands");
+
+    let ended_by_input = read_commands(&mut session, &mut events).await;
+    if ended_by_input && args.linger > 0 {
+        linger(&mut session, &mut events, Duration::from_secs(args.linger)).await;
+    }
+    drop(session);
+    running.shutdown().await
+}
+
+/// Reads and runs commands, printing events meanwhile. True when input ended
+/// (rather than `/quit`).
+async fn read_commands<W: Write>(
+    session: &mut Session<W>,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+) -> bool {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    if session.handle(&line).await == Flow::Quit {
+                        return false;
+                    }
+                }
+                Ok(None) => return true,
+                Err(e) => {
+                    session.screen.error(&format!("reading input failed: {e}"));
+                    return true;
+                }
+            },
+            event = events.recv() => if !show(session, event) {
+                return false;
+            },
+        }
+    }
+}
+
+/// Prints one event; false when the node has stopped.
+fn show<W: Write>(session: &mut Session<W>, event: Result<Event, RecvError>) -> bool {
+    match event {
+        Ok(event) => session.show_event(&event),
+        Err(RecvError::Lagged(n)) => session.screen.event(&format!(
+            "warning: {n} events were missed (output too slow)"
+        )),
+        Err(RecvError::Closed) => {
+            session.screen.error("the node has stopped");
+            return false;
+        }
+    }
+    true
+}
+
+/// Keeps printing events until the outbox is empty or `limit` has passed.
+async fn linger<W: Write>(
+    session: &mut Session<W>,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    limit: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
+                eprintln!("nightjar: not everything was delivered before --linger ran out");
+                return;
+            }
+            _ = poll.tick() => match session.outbox_empty().await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    session.screen.error(&e.to_string());
+                    return;
+                }
+            },
+            event = events.recv() => if !show(session, event) {
+                return;
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Command {
+        parse(line, None).unwrap()
+    }
+
+    fn err(line: &str) -> String {
+        parse(line, None).unwrap_err()
+    }
+
+    #[test]
+    fn simple_commands() {
+        assert_eq!(ok("/help"), Command::Help);
+        assert_eq!(ok("/quit"), Command::Quit);
+        assert_eq!(ok("/onion"), Command::Onion);
+        assert_eq!(ok("/key"), Command::Key);
+        assert_eq!(ok("/address"), Command::Address);
+        assert_eq!(ok("/requests"), Command::Requests);
+        assert_eq!(ok("/convs"), Command::Convs);
+        assert_eq!(ok("  /convs  "), Command::Convs);
+        assert_eq!(ok(""), Command::Nothing);
+        assert_eq!(ok("   "), Command::Nothing);
+    }
+
+    #[test]
+    fn commands_with_names() {
+        assert_eq!(ok("/peer bob"), Command::Peer(Some("bob".into())));
+        assert_eq!(ok("/peer"), Command::Peer(None));
+        assert_eq!(ok("/fingerprint"), Command::Fingerprint(None));
+        assert_eq!(
+            ok("/fingerprint bob"),
+            Command::Fingerprint(Some("bob".into()))
+        );
+        assert_eq!(ok("/delete bob"), Command::Delete("bob".into()));
+        assert_eq!(
+            ok("/pres-on bob"),
+            Command::Presence {
+                name: "bob".into(),
+                on: true
+            }
+        );
+        assert_eq!(
+            ok("/pres-off bob"),
+            Command::Presence {
+                name: "bob".into(),
+                on: false
+            }
+        );
+    }
+
+    #[test]
+    fn requests() {
+        assert_eq!(
+            ok("/req-send nj1abc bob hello there, it's me"),
+            Command::ReqSend {
+                address: "nj1abc".into(),
+                name: "bob".into(),
+                greeting: "hello there, it's me".into()
+            }
+        );
+        assert_eq!(
+            ok("/req-send nj1abc bob"),
+            Command::ReqSend {
+                address: "nj1abc".into(),
+                name: "bob".into(),
+                greeting: String::new()
+            }
+        );
+        assert_eq!(
+            ok("/req-accept 3 alice"),
+            Command::ReqAccept {
+                id: 3,
+                name: "alice".into()
+            }
+        );
+        assert_eq!(
+            ok("/req-accept #3 alice"),
+            Command::ReqAccept {
+                id: 3,
+                name: "alice".into()
+            }
+        );
+        assert_eq!(ok("/req-decline 4"), Command::ReqDecline(4));
+    }
+
+    #[test]
+    fn messages_and_history() {
+        assert_eq!(
+            ok("/msg bob hi  there "),
+            Command::Msg {
+                name: "bob".into(),
+                text: "hi  there".into()
+            }
+        );
+        assert_eq!(
+            ok("/history bob"),
+            Command::History {
+                name: "bob".into(),
+                limit: DEFAULT_HISTORY
+            }
+        );
+        assert_eq!(
+            ok("/history bob 5"),
+            Command::History {
+                name: "bob".into(),
+                limit: 5
+            }
+        );
+    }
+
+    #[test]
+    fn verify_takes_the_rest_of_the_line() {
+        assert_eq!(
+            ok("/verify bob 12345 67890 11111"),
+            Command::Verify {
+                name: "bob".into(),
+                fingerprint: "12345 67890 11111".into()
+            }
+        );
+    }
+
+    #[test]
+    fn missing_arguments_say_how() {
+        for (line, usage) in [
+            ("/peer a b", "usage: /peer NAME"),
+            ("/req-send", "usage: /req-send ADDRESS NAME [GREETING]"),
+            (
+                "/req-send nj1abc",
+                "usage: /req-send ADDRESS NAME [GREETING]",
+            ),
+            ("/req-accept", "usage: /req-accept ID NAME"),
+            ("/req-accept 3", "usage: /req-accept ID NAME"),
+            ("/req-accept 3 two words", "usage: /req-accept ID NAME"),
+            ("/req-decline", "usage: /req-decline ID"),
+            ("/msg", "usage: /msg NAME TEXT"),
+            ("/msg bob", "usage: /msg NAME TEXT"),
+            ("/history", "usage: /history NAME [N]"),
+            (
+                "/history bob many",
+                "usage: /history NAME [N], N a positive number",
+            ),
+            (
+                "/history bob 0",
+                "usage: /history NAME [N], N a positive number",
+            ),
+            ("/pres-on", "usage: /pres-on NAME"),
+            ("/pres-off", "usage: /pres-off NAME"),
+            ("/verify bob", "usage: /verify NAME FINGERPRINT"),
+            ("/delete", "usage: /delete NAME"),
+            ("/fingerprint a b", "usage: /fingerprint [NAME]"),
+        ] {
+            assert_eq!(err(line), usage, "{line}");
+        }
+        assert!(err("/req-accept x alice").contains("not a request number"));
+        assert!(err("/req-decline x").contains("not a request number"));
+    }
+
+    #[test]
+    fn unknown_command() {
+        assert_eq!(
+            err("/frobnicate"),
+            "unknown command /frobnicate (/help lists the commands)"
+        );
+        assert_eq!(err("/"), "unknown command / (/help lists the commands)");
+    }
+
+    #[test]
+    fn plain_text_needs_a_current_peer() {
+        assert!(err("hello").starts_with("commands start with '/'"));
+        assert_eq!(
+            parse("hello bob", Some("bob")).unwrap(),
+            Command::Msg {
+                name: "bob".into(),
+                text: "hello bob".into()
+            }
+        );
+        // Commands still work with a current peer.
+        assert_eq!(parse("/convs", Some("bob")).unwrap(), Command::Convs);
+    }
+
+    #[test]
+    fn every_command_in_help_parses() {
+        for word in [
+            "help",
+            "address",
+            "onion",
+            "key",
+            "fingerprint",
+            "requests",
+            "convs",
+            "peer",
+            "quit",
+        ] {
+            assert!(parse(&format!("/{word}"), None).is_ok(), "{word}");
+            assert!(OUTPUT_HELP.contains(&format!("/{word}")), "{word}");
+        }
+    }
+
+    #[test]
+    fn names_coloured_only_when_asked() {
+        let mut screen = Screen {
+            out: Vec::new(),
+            colour: false,
+            levels: HashMap::new(),
+        };
+        screen.levels.insert("bob".into(), Level::Verified);
+        screen.levels.insert("eve".into(), Level::Unverified);
+        assert_eq!(screen.name("bob"), "bob");
+        screen.colour = true;
+        assert_eq!(screen.name("bob"), "\x1b[32mbob\x1b[0m");
+        assert_eq!(screen.name("eve"), "\x1b[31meve\x1b[0m");
+        assert_eq!(screen.name("unknown"), "unknown");
+    }
+
+    #[test]
+    fn event_lines_are_stamped() {
+        let mut screen = Screen {
+            out: Vec::new(),
+            colour: false,
+            levels: HashMap::new(),
+        };
+        screen.event("<bob> hi");
+        let text = String::from_utf8(screen.out).unwrap();
+        let (stamp, rest) = text.split_at(11);
+        assert_eq!(rest, "<bob> hi\n");
+        let digits: Vec<bool> = stamp.chars().map(|c| c.is_ascii_digit()).collect();
+        assert_eq!(
+            digits,
+            [
+                false, true, true, false, true, true, false, true, true, false, false
+            ],
+            "{stamp:?}"
+        );
+        assert!(stamp.starts_with('[') && stamp.ends_with("] "), "{stamp:?}");
+    }
+
+    #[test]
+    fn text_from_others_stays_on_one_line() {
+        assert_eq!(clean("a\nb\x1b[2J"), "a b [2J");
+    }
+}

@@ -1,0 +1,442 @@
+//! Starting what every long-running subcommand needs: Tor, and for those with a
+//! profile, the profile's store and the node.
+//!
+//! Profiles live in `$XDG_DATA_HOME/nightjar/profiles/NAME` (else
+//! `~/.local/share/nightjar/profiles/NAME`); `--data-dir DIR` or `NIGHTJAR_DATA_DIR`
+//! puts them in `DIR/profiles/NAME` instead. A persistent profile keeps Tor's state
+//! in `<profile dir>/tor`; an ephemeral one keeps nothing on disk and Tor's state in
+//! a fresh directory on tmpfs, removed at exit.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use nightjar_node::{Node, NodeConfig};
+use nightjar_store::{KdfParams, Store, StoreError};
+use nightjar_tor::testnet::TestNetwork;
+use nightjar_tor::{Backend, Transport};
+use zeroize::Zeroizing;
+
+/// Which Tor network to join, and how.
+#[derive(Debug, Clone, Args)]
+pub struct TorArgs {
+    /// Tor backend: `arti` (embedded, nothing to install) or `ctor` (the system's
+    /// tor program).
+    #[arg(long = "tor", value_name = "BACKEND", default_value = "arti")]
+    pub backend: Backend,
+    /// Join the private Tor network running in DIR (started by `nightjar testnet
+    /// up`) instead of the public Tor network.
+    #[arg(long, value_name = "DIR", env = "NIGHTJAR_TESTNET")]
+    pub testnet: Option<PathBuf>,
+    /// The tor program, for `--tor ctor`.
+    #[arg(long, value_name = "PATH", env = "NIGHTJAR_TOR", default_value = "tor")]
+    pub tor_program: PathBuf,
+}
+
+/// Which profile to run, and how to unlock it.
+#[derive(Debug, Clone, Args)]
+pub struct ProfileArgs {
+    /// The profile to use; created (after asking for a passphrase twice) if it
+    /// does not exist.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub profile: String,
+    /// Use a throwaway identity: nothing is written to disk and everything is
+    /// forgotten at exit.
+    #[arg(long, conflicts_with_all = ["passphrase_file"])]
+    pub ephemeral: bool,
+    /// Where profiles live (DIR/profiles/NAME) [default: $XDG_DATA_HOME/nightjar,
+    /// else ~/.local/share/nightjar].
+    #[arg(long, value_name = "DIR", env = "NIGHTJAR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Read the profile's passphrase from the first line of FILE (else
+    /// $NIGHTJAR_PASSPHRASE, else a prompt on the terminal).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tor: TorArgs,
+}
+
+/// The environment variable that may hold the passphrase.
+pub const PASSPHRASE_VAR: &str = "NIGHTJAR_PASSPHRASE";
+
+/// A running Tor client and what must outlive it.
+pub struct Tor {
+    /// The transport the node or the chat uses.
+    pub transport: Arc<dyn Transport>,
+    /// Removed when dropped, after the transport has shut down.
+    scratch: Option<tempfile::TempDir>,
+    /// Kept so an attached test network's handle lives as long as we use it.
+    _network: Option<TestNetwork>,
+}
+
+impl std::fmt::Debug for Tor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tor").finish_non_exhaustive()
+    }
+}
+
+impl Tor {
+    /// Stops Tor and removes its scratch directory.
+    pub async fn shutdown(self) -> Result<()> {
+        let result = self.transport.shutdown().await;
+        drop(self.transport);
+        drop(self.scratch);
+        result.context("Tor did not shut down cleanly")
+    }
+}
+
+/// Where Tor keeps its state.
+#[derive(Debug, Clone)]
+pub enum TorState {
+    /// This directory, kept between runs.
+    Persistent(PathBuf),
+    /// A fresh directory on tmpfs, removed at exit.
+    Scratch,
+}
+
+/// Starts Tor and waits until it has joined the network. On a terminal, says
+/// what it is doing on stderr.
+pub async fn start_tor(args: &TorArgs, state: TorState) -> Result<Tor> {
+    let started = Instant::now();
+    let progress = Progress::start(args.backend);
+    let result = launch(args, state).await;
+    progress.finish(&result, started.elapsed());
+    result
+}
+
+async fn launch(args: &TorArgs, state: TorState) -> Result<Tor> {
+    let backend = args.backend;
+    if let Some(dir) = &args.testnet {
+        // The private network's clients keep their state in temporary directories
+        // of their own; there is nothing worth keeping between runs.
+        let network = TestNetwork::attach(dir)
+            .with_context(|| format!("no private Tor network is running in {}", dir.display()))?;
+        let transport = backend
+            .launch_on_testnet(network.description(), args.tor_program.clone())
+            .await
+            .context("could not start Tor")?;
+        return Ok(Tor {
+            transport,
+            scratch: None,
+            _network: Some(network),
+        });
+    }
+    let (dir, scratch) = match state {
+        TorState::Persistent(dir) => (dir, None),
+        TorState::Scratch => {
+            let scratch = scratch_dir("nightjar-tor-")?;
+            (scratch.path().to_owned(), Some(scratch))
+        }
+    };
+    let transport = backend
+        .launch(Some(dir), args.tor_program.clone())
+        .await
+        .context("could not start Tor")?;
+    Ok(Tor {
+        transport,
+        scratch,
+        _network: None,
+    })
+}
+
+/// A fresh private directory on tmpfs (`/dev/shm`), or in the system's temporary
+/// directory, with a warning, where there is none.
+pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::Builder::new().prefix(prefix).tempdir_in(shm)
+    {
+        return Ok(dir);
+    }
+    eprintln!(
+        "warning: /dev/shm is not available; Tor's temporary state goes to {} (removed at exit)",
+        std::env::temp_dir().display()
+    );
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .context("could not create a temporary directory")
+}
+
+/// "Joining the Tor network…" on a terminal, with the seconds ticking, so a slow
+/// start does not look like a hang.
+struct Progress {
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(backend: Backend) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Self { ticker: None };
+        }
+        let ticker = tokio::spawn(async move {
+            let started = Instant::now();
+            loop {
+                eprint!(
+                    "\rjoining the Tor network ({}) … {} s",
+                    backend.describe(),
+                    started.elapsed().as_secs()
+                );
+                let _ = std::io::stderr().flush();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Self {
+            ticker: Some(ticker),
+        }
+    }
+
+    fn finish<T>(self, result: &Result<T>, took: Duration) {
+        if let Some(ticker) = self.ticker {
+            ticker.abort();
+            match result {
+                Ok(_) => eprintln!(
+                    "\rjoined the Tor network in {:.1} s       ",
+                    took.as_secs_f64()
+                ),
+                Err(_) => eprintln!(),
+            }
+        }
+    }
+}
+
+/// A running node and what must be cleaned up after it.
+pub struct Running {
+    /// The node's handle.
+    pub node: Node,
+    /// Tor, shut down after the node.
+    tor: Tor,
+    /// The profile's name, or `None` when ephemeral.
+    pub profile: Option<String>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Stops the node (telling contacts who get our presence), then Tor, then
+    /// removes temporary state.
+    pub async fn shutdown(self) -> Result<()> {
+        let node = self.node.shutdown().await;
+        let tor = self.tor.shutdown().await;
+        node.context("the node did not shut down cleanly")?;
+        tor
+    }
+}
+
+/// Opens (or creates) the profile, starts Tor and starts the node.
+pub async fn start_node(args: &ProfileArgs) -> Result<Running> {
+    let (store, tor_state, profile) = if args.ephemeral {
+        let store = Store::in_memory(&nightjar_node::new_profile())
+            .context("could not create the ephemeral profile")?;
+        (store, TorState::Scratch, None)
+    } else {
+        check_profile_name(&args.profile)?;
+        let dir = profile_dir(args.data_dir.as_deref(), &args.profile)?;
+        let store = open_or_create(args, &dir).await?;
+        (
+            store,
+            TorState::Persistent(dir.join("tor")),
+            Some(args.profile.clone()),
+        )
+    };
+    let tor = start_tor(&args.tor, tor_state).await?;
+    let node = nightjar_node::start(NodeConfig {
+        store,
+        transport: tor.transport.clone(),
+        ephemeral: args.ephemeral,
+    })
+    .await;
+    match node {
+        Ok(node) => Ok(Running { node, tor, profile }),
+        Err(e) => {
+            let _ = tor.shutdown().await;
+            Err(e).context("could not start nightjar")
+        }
+    }
+}
+
+async fn open_or_create(args: &ProfileArgs, dir: &Path) -> Result<Store> {
+    let name = &args.profile;
+    let creating = !Store::exists(dir);
+    let passphrase = passphrase(args, creating, name)?;
+    let dir = dir.to_owned();
+    let opened = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || {
+            if creating {
+                create_parent(&dir)?;
+                let profile = nightjar_node::new_profile();
+                Store::create(&dir, &passphrase, KdfParams::DEFAULT, &profile)
+            } else {
+                Store::open(&dir, &passphrase)
+            }
+        }
+    })
+    .await
+    .context("opening the profile was interrupted")?;
+    match opened {
+        Ok(store) => {
+            if creating {
+                eprintln!("created profile {name:?} in {}", dir.display());
+            }
+            Ok(store)
+        }
+        Err(StoreError::WrongPassphrase) => bail!("wrong passphrase for profile {name:?}"),
+        Err(StoreError::Locked) => {
+            bail!("profile {name:?} is in use by another nightjar process")
+        }
+        Err(e) => Err(e).with_context(|| format!("could not open profile {name:?}")),
+    }
+}
+
+/// Makes the directory that holds profiles, private to this user.
+fn create_parent(dir: &Path) -> Result<(), StoreError> {
+    if let Some(parent) = dir.parent() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(parent)?;
+    }
+    Ok(())
+}
+
+/// Profile names become directory names: keep them plain.
+pub fn check_profile_name(name: &str) -> Result<()> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty() || name.len() > 64 || name.starts_with('.') || !name.chars().all(plain) {
+        bail!(
+            "invalid profile name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+        );
+    }
+    Ok(())
+}
+
+/// The directory of profile `name`.
+pub fn profile_dir(data_dir: Option<&Path>, name: &str) -> Result<PathBuf> {
+    let base = match data_dir {
+        Some(dir) => dir.to_owned(),
+        None => default_data_dir(
+            std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
+            std::env::var_os("HOME").map(PathBuf::from),
+        )?,
+    };
+    Ok(base.join("profiles").join(name))
+}
+
+/// `$XDG_DATA_HOME/nightjar`, else `$HOME/.local/share/nightjar` (the XDG base
+/// directory rules: a relative XDG_DATA_HOME is ignored).
+fn default_data_dir(xdg: Option<PathBuf>, home: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(xdg) = xdg.filter(|p| p.is_absolute()) {
+        return Ok(xdg.join("nightjar"));
+    }
+    match home.filter(|p| p.is_absolute()) {
+        Some(home) => Ok(home.join(".local/share/nightjar")),
+        None => {
+            bail!("cannot tell where profiles live: set HOME, XDG_DATA_HOME or NIGHTJAR_DATA_DIR")
+        }
+    }
+}
+
+/// The passphrase from the environment, a file, or the terminal (twice when
+/// creating). Never empty.
+fn passphrase(args: &ProfileArgs, creating: bool, name: &str) -> Result<Zeroizing<String>> {
+    let given = if let Some(file) = &args.passphrase_file {
+        let text =
+            Zeroizing::new(std::fs::read_to_string(file).with_context(|| {
+                format!("could not read the passphrase file {}", file.display())
+            })?);
+        Some(Zeroizing::new(first_line(&text).to_owned()))
+    } else {
+        std::env::var(PASSPHRASE_VAR).ok().map(Zeroizing::new)
+    };
+    let passphrase = match given {
+        Some(p) => p,
+        None => prompt(creating, name)?,
+    };
+    if passphrase.is_empty() {
+        bail!("an empty passphrase is not allowed");
+    }
+    Ok(passphrase)
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+fn prompt(creating: bool, name: &str) -> Result<Zeroizing<String>> {
+    let ask = |question: &str| {
+        rpassword::prompt_password(question).map(Zeroizing::new).context(
+            "no passphrase: there is no terminal to ask on; set NIGHTJAR_PASSPHRASE or use --passphrase-file",
+        )
+    };
+    if !creating {
+        return ask(&format!("passphrase for profile {name:?}: "));
+    }
+    eprintln!("profile {name:?} does not exist yet; choose a passphrase to create it");
+    let first = ask("new passphrase: ")?;
+    if first.is_empty() {
+        bail!("an empty passphrase is not allowed");
+    }
+    let second = ask("the same again: ")?;
+    if *first != *second {
+        bail!("the two passphrases differ; nothing was created");
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_names() {
+        for good in ["default", "work", "a.b-c_d", "X9"] {
+            assert!(check_profile_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "..",
+            ".hidden",
+            "a/b",
+            "../x",
+            "a b",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(check_profile_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn data_dir_follows_xdg() {
+        let dir = default_data_dir(Some("/x/data".into()), Some("/home/a".into())).unwrap();
+        assert_eq!(dir, PathBuf::from("/x/data/nightjar"));
+        // A relative XDG_DATA_HOME is invalid and ignored.
+        let dir = default_data_dir(Some("rel".into()), Some("/home/a".into())).unwrap();
+        assert_eq!(dir, PathBuf::from("/home/a/.local/share/nightjar"));
+        let dir = default_data_dir(None, Some("/home/a".into())).unwrap();
+        assert_eq!(dir, PathBuf::from("/home/a/.local/share/nightjar"));
+        assert!(default_data_dir(None, None).is_err());
+    }
+
+    #[test]
+    fn profile_dir_under_data_dir() {
+        let dir = profile_dir(Some(Path::new("/d")), "work").unwrap();
+        assert_eq!(dir, PathBuf::from("/d/profiles/work"));
+    }
+
+    #[test]
+    fn passphrase_file_first_line() {
+        assert_eq!(first_line("secret\n"), "secret");
+        assert_eq!(first_line("secret\r\nmore"), "secret");
+        assert_eq!(first_line(""), "");
+    }
+}

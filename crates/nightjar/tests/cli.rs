@@ -1,0 +1,158 @@
+//! `nightjar cli` driven through pipes, as a script would drive it: two ephemeral
+//! profiles on the private Tor network become contacts, exchange messages with
+//! receipts, verify each other and quit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use nightjar_test_support::shared_network;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// Generous: Tor start-up, publication and request retries on a young network.
+const HANG_GUARD: Duration = Duration::from_secs(300);
+
+struct Person {
+    name: &'static str,
+    child: Child,
+    input: ChildStdin,
+    output: Lines<BufReader<ChildStdout>>,
+    seen: Vec<String>,
+}
+
+impl Person {
+    fn start(name: &'static str, backend: &str, testnet: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+            .args(["cli", "--ephemeral", "--tor", backend, "--testnet"])
+            .arg(testnet)
+            .env_remove("NIGHTJAR_TESTNET")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Self {
+            name,
+            input: child.stdin.take().unwrap(),
+            output: BufReader::new(child.stdout.take().unwrap()).lines(),
+            child,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn say(&mut self, line: &str) {
+        self.input
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Reads output until a line contains `needle`; returns that line.
+    async fn expect(&mut self, needle: &str) -> String {
+        let found = tokio::time::timeout(HANG_GUARD, async {
+            while let Some(line) = self.output.next_line().await.unwrap() {
+                self.seen.push(line.clone());
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!(
+                "{} never printed {needle:?}; it printed:\n{}",
+                self.name,
+                self.seen.join("\n")
+            ),
+        }
+    }
+}
+
+/// The text after the timestamp of an event line (`[HH:MM:SS] text`).
+fn after_stamp(line: &str) -> &str {
+    line.split_once("] ").map_or(line, |(_, rest)| rest)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_people_become_contacts_and_talk() {
+    let net = shared_network().await;
+    let mut alice = Person::start("alice", "arti", net.dir());
+    let mut bob = Person::start("bob", "ctor", net.dir());
+
+    alice.say("/address").await;
+    let address = alice.expect("address: ").await;
+    let address = address.strip_prefix("address: ").unwrap().to_owned();
+    assert!(address.starts_with("nj1"), "{address}");
+
+    // Mistakes are one sentence, and the session goes on.
+    bob.say("hello?").await;
+    bob.expect("error: commands start with '/'").await;
+    bob.say("/frobnicate").await;
+    bob.expect("error: unknown command /frobnicate").await;
+
+    bob.say(&format!("/req-send {address} alice Hi, it is Bob"))
+        .await;
+    bob.expect("to alice sent").await;
+    let request = alice.expect("request #").await;
+    assert!(request.contains("\"Hi, it is Bob\""), "{request}");
+    let id = after_stamp(&request)
+        .strip_prefix("request #")
+        .and_then(|r| r.split_once(' '))
+        .map(|(id, _)| id.to_owned())
+        .unwrap();
+    bob.expect("delivered").await;
+
+    alice.say(&format!("/req-accept {id} bob")).await;
+    alice.expect("accepted: bob").await;
+    bob.expect("contact alice added").await;
+
+    alice.say("/msg bob hello Bob").await;
+    alice.expect("-> bob: hello Bob").await;
+    assert_eq!(
+        after_stamp(&bob.expect("<alice>").await),
+        "<alice> hello Bob"
+    );
+    alice.expect("✓ delivered bob").await;
+
+    bob.say("/peer alice").await;
+    bob.expect("talking to alice").await;
+    bob.say("hello Alice").await;
+    assert_eq!(
+        after_stamp(&alice.expect("<bob>").await),
+        "<bob> hello Alice"
+    );
+    bob.expect("✓ delivered alice").await;
+
+    // Verification: Bob reads his fingerprint to Alice out of band.
+    bob.say("/fingerprint").await;
+    let fingerprint = bob.expect("fingerprint: ").await;
+    let fingerprint = fingerprint
+        .strip_prefix("fingerprint: ")
+        .unwrap()
+        .to_owned();
+    alice.say("/verify bob 11111 22222").await;
+    alice.expect("error: the fingerprint does not match").await;
+    alice.say(&format!("/verify bob {fingerprint}")).await;
+    alice.expect("bob is verified").await;
+    alice.say("/peer bob").await;
+    alice.expect("level: verified").await;
+
+    alice.say("/history bob").await;
+    alice.expect("<bob> hello Alice").await;
+
+    alice.say("/quit").await;
+    bob.say("/quit").await;
+    let (a, b) = tokio::time::timeout(HANG_GUARD, async {
+        tokio::join!(alice.child.wait(), bob.child.wait())
+    })
+    .await
+    .expect("the sessions did not end");
+    assert!(a.unwrap().success());
+    assert!(b.unwrap().success());
+}
