@@ -1,5 +1,8 @@
 //! The `nightjar` command.
 
+// `serve` is the entry point of `nightjar daemon`.
+#[allow(dead_code)]
+mod daemon;
 mod demo;
 mod testnet;
 
