@@ -839,12 +839,13 @@ struct NewContact<'a> {
 }
 
 impl NewContact<'_> {
-    /// New contacts are unverified and get our presence.
+    /// New contacts are unverified, and presence is opt-in: they do not get ours
+    /// until the user says so.
     fn insert(&self, conn: &Connection) -> Result<ContactRecord, StoreError> {
         conn.execute(
             "INSERT INTO contacts (name, identity_key, their_endpoint, their_credential, \
              our_credential, state, verified, share_presence, created_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 1, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7)",
             params![
                 self.name,
                 self.identity_key.as_slice(),

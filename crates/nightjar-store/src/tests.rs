@@ -118,3 +118,15 @@ fn a_damaged_row_is_corrupt_not_a_panic() {
         .unwrap();
     assert!(matches!(store.contacts(), Err(StoreError::Corrupt(_))));
 }
+
+#[test]
+fn store_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+    let store = Store::in_memory(&profile()).unwrap();
+    let back = std::thread::spawn(move || store.profile().map(|p| p.created_at_ms))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, 1);
+}

@@ -198,9 +198,11 @@ fn contact_flags_and_missing_rows() {
     let mut s = store();
     let id = contact(&mut s, "kim", 1);
     s.set_verified(id, true).unwrap();
-    s.set_share_presence(id, false).unwrap();
+    s.set_share_presence(id, true).unwrap();
     let c = s.contact(id).unwrap();
-    assert!(c.verified && !c.share_presence);
+    assert!(c.verified && c.share_presence);
+    s.set_share_presence(id, false).unwrap();
+    assert!(!s.contact(id).unwrap().share_presence);
     s.set_verified(id, false).unwrap();
     assert!(!s.contact(id).unwrap().verified);
 

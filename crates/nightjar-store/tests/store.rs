@@ -91,7 +91,7 @@ fn create_then_open_round_trips_every_record() {
     assert_eq!(*alice.our_credential, [12; 32]);
     assert_eq!(alice.state, ContactState::Active);
     assert!(!alice.verified);
-    assert!(alice.share_presence);
+    assert!(!alice.share_presence, "presence is opt-in");
     assert_eq!(alice.created_at_ms, 6);
     assert_eq!(store.contact(alice.id).unwrap().name, "alice");
     assert_eq!(
