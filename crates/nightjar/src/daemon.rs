@@ -9,6 +9,8 @@ mod connection;
 mod methods;
 mod rpc;
 mod socket;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::path::Path;
@@ -64,7 +66,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            _ = watched.wait_for(|s| *s != State::Running) => break,
+            () = stop_requested(&mut watched) => break,
             accepted = bound.listener.accept() => match accepted {
                 Ok((stream, _)) => admit(stream, &node, &state, &permits, &mut connections),
                 Err(e) => {
@@ -123,6 +125,13 @@ fn admit(
         drop(permit);
         debug!("rpc client disconnected");
     });
+}
+
+/// Resolves once a client asked to stop (or every sender is gone, which cannot
+/// happen while `serve` holds one).
+async fn stop_requested(state: &mut watch::Receiver<State>) {
+    // The guard `wait_for` returns is not `Send`: drop it here, not in `select!`.
+    let _ = state.wait_for(|s| *s != State::Running).await;
 }
 
 async fn drain(connections: &mut JoinSet<()>) {

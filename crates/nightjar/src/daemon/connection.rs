@@ -79,7 +79,7 @@ async fn read_requests<R: AsyncBufRead + Unpin>(
         buf.clear();
         let line = tokio::select! {
             biased;
-            _ = stopping.wait_for(|s| *s != State::Running) => return,
+            () = super::stop_requested(&mut stopping) => return,
             line = read_line(&mut read, &mut buf) => line,
         };
         match line {
