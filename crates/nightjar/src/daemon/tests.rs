@@ -648,3 +648,26 @@ async fn a_stale_socket_file_is_replaced() {
     finished(&mut task).await;
     assert!(!socket.exists());
 }
+
+#[tokio::test]
+async fn a_one_shot_client_gets_its_answers_before_the_connection_closes() {
+    let net = LoopbackNetwork::new();
+    let daemon = Daemon::start(&net).await;
+    let mut client = daemon.client().await;
+    client
+        .send_line(br#"{"jsonrpc":"2.0","id":1,"method":"info"}"#)
+        .await;
+    client
+        .send_line(br#"{"jsonrpc":"2.0","id":2,"method":"contacts"}"#)
+        .await;
+    client.write.shutdown().await.unwrap();
+    let first = client.read().await.unwrap();
+    assert_eq!(
+        (&first["id"], first["result"]["ephemeral"].as_bool()),
+        (&json!(1), Some(true))
+    );
+    let second = client.read().await.unwrap();
+    assert_eq!((&second["id"], &second["result"]), (&json!(2), &json!([])));
+    assert_eq!(client.read().await, None);
+    daemon.stop().await;
+}
