@@ -2,6 +2,7 @@
 
 mod chat;
 mod cli;
+mod daemon;
 mod demo;
 mod startup;
 mod testnet;
@@ -41,6 +42,41 @@ enum Command {
     /// A one-shot chat between two people: no profile, nothing on disk.
     /// `nightjar chat --listen` prints a string; `nightjar chat STRING` connects.
     Chat(chat::ChatArgs),
+    /// Run a profile in the background and serve its commands and events as
+    /// JSON-RPC 2.0 on a unix socket (see docs/rpc.md). Stops on SIGINT, SIGTERM
+    /// or the `shutdown` method.
+    Daemon(DaemonArgs),
+}
+
+/// Options of `nightjar daemon`.
+#[derive(Debug, clap::Args)]
+struct DaemonArgs {
+    /// The unix socket to serve on (made 0600; refused if a daemon answers there).
+    #[arg(long, value_name = "PATH")]
+    socket: std::path::PathBuf,
+    #[command(flatten)]
+    profile: startup::ProfileArgs,
+}
+
+async fn run_daemon(args: DaemonArgs) -> anyhow::Result<()> {
+    let running = startup::start_node(&args.profile).await?;
+    let served = daemon::serve(running.node.clone(), &args.socket, stop_signal()).await;
+    let stopped = running.shutdown().await;
+    served?;
+    stopped
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// Our own warnings are for the person at the keyboard; the Tor libraries' are
@@ -48,7 +84,8 @@ enum Command {
 /// only their errors show. `RUST_LOG` overrides this.
 const DEFAULT_LOG_FILTER: &str = "error,nightjar=warn,nightjar_tor=warn,nightjar_proto=warn";
 
-/// Runs a command that reads stdin and reports failure as one sentence.
+/// Runs a command and reports failure as one sentence (no backtrace: errors here
+/// are for the person at the keyboard).
 ///
 /// The runtime is shut down without waiting: tokio reads stdin on a blocking
 /// thread that may still be waiting for a line nobody will type.
@@ -73,8 +110,15 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Demo(args)) => tokio::runtime::Runtime::new()?.block_on(demo::run(args)),
-        Some(Command::Testnet(cmd)) => testnet::run(cmd),
+        Some(Command::Demo(args)) => interactive(demo::run(args)),
+        Some(Command::Testnet(cmd)) => {
+            if let Err(e) = testnet::run(cmd) {
+                eprintln!("nightjar: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Some(Command::Daemon(args)) => interactive(run_daemon(args)),
         Some(Command::Cli(args)) => interactive(cli::run(args)),
         Some(Command::Chat(args)) => interactive(chat::run(args)),
         None => {

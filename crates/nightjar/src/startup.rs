@@ -223,7 +223,11 @@ impl Running {
     /// Stops the node (telling contacts who get our presence), then Tor, then
     /// removes temporary state.
     pub async fn shutdown(self) -> Result<()> {
-        let node = self.node.shutdown().await;
+        let node = match self.node.shutdown().await {
+            // Already stopped (the daemon's `shutdown` method stops it itself).
+            Err(nightjar_node::NodeError::Stopped) => Ok(()),
+            other => other,
+        };
         let tor = self.tor.shutdown().await;
         node.context("the node did not shut down cleanly")?;
         tor

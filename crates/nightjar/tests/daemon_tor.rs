@@ -1,0 +1,312 @@
+//! Two `nightjar daemon` processes on the private Tor network, driven only through
+//! their JSON-RPC sockets: a contact request and its acceptance, messages both ways
+//! with receipts, presence and verification; then a node killed with SIGKILL while
+//! messages wait in its outbox, restarted, and everything delivered exactly once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nightjar_test_support::{TestNetwork, shared_network};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::process::{Child, Command};
+
+/// Generous: Tor start-up, publication and retries on a young network. Only a
+/// guard against hangs; nothing is timed.
+const HANG_GUARD: Duration = Duration::from_secs(300);
+
+/// How a daemon's profile is kept.
+enum Profile<'a> {
+    Ephemeral,
+    /// A persistent profile in this data directory.
+    OnDisk(&'a Path),
+}
+
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    fn start(
+        net: &TestNetwork,
+        dir: &Path,
+        name: &str,
+        backend: &str,
+        profile: Profile<'_>,
+    ) -> Self {
+        let socket = dir.join(format!("{name}.sock"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_nightjar"));
+        command
+            .args(["daemon", "--socket"])
+            .arg(&socket)
+            .args(["--tor", backend, "--testnet"])
+            .arg(net.dir())
+            .env_remove("NIGHTJAR_TESTNET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        match profile {
+            Profile::Ephemeral => {
+                command.arg("--ephemeral");
+            }
+            Profile::OnDisk(data) => {
+                command
+                    .args(["--profile", name, "--data-dir"])
+                    .arg(data)
+                    .env("NIGHTJAR_PASSPHRASE", format!("{name}'s long passphrase"));
+            }
+        }
+        Self {
+            child: command.spawn().unwrap(),
+            socket,
+        }
+    }
+
+    async fn connect(&self) -> Client {
+        let stream = tokio::time::timeout(HANG_GUARD, async {
+            loop {
+                if let Ok(stream) = UnixStream::connect(&self.socket).await {
+                    return stream;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .expect("the daemon never opened its socket");
+        let (read, write) = stream.into_split();
+        let mut client = Client {
+            lines: BufReader::new(read).lines(),
+            write,
+            next_id: 1,
+            events: Vec::new(),
+        };
+        client.call("subscribe", json!({})).await;
+        client
+    }
+
+    async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    async fn stop(mut self, client: &mut Client) {
+        client.call("shutdown", json!({})).await;
+        let status = tokio::time::timeout(HANG_GUARD, self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "the daemon exited with {status}");
+    }
+}
+
+struct Client {
+    lines: Lines<BufReader<OwnedReadHalf>>,
+    write: OwnedWriteHalf,
+    next_id: u64,
+    /// Event notifications read while waiting for something else.
+    events: Vec<Value>,
+}
+
+impl Client {
+    async fn read(&mut self) -> Value {
+        let line = tokio::time::timeout(HANG_GUARD, self.lines.next_line())
+            .await
+            .expect("the daemon went quiet")
+            .unwrap()
+            .expect("the daemon closed the connection");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Calls `method`; panics on an error answer.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        let answer = self.try_call(method, params).await;
+        match answer.get("result") {
+            Some(result) => result.clone(),
+            None => panic!("{method} failed: {answer}"),
+        }
+    }
+
+    /// Calls `method`; returns the whole answer.
+    async fn try_call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let mut line = request.to_string();
+        line.push('\n');
+        self.write.write_all(line.as_bytes()).await.unwrap();
+        loop {
+            let message = self.read().await;
+            if message["id"] == json!(id) {
+                return message;
+            }
+            if message["method"] == "event" {
+                self.events.push(message["params"].clone());
+            }
+        }
+    }
+
+    /// The first event (already read or still to come) that `pick` accepts;
+    /// events before it are consumed.
+    async fn event(&mut self, mut pick: impl FnMut(&Value) -> bool) -> Value {
+        if let Some(at) = self.events.iter().position(&mut pick) {
+            let found = self.events[at].clone();
+            self.events.drain(..=at);
+            return found;
+        }
+        self.events.clear();
+        loop {
+            let message = self.read().await;
+            if message["method"] == "event" && pick(&message["params"]) {
+                return message["params"].clone();
+            }
+        }
+    }
+
+    async fn event_named(&mut self, name: &str) -> Value {
+        self.event(|e| e["event"] == name).await
+    }
+
+    async fn delivered(&mut self, id: &Value) {
+        self.event(|e| {
+            e["event"] == "message_state" && e["id"] == *id && e["state"] == "delivered"
+        })
+        .await;
+    }
+}
+
+/// Alice asks Bob, Bob accepts; both see the contact.
+async fn befriend(alice: &mut Client, bob: &mut Client) {
+    let address = bob.call("info", json!({})).await["address"].clone();
+    alice
+        .call(
+            "send_request",
+            json!({"address": address, "name": "bob", "greeting": "hi"}),
+        )
+        .await;
+    let request = bob.event_named("request_received").await;
+    assert_eq!(request["request"]["greeting"], "hi");
+    let id = request["request"]["id"].clone();
+    bob.call("accept_request", json!({"id": id, "name": "alice"}))
+        .await;
+    let added = alice.event_named("contact_added").await;
+    assert_eq!(added["contact"]["name"], "bob");
+    bob.event_named("contact_added").await;
+}
+
+#[tokio::test]
+async fn two_daemons_talk_over_onion_services() {
+    let net = shared_network().await;
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Daemon::start(net, dir.path(), "alice", "ctor", Profile::Ephemeral);
+    let bob = Daemon::start(net, dir.path(), "bob", "arti", Profile::Ephemeral);
+    let mut a = alice.connect().await;
+    let mut b = bob.connect().await;
+    befriend(&mut a, &mut b).await;
+
+    let sent = a
+        .call(
+            "send_message",
+            json!({"contact": "bob", "text": "hello over tor"}),
+        )
+        .await;
+    assert_eq!(sent["state"], "queued");
+    let got = b.event_named("message_received").await;
+    assert_eq!(got["message"]["body"], "hello over tor");
+    assert_eq!(got["message"]["contact"], "alice");
+    a.delivered(&sent["id"]).await;
+    let reply = b
+        .call(
+            "send_message",
+            json!({"contact": "alice", "text": "and back"}),
+        )
+        .await;
+    let got = a.event_named("message_received").await;
+    assert_eq!(got["message"]["body"], "and back");
+    b.delivered(&reply["id"]).await;
+
+    b.call("set_presence", json!({"contact": "alice", "on": true}))
+        .await;
+    let presence = a.event_named("presence").await;
+    assert_eq!(presence["presence"], "online");
+
+    let fingerprint = b.call("info", json!({})).await["fingerprint"].clone();
+    let wrong = a
+        .try_call("verify", json!({"contact": "bob", "fingerprint": "12345"}))
+        .await;
+    assert_eq!(wrong["error"]["data"]["kind"], "fingerprint_mismatch");
+    let verified = a
+        .call(
+            "verify",
+            json!({"contact": "bob", "fingerprint": fingerprint}),
+        )
+        .await;
+    assert_eq!(verified["level"], "verified");
+
+    bob.stop(&mut b).await;
+    let presence = a.event_named("presence").await;
+    assert_eq!(presence["presence"], "offline");
+    alice.stop(&mut a).await;
+}
+
+#[tokio::test]
+async fn queued_messages_survive_sigkill_and_arrive_exactly_once() {
+    let net = shared_network().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let alice = Daemon::start(net, dir.path(), "alice", "ctor", Profile::OnDisk(&data));
+    let bob = Daemon::start(net, dir.path(), "bob", "ctor", Profile::OnDisk(&data));
+    let mut a = alice.connect().await;
+    let mut b = bob.connect().await;
+    befriend(&mut a, &mut b).await;
+    bob.stop(&mut b).await;
+    a.event_named("disconnected").await;
+
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let sent = a
+            .call(
+                "send_message",
+                json!({"contact": "bob", "text": format!("queued {i}")}),
+            )
+            .await;
+        assert_eq!(sent["state"], "queued");
+        ids.push(sent["id"].clone());
+    }
+    // The moment `send_message` answered, the message was on disk.
+    drop(a);
+    alice.kill().await;
+
+    let alice = Daemon::start(net, dir.path(), "alice", "ctor", Profile::OnDisk(&data));
+    let bob = Daemon::start(net, dir.path(), "bob", "ctor", Profile::OnDisk(&data));
+    let mut a = alice.connect().await;
+    let mut b = bob.connect().await;
+    for i in 0..5 {
+        let got = b.event_named("message_received").await;
+        assert_eq!(got["message"]["body"], format!("queued {i}"));
+    }
+    for id in &ids {
+        a.delivered(id).await;
+    }
+    let history = b
+        .call("history", json!({"contact": "alice", "limit": 100}))
+        .await;
+    let bodies: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        bodies,
+        (0..5).map(|i| format!("queued {i}")).collect::<Vec<_>>()
+    );
+    alice.stop(&mut a).await;
+    bob.stop(&mut b).await;
+}
