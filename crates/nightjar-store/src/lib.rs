@@ -1,12 +1,38 @@
 //! Profile storage: one SQLCipher database per profile, or an in-memory database
 //! for ephemeral profiles; the same code runs on both.
 //!
-//! THIS FILE IS THE CONTRACT: the types and method signatures below are what the
-//! node uses. Bodies are to be written.
+//! A profile on disk is a directory (0700) holding:
+//! - `profile.db`, the SQLCipher database, keyed with a raw 256-bit key (plus its
+//!   `-wal` and `-shm` files while open);
+//! - `profile.kdf`, the Argon2id salt and costs that turn the passphrase into that
+//!   key (nothing secret);
+//! - `lock`, on which an open [`Store`] holds an exclusive `flock`.
+//!
+//! Every file is 0600. Every change is one transaction with `synchronous = FULL`, so
+//! whatever a method returned `Ok` for survives a crash right after.
 
+mod files;
+mod kdf;
+mod lock;
+mod rows;
+mod schema;
+
+use std::fmt;
+use std::fs;
 use std::path::Path;
 
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, Params, Row, Transaction, TransactionBehavior, params,
+};
+use tracing::debug;
 use zeroize::Zeroizing;
+
+use crate::files::Layout;
+use crate::kdf::{DatabaseKey, KdfFile};
+use crate::lock::ProfileLock;
+use crate::rows::{
+    CONTACT_COLUMNS, MESSAGE_COLUMNS, PROFILE_COLUMNS, REQUEST_COLUMNS, time_to_sql,
+};
 
 /// A contact's row id.
 pub type ContactId = i64;
@@ -181,15 +207,72 @@ pub struct MessageRecord {
     pub state: MessageState,
 }
 
-/// An open profile.
-pub struct Store {
-    _private: (),
+impl fmt::Debug for ProfileRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProfileRecord")
+            .field("created_at_ms", &self.created_at_ms)
+            .finish_non_exhaustive()
+    }
 }
 
-#[allow(unused_variables, clippy::unimplemented)]
-const _: () = ();
+/// Shows neither keys, credentials nor the name.
+impl fmt::Debug for ContactRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContactRecord")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("verified", &self.verified)
+            .field("share_presence", &self.share_presence)
+            .field("created_at_ms", &self.created_at_ms)
+            .finish_non_exhaustive()
+    }
+}
 
-#[allow(unused_variables)]
+/// Shows neither keys, credentials, the name nor the greeting.
+impl fmt::Debug for RequestRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestRecord")
+            .field("id", &self.id)
+            .field("direction", &self.direction)
+            .field("delivered", &self.delivered)
+            .field("created_at_ms", &self.created_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shows the body's length only.
+impl fmt::Debug for MessageRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageRecord")
+            .field("seq", &self.seq)
+            .field("contact", &self.contact)
+            .field("direction", &self.direction)
+            .field("state", &self.state)
+            .field("body_len", &self.body.len())
+            .field("sent_at_ms", &self.sent_at_ms)
+            .field("stored_at_ms", &self.stored_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An open profile.
+pub struct Store {
+    // Declared before the lock so the database is closed before the lock is let go.
+    conn: Connection,
+    _lock: Option<ProfileLock>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self._lock.is_some() {
+            "on disk"
+        } else {
+            "in memory"
+        };
+        f.debug_struct("Store").field("kind", &kind).finish()
+    }
+}
+
 impl Store {
     /// Creates a profile in `dir` (made 0700; files in it 0600), keyed by
     /// `passphrase` through Argon2id with `params`, and holds its lock.
@@ -199,64 +282,182 @@ impl Store {
         params: KdfParams,
         profile: &ProfileRecord,
     ) -> Result<Self, StoreError> {
-        unimplemented!()
+        let layout = Layout::new(dir);
+        if layout.profile_exists() {
+            return Err(StoreError::ProfileExists(dir.display().to_string()));
+        }
+        files::ensure_private_dir(dir)?;
+        let lock = ProfileLock::acquire(&layout.lock)?;
+        if layout.profile_exists() {
+            return Err(StoreError::ProfileExists(dir.display().to_string()));
+        }
+        layout.remove_incomplete()?;
+        let kdf = KdfFile::generate(params)?;
+        let key = kdf.derive(passphrase)?;
+        // Made here rather than by SQLite so it is 0600 from the start; SQLite gives
+        // its -wal and -shm files the database file's mode.
+        files::create_private_new(&layout.database)?;
+        let conn = open_keyed(&layout.database, &key, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let mut store = Self::start(conn, Some(lock))?;
+        store.insert_profile(profile)?;
+        // Last: until the key parameters are in place there is no profile.
+        files::write_atomic(&layout.kdf_tmp, &layout.kdf, dir, &kdf.to_bytes()?)?;
+        layout.tighten_files()?;
+        debug!("profile created");
+        Ok(store)
     }
+
     /// Opens the profile in `dir` and holds its lock until dropped.
     pub fn open(dir: &Path, passphrase: &str) -> Result<Self, StoreError> {
-        unimplemented!()
+        let layout = Layout::new(dir);
+        if !layout.profile_exists() {
+            return Err(StoreError::NoProfile(dir.display().to_string()));
+        }
+        files::tighten(dir, files::DIR_MODE)?;
+        let lock = ProfileLock::acquire(&layout.lock)?;
+        if !layout.profile_exists() {
+            return Err(StoreError::NoProfile(dir.display().to_string()));
+        }
+        layout.tighten_files()?;
+        let kdf = KdfFile::from_bytes(&fs::read(&layout.kdf)?)?;
+        if !layout.database.is_file() {
+            return Err(StoreError::Corrupt(
+                "the database file is missing".to_owned(),
+            ));
+        }
+        let key = kdf.derive(passphrase)?;
+        let conn = open_keyed(&layout.database, &key, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let store = Self::start(conn, Some(lock))?;
+        layout.tighten_files()?;
+        debug!("profile opened");
+        Ok(store)
     }
+
     /// An ephemeral profile: an in-memory database, nothing on disk.
     pub fn in_memory(profile: &ProfileRecord) -> Result<Self, StoreError> {
-        unimplemented!()
+        let conn = Connection::open_in_memory()?;
+        let mut store = Self::start(conn, None)?;
+        store.insert_profile(profile)?;
+        Ok(store)
     }
+
     /// Whether `dir` holds a profile.
     pub fn exists(dir: &Path) -> bool {
-        unimplemented!()
+        Layout::new(dir).profile_exists()
+    }
+
+    /// Sets up a connection (keyed already, if on disk) and brings its schema up to
+    /// date.
+    fn start(mut conn: Connection, lock: Option<ProfileLock>) -> Result<Self, StoreError> {
+        let on_disk = lock.is_some();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             PRAGMA secure_delete = ON;
+             PRAGMA temp_store = MEMORY;",
+        )?;
+        if on_disk {
+            let mode: String =
+                conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Corrupt(format!(
+                    "cannot use write-ahead logging (journal mode {mode})"
+                )));
+            }
+            // FULL: a commit is on disk when it returns, even in WAL mode.
+            conn.execute_batch("PRAGMA synchronous = FULL;")?;
+        }
+        schema::migrate(&mut conn)?;
+        Ok(Self { conn, _lock: lock })
+    }
+
+    fn insert_profile(&mut self, profile: &ProfileRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            &format!("INSERT INTO profile (id, {PROFILE_COLUMNS}) VALUES (1, ?1, ?2, ?3, ?4)"),
+            params![
+                profile.identity_secret.as_slice(),
+                profile.request_seed.as_slice(),
+                profile.endpoint_seed.as_slice(),
+                time_to_sql(profile.created_at_ms)?,
+            ],
+        )?;
+        Ok(())
     }
 
     pub fn profile(&self) -> Result<ProfileRecord, StoreError> {
-        unimplemented!()
+        let sql = format!("SELECT {PROFILE_COLUMNS} FROM profile WHERE id = 1");
+        query_one(&self.conn, &sql, [], rows::profile)?
+            .ok_or_else(|| StoreError::Corrupt("the profile's own keys are missing".to_owned()))
     }
 
     pub fn contacts(&self) -> Result<Vec<ContactRecord>, StoreError> {
-        unimplemented!()
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY id");
+        query_all(&self.conn, &sql, [], rows::contact)
     }
+
     pub fn contact(&self, id: ContactId) -> Result<ContactRecord, StoreError> {
-        unimplemented!()
+        contact_by_id(&self.conn, id)
     }
+
     pub fn contact_by_name(&self, name: &str) -> Result<Option<ContactRecord>, StoreError> {
-        unimplemented!()
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE name = ?1");
+        query_one(&self.conn, &sql, [name], rows::contact)
     }
+
     pub fn contact_by_key(
         &self,
         identity_key: &[u8; 32],
     ) -> Result<Option<ContactRecord>, StoreError> {
-        unimplemented!()
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE identity_key = ?1");
+        query_one(&self.conn, &sql, [identity_key.as_slice()], rows::contact)
     }
+
     pub fn set_contact_state(
         &mut self,
         id: ContactId,
         state: ContactState,
     ) -> Result<(), StoreError> {
-        unimplemented!()
+        let code = rows::contact_state_code(state);
+        self.update_one(
+            "UPDATE contacts SET state = ?2 WHERE id = ?1",
+            params![id, code],
+        )
     }
+
     pub fn set_verified(&mut self, id: ContactId, verified: bool) -> Result<(), StoreError> {
-        unimplemented!()
+        self.update_one(
+            "UPDATE contacts SET verified = ?2 WHERE id = ?1",
+            params![id, verified],
+        )
     }
+
     pub fn set_share_presence(&mut self, id: ContactId, on: bool) -> Result<(), StoreError> {
-        unimplemented!()
+        self.update_one(
+            "UPDATE contacts SET share_presence = ?2 WHERE id = ?1",
+            params![id, on],
+        )
     }
+
     /// Deletes the contact and its whole conversation.
     pub fn delete_contact(&mut self, id: ContactId) -> Result<(), StoreError> {
-        unimplemented!()
+        let tx = self.begin()?;
+        // The foreign key would cascade too; saying it keeps the intent visible.
+        tx.execute("DELETE FROM messages WHERE contact = ?1", [id])?;
+        if tx.execute("DELETE FROM contacts WHERE id = ?1", [id])? == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn requests(&self) -> Result<Vec<RequestRecord>, StoreError> {
-        unimplemented!()
+        let sql = format!("SELECT {REQUEST_COLUMNS} FROM requests ORDER BY id");
+        query_all(&self.conn, &sql, [], rows::request)
     }
+
     pub fn request(&self, id: RequestId) -> Result<RequestRecord, StoreError> {
-        unimplemented!()
+        request_by_id(&self.conn, id)
     }
+
     /// Stores an incoming request; a newer one from the same identity replaces it.
     pub fn put_incoming_request(
         &mut self,
@@ -266,8 +467,30 @@ impl Store {
         greeting: &str,
         now_ms: u64,
     ) -> Result<RequestRecord, StoreError> {
-        unimplemented!()
+        let incoming = rows::request_direction_code(RequestDirection::Incoming);
+        let now = time_to_sql(now_ms)?;
+        let tx = self.begin()?;
+        tx.execute(
+            "DELETE FROM requests WHERE direction = ?1 AND peer_key = ?2",
+            params![incoming, peer_key.as_slice()],
+        )?;
+        tx.execute(
+            "INSERT INTO requests (direction, peer_key, their_endpoint, their_credential, \
+             greeting, delivered, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+            params![
+                incoming,
+                peer_key.as_slice(),
+                their_endpoint.as_slice(),
+                their_credential.as_slice(),
+                greeting,
+                now
+            ],
+        )?;
+        let record = request_by_id(&tx, tx.last_insert_rowid())?;
+        tx.commit()?;
+        Ok(record)
     }
+
     /// Stores an outgoing request (undelivered). Fails with NameTaken if `name` is
     /// a contact's or another outgoing request's name.
     pub fn add_outgoing_request(
@@ -279,14 +502,36 @@ impl Store {
         greeting: &str,
         now_ms: u64,
     ) -> Result<RequestRecord, StoreError> {
-        unimplemented!()
+        let outgoing = rows::request_direction_code(RequestDirection::Outgoing);
+        let now = time_to_sql(now_ms)?;
+        let tx = self.begin()?;
+        check_name_free(&tx, name)?;
+        tx.execute(
+            "INSERT INTO requests (direction, peer_key, peer_request_onion, our_credential, \
+             name, greeting, delivered, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+            params![
+                outgoing,
+                peer_key.as_slice(),
+                peer_request_onion.as_slice(),
+                our_credential.as_slice(),
+                name,
+                greeting,
+                now
+            ],
+        )?;
+        let record = request_by_id(&tx, tx.last_insert_rowid())?;
+        tx.commit()?;
+        Ok(record)
     }
+
     pub fn mark_request_delivered(&mut self, id: RequestId) -> Result<(), StoreError> {
-        unimplemented!()
+        self.update_one("UPDATE requests SET delivered = 1 WHERE id = ?1", [id])
     }
+
     pub fn delete_request(&mut self, id: RequestId) -> Result<(), StoreError> {
-        unimplemented!()
+        self.update_one("DELETE FROM requests WHERE id = ?1", [id])
     }
+
     /// In one transaction: the incoming request becomes a contact in state Accepting.
     pub fn accept_incoming(
         &mut self,
@@ -295,8 +540,34 @@ impl Store {
         our_credential: &[u8; 32],
         now_ms: u64,
     ) -> Result<ContactRecord, StoreError> {
-        unimplemented!()
+        let tx = self.begin()?;
+        let request = request_by_id(&tx, id)?;
+        if request.direction != RequestDirection::Incoming {
+            return Err(StoreError::NotFound);
+        }
+        let (Some(their_endpoint), Some(their_credential)) =
+            (request.their_endpoint, request.their_credential.as_ref())
+        else {
+            return Err(StoreError::Corrupt(
+                "an incoming request lacks its endpoint".to_owned(),
+            ));
+        };
+        check_name_free(&tx, name)?;
+        tx.execute("DELETE FROM requests WHERE id = ?1", [id])?;
+        let contact = NewContact {
+            name,
+            identity_key: &request.peer_key,
+            their_endpoint: &their_endpoint,
+            their_credential,
+            our_credential,
+            state: ContactState::Accepting,
+            now_ms,
+        };
+        let record = contact.insert(&tx)?;
+        tx.commit()?;
+        Ok(record)
     }
+
     /// In one transaction: the outgoing request becomes an Active contact.
     pub fn complete_outgoing(
         &mut self,
@@ -305,7 +576,29 @@ impl Store {
         their_credential: &[u8; 32],
         now_ms: u64,
     ) -> Result<ContactRecord, StoreError> {
-        unimplemented!()
+        let tx = self.begin()?;
+        let request = request_by_id(&tx, id)?;
+        if request.direction != RequestDirection::Outgoing {
+            return Err(StoreError::NotFound);
+        }
+        let (Some(name), Some(our_credential)) = (&request.name, &request.our_credential) else {
+            return Err(StoreError::Corrupt(
+                "an outgoing request lacks its name or credential".to_owned(),
+            ));
+        };
+        tx.execute("DELETE FROM requests WHERE id = ?1", [id])?;
+        let contact = NewContact {
+            name,
+            identity_key: &request.peer_key,
+            their_endpoint,
+            their_credential,
+            our_credential,
+            state: ContactState::Active,
+            now_ms,
+        };
+        let record = contact.insert(&tx)?;
+        tx.commit()?;
+        Ok(record)
     }
 
     /// Stores an outgoing message as Queued.
@@ -317,12 +610,53 @@ impl Store {
         sent_at_ms: u64,
         now_ms: u64,
     ) -> Result<MessageRecord, StoreError> {
-        unimplemented!()
+        let message = NewMessage {
+            contact,
+            id,
+            direction: Direction::Outgoing,
+            body,
+            sent_at_ms,
+            now_ms,
+            state: MessageState::Queued,
+        };
+        let tx = self.begin()?;
+        let record = message.insert(&tx)?.ok_or_else(|| {
+            StoreError::Corrupt("an outgoing message id was used twice".to_owned())
+        })?;
+        tx.commit()?;
+        Ok(record)
     }
+
     /// Queued -> Sent (Delivered ones stay Delivered).
     pub fn mark_sent(&mut self, contact: ContactId, id: &[u8; 16]) -> Result<(), StoreError> {
-        unimplemented!()
+        let outgoing = rows::direction_code(Direction::Outgoing);
+        let tx = self.begin()?;
+        let changed = tx.execute(
+            "UPDATE messages SET state = ?4 \
+             WHERE contact = ?1 AND direction = ?2 AND msg_id = ?3 AND state = ?5",
+            params![
+                contact,
+                outgoing,
+                id.as_slice(),
+                rows::message_state_code(MessageState::Sent),
+                rows::message_state_code(MessageState::Queued),
+            ],
+        )?;
+        if changed == 0 {
+            let known: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM messages \
+                 WHERE contact = ?1 AND direction = ?2 AND msg_id = ?3)",
+                params![contact, outgoing, id.as_slice()],
+                |row| row.get(0),
+            )?;
+            if !known {
+                return Err(StoreError::NotFound);
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
+
     /// -> Delivered; returns the ids that changed (unknown or already delivered ids
     /// are skipped).
     pub fn mark_delivered(
@@ -330,8 +664,25 @@ impl Store {
         contact: ContactId,
         ids: &[[u8; 16]],
     ) -> Result<Vec<[u8; 16]>, StoreError> {
-        unimplemented!()
+        let delivered = rows::message_state_code(MessageState::Delivered);
+        let outgoing = rows::direction_code(Direction::Outgoing);
+        let tx = self.begin()?;
+        let mut changed = Vec::new();
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE messages SET state = ?4 \
+                 WHERE contact = ?1 AND direction = ?2 AND msg_id = ?3 AND state <> ?4",
+            )?;
+            for id in ids {
+                if update.execute(params![contact, outgoing, id.as_slice(), delivered])? > 0 {
+                    changed.push(*id);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
     }
+
     /// Stores an incoming message; `None` if this id from this contact was stored
     /// before (a duplicate).
     pub fn store_incoming(
@@ -342,18 +693,223 @@ impl Store {
         sent_at_ms: u64,
         now_ms: u64,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        unimplemented!()
+        let message = NewMessage {
+            contact,
+            id,
+            direction: Direction::Incoming,
+            body,
+            sent_at_ms,
+            now_ms,
+            state: MessageState::Received,
+        };
+        let tx = self.begin()?;
+        let record = message.insert(&tx)?;
+        tx.commit()?;
+        Ok(record)
     }
+
     /// Outgoing messages without a receipt (Queued or Sent), oldest first.
     pub fn undelivered(&self, contact: ContactId) -> Result<Vec<MessageRecord>, StoreError> {
-        unimplemented!()
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE contact = ?1 AND direction = ?2 AND state IN (?3, ?4) ORDER BY seq"
+        );
+        let params = params![
+            contact,
+            rows::direction_code(Direction::Outgoing),
+            rows::message_state_code(MessageState::Queued),
+            rows::message_state_code(MessageState::Sent),
+        ];
+        query_all(&self.conn, &sql, params, rows::message)
     }
+
     /// The last `limit` messages of a conversation, oldest first.
     pub fn history(
         &self,
         contact: ContactId,
         limit: usize,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        unimplemented!()
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM (SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE contact = ?1 ORDER BY seq DESC LIMIT ?2) ORDER BY seq"
+        );
+        query_all(&self.conn, &sql, params![contact, limit], rows::message)
+    }
+
+    fn begin(&mut self) -> Result<Transaction<'_>, StoreError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// Runs a one-row change; `NotFound` if it touched nothing.
+    fn update_one(&mut self, sql: &str, params: impl Params) -> Result<(), StoreError> {
+        match self.conn.execute(sql, params)? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
     }
 }
+
+/// Keys a connection to an on-disk database and proves the key right with a read.
+fn open_keyed(path: &Path, key: &DatabaseKey, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.execute_batch(&key.pragma())?;
+    // SQLCipher reports a failed page check on stderr by default; a wrong
+    // passphrase is an ordinary event here and is reported as an error instead.
+    // The level is process-wide and SQLCipher only sets its default once, at
+    // library initialisation, which has happened by the time a connection is open.
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+        row.get::<_, i64>(0)
+    }) {
+        Ok(_) => Ok(conn),
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
+            Err(StoreError::WrongPassphrase)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn query_one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    read: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    match rows.next()? {
+        Some(row) => read(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    read: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(read(row)?);
+    }
+    Ok(out)
+}
+
+fn contact_by_id(conn: &Connection, id: ContactId) -> Result<ContactRecord, StoreError> {
+    let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?1");
+    query_one(conn, &sql, [id], rows::contact)?.ok_or(StoreError::NotFound)
+}
+
+fn request_by_id(conn: &Connection, id: RequestId) -> Result<RequestRecord, StoreError> {
+    let sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1");
+    query_one(conn, &sql, [id], rows::request)?.ok_or(StoreError::NotFound)
+}
+
+/// Names are unique across contacts and outgoing requests together, which no single
+/// UNIQUE constraint can say; each table's own constraint backs this up.
+fn check_name_free(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    let taken: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM contacts WHERE name = ?1) \
+             OR EXISTS (SELECT 1 FROM requests WHERE name = ?1)",
+        [name],
+        |row| row.get(0),
+    )?;
+    if taken {
+        Err(StoreError::NameTaken(name.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+/// A contact about to be inserted.
+struct NewContact<'a> {
+    name: &'a str,
+    identity_key: &'a [u8; 32],
+    their_endpoint: &'a [u8; 32],
+    their_credential: &'a [u8; 32],
+    our_credential: &'a [u8; 32],
+    state: ContactState,
+    now_ms: u64,
+}
+
+impl NewContact<'_> {
+    /// New contacts are unverified, and presence is opt-in: they do not get ours
+    /// until the user says so.
+    fn insert(&self, conn: &Connection) -> Result<ContactRecord, StoreError> {
+        conn.execute(
+            "INSERT INTO contacts (name, identity_key, their_endpoint, their_credential, \
+             our_credential, state, verified, share_presence, created_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7)",
+            params![
+                self.name,
+                self.identity_key.as_slice(),
+                self.their_endpoint.as_slice(),
+                self.their_credential.as_slice(),
+                self.our_credential.as_slice(),
+                rows::contact_state_code(self.state),
+                time_to_sql(self.now_ms)?,
+            ],
+        )?;
+        contact_by_id(conn, conn.last_insert_rowid())
+    }
+}
+
+/// A message about to be inserted.
+struct NewMessage<'a> {
+    contact: ContactId,
+    id: &'a [u8; 16],
+    direction: Direction,
+    body: &'a str,
+    sent_at_ms: u64,
+    now_ms: u64,
+    state: MessageState,
+}
+
+impl NewMessage<'_> {
+    /// `None` if the conversation already has a message with this id in this
+    /// direction: the UNIQUE constraint decides, so a duplicate is caught however
+    /// it arrives.
+    fn insert(&self, conn: &Connection) -> Result<Option<MessageRecord>, StoreError> {
+        // Checked first so a missing contact reads as NotFound rather than as a
+        // foreign key failure.
+        let known: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM contacts WHERE id = ?1)",
+            [self.contact],
+            |row| row.get(0),
+        )?;
+        if !known {
+            return Err(StoreError::NotFound);
+        }
+        let inserted = conn.execute(
+            "INSERT INTO messages \
+             (contact, msg_id, direction, body, sent_at_ms, stored_at_ms, state) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (contact, direction, msg_id) DO NOTHING",
+            params![
+                self.contact,
+                self.id.as_slice(),
+                rows::direction_code(self.direction),
+                self.body,
+                time_to_sql(self.sent_at_ms)?,
+                time_to_sql(self.now_ms)?,
+                rows::message_state_code(self.state),
+            ],
+        )?;
+        if inserted == 0 {
+            return Ok(None);
+        }
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq = ?1");
+        query_one(conn, &sql, [conn.last_insert_rowid()], rows::message)?
+            .map(Some)
+            .ok_or(StoreError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -9,10 +9,12 @@ pub mod arti;
 mod backend;
 pub mod control;
 pub mod ctor;
+pub mod loopback;
 pub mod testnet;
 mod transport;
 
 pub use backend::Backend;
+pub use loopback::LoopbackNetwork;
 pub use nightjar_proto::onion::OnionAddress;
 pub use transport::{
     BootstrapStatus, BoxStream, ClientAuthPublic, ClientAuthSecret, ConnectOptions, IsolationKey,

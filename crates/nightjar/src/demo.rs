@@ -1,8 +1,10 @@
-//! `nightjar demo`: two people talk over a private Tor network on this machine.
+//! `nightjar demo`: two people become contacts and talk over a private Tor
+//! network on this machine.
 //!
-//! It shows what exists end to end: a private Tor network on loopback, both Tor
-//! backends, an onion service, a contact address, the hybrid handshake over a Tor
-//! stream, and ratchet-encrypted messages in fixed-size cells.
+//! Everything runs through the same node engine the CLI and the daemon use: two
+//! ephemeral profiles, each with its request onion and its private endpoint, a
+//! contact request and its acceptance, messages with delivery receipts, key
+//! verification, presence, and a goodbye.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -10,27 +12,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use nightjar_proto::address::ContactAddress;
-use nightjar_proto::cell::CELL_SIZE;
-use nightjar_proto::identity::IdentityKeyPair;
-use nightjar_proto::message::{Message, MessageId};
+use nightjar_node::{Event, Level, Node, NodeConfig};
+use nightjar_store::Store;
 use nightjar_tor::testnet::{TestNetwork, TestNetworkOptions};
-use nightjar_tor::{
-    Backend, ConnectOptions, IsolationKey, OnionAddress, ServiceConfig, ServiceKey, Transport,
-};
-use rand_core::Rng as _;
-use tokio::sync::watch;
-
-use nightjar_node::link::{Link, os_rng};
+use nightjar_tor::{Backend, Transport};
+use tokio::sync::{broadcast, watch};
 
 /// Options of `nightjar demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Tor backend for Alice, who dials: `ctor` (the system's tor) or `arti`
-    /// (embedded).
+    /// Tor backend for Alice: `ctor` (the system's tor) or `arti` (embedded).
     #[arg(long, default_value = "ctor")]
     alice: Backend,
-    /// Tor backend for Bob, who hosts the onion service.
+    /// Tor backend for Bob.
     #[arg(long, default_value = "arti")]
     bob: Backend,
     /// Join the private network already running in this directory (from `nightjar
@@ -39,14 +33,14 @@ pub struct DemoArgs {
     testnet: Option<std::path::PathBuf>,
 }
 
-const PORT: u16 = 7000;
-/// How long Alice may take to reach Bob and finish the handshake.
-const DIAL_LIMIT: Duration = Duration::from_secs(180);
-const PROLOGUE: &[u8] = b"nightjar/v1/link demo";
+const STEPS: u32 = 7;
+/// How long any one step may wait for the network (a young private network can
+/// take a minute or two to make new onion services reachable).
+const STEP_LIMIT: Duration = Duration::from_secs(300);
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> Result<()> {
-    println!("nightjar demo: Alice and Bob talk over a private Tor network on this machine.\n");
+    println!("nightjar demo: Alice and Bob become contacts and talk over a private Tor network.\n");
 
     step(1, "A private Tor network on loopback");
     let started = Instant::now();
@@ -68,119 +62,98 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }
     };
 
-    step(2, "Alice and Bob each start Tor");
+    step(2, "Alice and Bob each start Tor and an ephemeral profile");
     let (alice_tor, bob_tor) = tokio::try_join!(
         start_tor("Alice", args.alice, &net),
         start_tor("Bob  ", args.bob, &net)
     )?;
+    let (alice, mut alice_events) = start_node(alice_tor.clone()).await?;
+    let (bob, mut bob_events) = start_node(bob_tor.clone()).await?;
+    detail("each profile: an identity key, a public request onion, and a private endpoint");
+    detail("onion that only accepted contacts can even see (v3 client authorization)");
+
+    step(3, "Bob shares his address; Alice sends a contact request");
+    let bob_info = bob.info().await?;
+    detail(format!("Bob's address:     {}", bob_info.address));
+    detail(format!("Bob's fingerprint: {}", bob_info.fingerprint));
+    let asked = Instant::now();
+    alice
+        .send_request(
+            &bob_info.address,
+            "bob",
+            "Hi Bob, it's Alice from the book club.",
+        )
+        .await?;
+    let request = wait_for(
+        &mut bob_events,
+        "Alice's request to reach Bob",
+        |e| match e {
+            Event::RequestReceived { request } => Some(request.clone()),
+            _ => None,
+        },
+    )
+    .await?;
+    detail(format!(
+        "Bob got request #{} after {:.1} s: \"{}\"",
+        request.id,
+        asked.elapsed().as_secs_f64(),
+        request.greeting
+    ));
+    detail(format!("  from fingerprint {}", request.fingerprint));
 
     step(
-        3,
-        "Bob opens an onion service and shares his contact address",
+        4,
+        "Bob accepts; each side authorises the other on its private endpoint",
     );
-    let bob = IdentityKeyPair::generate(&mut os_rng());
-    let service = bob_tor
-        .launch_service(ServiceConfig {
-            nickname: "demo-bob".into(),
-            key: ServiceKey::Ephemeral,
-            virtual_port: PORT,
-            authorized_clients: None,
-        })
-        .await
-        .context("Bob's onion service did not start")?;
-    let address = ContactAddress {
-        request_onion: service.address(),
-        identity: *bob.public().signing_key(),
-        mailbox: None,
-        suggested_name: None,
-    };
-    detail(format!("address:     {address}"));
-    detail(format!("fingerprint: {}", bob.public().fingerprint()));
-
-    step(4, "Alice adds Bob from that text and dials him through Tor");
-    let alice = IdentityKeyPair::generate(&mut os_rng());
-    let parsed: ContactAddress = address.to_string().parse()?;
-    let mut bob_side = tokio::spawn(async move {
-        // A stream that fails its handshake (an abandoned attempt, a prober) is
-        // dropped; Bob keeps listening.
-        loop {
-            let stream = service
-                .accept()
-                .await
-                .context("Bob's service stopped accepting")?;
-            match Link::answer(stream, &bob, PROLOGUE).await {
-                Ok(link) => break anyhow::Ok((link, service)),
-                Err(e) => tracing::debug!("dropped an incoming stream: {e:#}"),
-            }
-        }
-    });
-    let dialled = Instant::now();
-    let alice_side = async {
-        let stream = connect_with_retry(alice_tor.as_ref(), &parsed.request_onion).await?;
-        detail(format!(
-            "stream open after {:.1} s (3 hops each way, rendezvous in the middle)",
-            dialled.elapsed().as_secs_f64()
-        ));
-        anyhow::Ok(Link::dial(stream, &alice, &parsed.identity, PROLOGUE).await?)
-    };
-    // Whichever side fails first ends the demo with its reason.
-    let (mut alice_link, (mut bob_link, service)) = tokio::time::timeout(DIAL_LIMIT, async {
-        tokio::select! {
-            alice = alice_side => {
-                let alice = alice?;
-                anyhow::Ok((alice, (&mut bob_side).await??))
-            }
-            bob = &mut bob_side => {
-                bob??;
-                anyhow::bail!("Bob's side finished before Alice's")
-            }
-        }
+    let accepted = Instant::now();
+    bob.accept_request(request.id, "alice").await?;
+    wait_for(&mut alice_events, "Bob's acceptance to reach Alice", |e| {
+        matches!(e, Event::ContactAdded { .. }).then_some(())
     })
-    .await
-    .context("Alice could not reach Bob within the time limit")??;
-    detail("handshake: 3 × X25519 + ML-KEM-768 (post-quantum hybrid), keys confirmed");
+    .await?;
+    wait_for(&mut bob_events, "Alice's confirmation to reach Bob", |e| {
+        matches!(e, Event::ContactAdded { .. }).then_some(())
+    })
+    .await?;
     detail(format!(
-        "Alice checked Bob's proof:  {}",
-        alice_link.peer().fingerprint()
-    ));
-    detail(format!(
-        "Bob learned Alice's identity: {}",
-        bob_link.peer().fingerprint()
+        "contacts on both sides after {:.1} s (Bob dialled Alice's private endpoint)",
+        accepted.elapsed().as_secs_f64()
     ));
 
-    step(
-        5,
-        "They talk; an observer of the stream sees only whole 498-byte cells",
-    );
+    step(5, "They talk; every message is confirmed by a receipt");
     let long = "All work and no play makes Jack a dull boy. ".repeat(30);
-    let script = [
-        (
-            true,
-            "Hi Bob! It's Alice. Is this really going through Tor?".to_owned(),
-        ),
+    let script: [(bool, &str); 4] = [
+        (true, "Hi Bob! Is this really going through Tor?"),
         (
             false,
-            "It is: three relays on your side, three on mine.".to_owned(),
+            "It is: onion services on both ends, no server in between.",
         ),
-        (true, long),
-        (false, "Got all of it. Bye for now!".to_owned()),
+        (true, &long),
+        (false, "Got all of it. Let me check your key."),
     ];
-    for (n, (from_alice, text)) in script.into_iter().enumerate() {
-        let mut id = [0u8; 16];
-        os_rng().fill_bytes(&mut id);
-        let message = Message::Text {
-            id: MessageId(id),
-            sent_at_ms: 0,
-            body: text.clone(),
-        };
-        let (sender, receiver) = if from_alice {
-            (&mut alice_link, &mut bob_link)
+    for (from_alice, text) in script {
+        let (sender, sender_events, receiver_events, to) = if from_alice {
+            (&alice, &mut alice_events, &mut bob_events, "bob")
         } else {
-            (&mut bob_link, &mut alice_link)
+            (&bob, &mut bob_events, &mut alice_events, "alice")
         };
-        let cells = sender.send(&message).await?;
-        let received = receiver.recv().await?.context("stream closed")?;
-        anyhow::ensure!(received == message, "message {n} arrived altered");
+        let sent_at = Instant::now();
+        let message = sender.send_message(to, text).await?;
+        wait_for(receiver_events, "a message to arrive", |e| match e {
+            Event::MessageReceived { message: m } if m.id == message.id => Some(()),
+            _ => None,
+        })
+        .await?;
+        let arrived = sent_at.elapsed();
+        wait_for(sender_events, "a delivery receipt", |e| match e {
+            Event::MessageState { id, state, .. }
+                if *id == message.id && *state == nightjar_node::MessageState::Delivered =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await?;
         let arrow = if from_alice {
             "Alice → Bob "
         } else {
@@ -192,33 +165,82 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             format!("\"{text}\"")
         };
         detail(format!(
-            "{arrow} {shown:<62} {cells} cell{} ({} bytes)",
-            if cells == 1 { "" } else { "s" },
-            cells * CELL_SIZE
+            "{arrow} {shown:<62} arrived {:>4} ms, receipt back {:>4} ms",
+            arrived.as_millis(),
+            sent_at.elapsed().as_millis()
         ));
     }
 
-    step(6, "Alice says goodbye; both shut down");
-    alice_link.send(&Message::Quit).await?;
-    let goodbye = bob_link.recv().await?;
-    detail(match goodbye {
-        Some(Message::Quit) => "Bob's side saw Alice leave",
-        _ => "Bob's side saw the stream end",
-    });
-    let stats = alice_link.stats();
-    detail(format!(
-        "on the wire, Alice sent {} cells and received {}: every one {} bytes",
-        stats.cells_sent, stats.cells_received, CELL_SIZE
-    ));
-    alice_link.close().await?;
-    // Streams keep their Tor client alive: let them go before shutting down.
-    drop(bob_link);
-    service.shutdown().await?;
+    step(6, "Alice verifies Bob's key, read to her over the phone");
+    let wrong = alice.info().await?.fingerprint;
+    match alice.verify("bob", &wrong).await {
+        Err(e) => detail(format!("a wrong fingerprint is refused: {e}")),
+        Ok(_) => anyhow::bail!("a wrong fingerprint was accepted"),
+    }
+    let verified = alice.verify("bob", &bob_info.fingerprint).await?;
+    anyhow::ensure!(
+        verified.level == Level::Verified,
+        "verification did not stick"
+    );
+    detail("the right one marks Bob as verified (shown in green), for good");
+
+    step(7, "Bob shares his presence with Alice, then leaves");
+    bob.set_presence("alice", true).await?;
+    let presence = |e: &Event| match e {
+        Event::Presence { presence, .. } => Some(*presence),
+        _ => None,
+    };
+    let now = wait_for(&mut alice_events, "Bob's presence", presence).await?;
+    detail(format!("Alice sees Bob: {now:?}"));
+    bob.shutdown().await?;
+    let now = wait_for(&mut alice_events, "Bob's goodbye", presence).await?;
+    detail(format!("Bob quit; Alice sees Bob: {now:?}"));
+    alice.shutdown().await?;
     alice_tor.shutdown().await?;
     bob_tor.shutdown().await?;
     drop(net);
     println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+async fn start_node(tor: Arc<dyn Transport>) -> Result<(Node, broadcast::Receiver<Event>)> {
+    let store = Store::in_memory(&nightjar_node::new_profile())?;
+    let node = nightjar_node::start(NodeConfig {
+        store,
+        transport: tor,
+        ephemeral: true,
+    })
+    .await?;
+    let events = node.subscribe();
+    Ok((node, events))
+}
+
+/// Waits for the first event `pick` accepts; warnings are shown on the way.
+async fn wait_for<T>(
+    events: &mut broadcast::Receiver<Event>,
+    what: &str,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> Result<T> {
+    tokio::time::timeout(STEP_LIMIT, async {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(found) = pick(&event) {
+                        return Ok(found);
+                    }
+                    if let Event::Warning { text } = &event {
+                        detail(format!("warning: {text}"));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {
+                    anyhow::bail!("a node stopped while waiting for {what}")
+                }
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("gave up waiting for {what}"))?
 }
 
 async fn start_tor(who: &str, kind: Backend, net: &TestNetwork) -> Result<Arc<dyn Transport>> {
@@ -251,32 +273,8 @@ async fn follow_bootstrap(
     }
 }
 
-/// A fresh service needs a few seconds before its descriptor can be fetched.
-async fn connect_with_retry(
-    tor: &dyn Transport,
-    onion: &OnionAddress,
-) -> Result<nightjar_tor::BoxStream> {
-    let options = ConnectOptions {
-        isolation: IsolationKey("demo-bob".into()),
-        client_auth: None,
-    };
-    let mut last = None;
-    for attempt in 0..20 {
-        match tor.connect(onion, PORT, &options).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => {
-                tracing::debug!(attempt, "connect failed: {e}");
-                last = Some(e);
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        }
-    }
-    Err(last.map_or_else(|| anyhow::anyhow!("no attempt made"), anyhow::Error::from))
-        .context("could not reach Bob's onion service")
-}
-
 fn step(n: u32, title: &str) {
-    println!("[{n}/6] {title}");
+    println!("[{n}/{STEPS}] {title}");
 }
 
 fn detail(text: impl AsRef<str>) {

@@ -1,0 +1,277 @@
+//! The engine's whole flow between in-process nodes over the loopback transport.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nightjar_node::{
+    Event, Level, MessageDirection, MessageState, Node, NodeConfig, NodeError, PresenceState,
+    RequestDirection,
+};
+use nightjar_store::{KdfParams, Store};
+use nightjar_tor::Transport;
+use nightjar_tor::loopback::LoopbackNetwork;
+use tokio::sync::broadcast;
+
+/// Only a guard against hangs; nothing here is timed.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+async fn ephemeral(net: &LoopbackNetwork) -> (Node, broadcast::Receiver<Event>) {
+    let store = Store::in_memory(&nightjar_node::new_profile()).unwrap();
+    start(store, net.transport()).await
+}
+
+async fn start(store: Store, transport: Arc<dyn Transport>) -> (Node, broadcast::Receiver<Event>) {
+    let node = nightjar_node::start(NodeConfig {
+        store,
+        transport,
+        ephemeral: true,
+    })
+    .await
+    .unwrap();
+    let events = node.subscribe();
+    (node, events)
+}
+
+async fn next_matching<T>(
+    events: &mut broadcast::Receiver<Event>,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let event = events.recv().await.expect("event stream ended");
+            if let Some(found) = pick(&event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the expected event never came")
+}
+
+/// Alice asks Bob; Bob accepts; both end up with an active contact.
+async fn befriend(
+    alice: &Node,
+    alice_events: &mut broadcast::Receiver<Event>,
+    bob: &Node,
+    bob_events: &mut broadcast::Receiver<Event>,
+) {
+    let bob_address = bob.info().await.unwrap().address;
+    alice
+        .send_request(&bob_address, "bob", "hi, it's alice")
+        .await
+        .unwrap();
+    let request = next_matching(bob_events, |e| match e {
+        Event::RequestReceived { request } => Some(request.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(request.greeting, "hi, it's alice");
+    assert_eq!(request.fingerprint, alice.info().await.unwrap().fingerprint);
+    next_matching(alice_events, |e| {
+        matches!(e, Event::RequestDelivered { .. }).then_some(())
+    })
+    .await;
+    bob.accept_request(request.id, "alice").await.unwrap();
+    let added = next_matching(alice_events, |e| match e {
+        Event::ContactAdded { contact } => Some(contact.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(added.name, "bob");
+    next_matching(bob_events, |e| {
+        matches!(e, Event::ContactAdded { .. }).then_some(())
+    })
+    .await;
+}
+
+async fn delivered(events: &mut broadcast::Receiver<Event>, id: &str) {
+    next_matching(events, |e| match e {
+        Event::MessageState { id: got, state, .. }
+            if got == id && *state == MessageState::Delivered =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+}
+
+async fn received(events: &mut broadcast::Receiver<Event>) -> (String, String) {
+    next_matching(events, |e| match e {
+        Event::MessageReceived { message } => Some((message.contact.clone(), message.body.clone())),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn request_accept_chat_receipts_presence_verify_delete() {
+    let net = LoopbackNetwork::new();
+    let (alice, mut alice_events) = ephemeral(&net).await;
+    let (bob, mut bob_events) = ephemeral(&net).await;
+    befriend(&alice, &mut alice_events, &bob, &mut bob_events).await;
+    assert!(alice.requests().await.unwrap().is_empty());
+    assert!(bob.requests().await.unwrap().is_empty());
+
+    let sent = alice.send_message("bob", "hello bob").await.unwrap();
+    assert_eq!(sent.state, MessageState::Queued);
+    assert_eq!(
+        received(&mut bob_events).await,
+        ("alice".into(), "hello bob".into())
+    );
+    delivered(&mut alice_events, &sent.id).await;
+    let reply = bob.send_message("alice", "hello alice").await.unwrap();
+    assert_eq!(
+        received(&mut alice_events).await,
+        ("bob".into(), "hello alice".into())
+    );
+    delivered(&mut bob_events, &reply.id).await;
+
+    let history = alice.history("bob", 10).await.unwrap();
+    let bodies: Vec<_> = history
+        .iter()
+        .map(|m| (m.direction, m.body.as_str(), m.state))
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            (
+                MessageDirection::Outgoing,
+                "hello bob",
+                MessageState::Delivered
+            ),
+            (
+                MessageDirection::Incoming,
+                "hello alice",
+                MessageState::Received
+            ),
+        ]
+    );
+
+    bob.set_presence("alice", true).await.unwrap();
+    let presence = next_matching(&mut alice_events, |e| match e {
+        Event::Presence { contact, presence } if contact == "bob" => Some(*presence),
+        _ => None,
+    })
+    .await;
+    assert_eq!(presence, PresenceState::Online);
+
+    let bobs_fingerprint = bob.info().await.unwrap().fingerprint;
+    let wrong = alice.info().await.unwrap().fingerprint;
+    assert!(matches!(
+        alice.verify("bob", &wrong).await,
+        Err(NodeError::FingerprintMismatch(_))
+    ));
+    assert_eq!(alice.contact("bob").await.unwrap().level, Level::Unverified);
+    let verified = alice
+        .verify("bob", &bobs_fingerprint.replace(' ', "-"))
+        .await
+        .unwrap();
+    assert_eq!(verified.level, Level::Verified);
+
+    assert!(matches!(
+        alice.send_message("carol", "?").await,
+        Err(NodeError::UnknownContact(_))
+    ));
+    assert!(matches!(
+        alice.send_request("nj1notanaddress", "x", "").await,
+        Err(NodeError::BadAddress(_))
+    ));
+    let own = alice.info().await.unwrap().address;
+    assert!(matches!(
+        alice.send_request(&own, "me", "").await,
+        Err(NodeError::OwnAddress)
+    ));
+
+    // Bob shuts down: Alice hears he went offline.
+    bob.shutdown().await.unwrap();
+    let presence = next_matching(&mut alice_events, |e| match e {
+        Event::Presence { contact, presence } if contact == "bob" => Some(*presence),
+        _ => None,
+    })
+    .await;
+    assert_eq!(presence, PresenceState::Offline);
+    alice.delete_contact("bob").await.unwrap();
+    assert!(alice.contacts().await.unwrap().is_empty());
+    alice.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn messages_wait_for_an_offline_peer_and_arrive_once_in_order() {
+    let net = LoopbackNetwork::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cheap = KdfParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let bob_dir = dir.path().join("bob");
+    let bob_store = Store::create(&bob_dir, "pass", cheap, &nightjar_node::new_profile()).unwrap();
+    let (alice, mut alice_events) = ephemeral(&net).await;
+    let (bob, mut bob_events) = start(bob_store, net.transport()).await;
+    befriend(&alice, &mut alice_events, &bob, &mut bob_events).await;
+    bob.shutdown().await.unwrap();
+    drop(bob);
+    // Let Alice notice.
+    next_matching(&mut alice_events, |e| {
+        matches!(e, Event::Disconnected { .. }).then_some(())
+    })
+    .await;
+
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            alice
+                .send_message("bob", &format!("message {i}"))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    // Bob comes back from disk, on a new Tor client.
+    let bob_store = Store::open(&bob_dir, "pass").unwrap();
+    let (bob, mut bob_events) = start(bob_store, net.transport()).await;
+    for i in 0..20 {
+        assert_eq!(received(&mut bob_events).await.1, format!("message {i}"));
+    }
+    for id in &ids {
+        delivered(&mut alice_events, id).await;
+    }
+    let history = bob.history("alice", 100).await.unwrap();
+    assert_eq!(history.len(), 20, "each message stored exactly once");
+    alice.shutdown().await.unwrap();
+    bob.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_declined_request_leaves_nothing_and_a_stranger_cannot_reach_the_endpoint() {
+    let net = LoopbackNetwork::new();
+    let (alice, mut alice_events) = ephemeral(&net).await;
+    let (bob, mut bob_events) = ephemeral(&net).await;
+    let bob_address = bob.info().await.unwrap().address;
+    alice.send_request(&bob_address, "bob", "").await.unwrap();
+    let request = next_matching(&mut bob_events, |e| match e {
+        Event::RequestReceived { request } => Some(request.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(request.direction, RequestDirection::Incoming);
+    next_matching(&mut alice_events, |e| {
+        matches!(e, Event::RequestDelivered { .. }).then_some(())
+    })
+    .await;
+    assert!(matches!(
+        alice.send_request(&bob_address, "bob2", "").await,
+        Err(NodeError::AlreadyKnown(_))
+    ));
+    bob.decline_request(request.id).await.unwrap();
+    assert!(bob.requests().await.unwrap().is_empty());
+    assert!(bob.contacts().await.unwrap().is_empty());
+    assert!(matches!(
+        bob.decline_request(request.id).await,
+        Err(NodeError::UnknownRequest(_))
+    ));
+    alice.shutdown().await.unwrap();
+    bob.shutdown().await.unwrap();
+}

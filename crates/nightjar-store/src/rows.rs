@@ -1,0 +1,232 @@
+//! Between rows and records: column lists, enumeration codes, checked conversions.
+
+use rusqlite::Row;
+use zeroize::Zeroizing;
+
+use crate::{
+    ContactRecord, ContactState, Direction, MessageRecord, MessageState, ProfileRecord,
+    RequestDirection, RequestRecord, StoreError,
+};
+
+pub(crate) const PROFILE_COLUMNS: &str =
+    "identity_secret, request_seed, endpoint_seed, created_at_ms";
+pub(crate) const CONTACT_COLUMNS: &str = "id, name, identity_key, their_endpoint, \
+     their_credential, our_credential, state, verified, share_presence, created_at_ms";
+pub(crate) const REQUEST_COLUMNS: &str = "id, direction, peer_key, peer_request_onion, \
+     their_endpoint, their_credential, our_credential, name, greeting, delivered, created_at_ms";
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "seq, contact, msg_id, direction, body, sent_at_ms, stored_at_ms, state";
+
+/// A time as stored.
+pub(crate) fn time_to_sql(ms: u64) -> Result<i64, StoreError> {
+    i64::try_from(ms).map_err(|_| StoreError::Corrupt(format!("time {ms} out of range")))
+}
+
+fn time_from_sql(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored time {v} out of range")))
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+pub(crate) fn contact_state_code(state: ContactState) -> i64 {
+    match state {
+        ContactState::Accepting => 0,
+        ContactState::Active => 1,
+    }
+}
+
+fn contact_state(code: i64) -> Result<ContactState, StoreError> {
+    match code {
+        0 => Ok(ContactState::Accepting),
+        1 => Ok(ContactState::Active),
+        _ => Err(corrupt("unknown contact state")),
+    }
+}
+
+pub(crate) fn request_direction_code(direction: RequestDirection) -> i64 {
+    match direction {
+        RequestDirection::Incoming => 0,
+        RequestDirection::Outgoing => 1,
+    }
+}
+
+fn request_direction(code: i64) -> Result<RequestDirection, StoreError> {
+    match code {
+        0 => Ok(RequestDirection::Incoming),
+        1 => Ok(RequestDirection::Outgoing),
+        _ => Err(corrupt("unknown request direction")),
+    }
+}
+
+pub(crate) fn direction_code(direction: Direction) -> i64 {
+    match direction {
+        Direction::Incoming => 0,
+        Direction::Outgoing => 1,
+    }
+}
+
+fn direction(code: i64) -> Result<Direction, StoreError> {
+    match code {
+        0 => Ok(Direction::Incoming),
+        1 => Ok(Direction::Outgoing),
+        _ => Err(corrupt("unknown message direction")),
+    }
+}
+
+pub(crate) fn message_state_code(state: MessageState) -> i64 {
+    match state {
+        MessageState::Queued => 0,
+        MessageState::Sent => 1,
+        MessageState::Delivered => 2,
+        MessageState::Received => 3,
+    }
+}
+
+fn message_state(code: i64) -> Result<MessageState, StoreError> {
+    match code {
+        0 => Ok(MessageState::Queued),
+        1 => Ok(MessageState::Sent),
+        2 => Ok(MessageState::Delivered),
+        3 => Ok(MessageState::Received),
+        _ => Err(corrupt("unknown message state")),
+    }
+}
+
+fn flag(code: i64) -> Result<bool, StoreError> {
+    match code {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(corrupt("bad flag")),
+    }
+}
+
+/// A fixed-size BLOB, copied straight out of SQLite's buffer.
+fn array<const N: usize>(row: &Row<'_>, idx: usize) -> Result<[u8; N], StoreError> {
+    let mut out = [0u8; N];
+    copy_blob(row, idx, &mut out)?;
+    Ok(out)
+}
+
+/// A fixed-size secret BLOB, copied straight from SQLite's buffer into zeroizing
+/// memory, with no intermediate `Vec`.
+fn secret<const N: usize>(row: &Row<'_>, idx: usize) -> Result<Zeroizing<[u8; N]>, StoreError> {
+    let mut out = Zeroizing::new([0u8; N]);
+    copy_blob(row, idx, out.as_mut_slice())?;
+    Ok(out)
+}
+
+fn copy_blob(row: &Row<'_>, idx: usize, out: &mut [u8]) -> Result<(), StoreError> {
+    let blob = row
+        .get_ref(idx)?
+        .as_blob()
+        .map_err(|_| corrupt("a key column is not a blob"))?;
+    if blob.len() != out.len() {
+        return Err(corrupt("a key column has the wrong length"));
+    }
+    out.copy_from_slice(blob);
+    Ok(())
+}
+
+fn optional<T>(
+    row: &Row<'_>,
+    idx: usize,
+    read: impl FnOnce(&Row<'_>, usize) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    if matches!(row.get_ref(idx)?, rusqlite::types::ValueRef::Null) {
+        Ok(None)
+    } else {
+        read(row, idx).map(Some)
+    }
+}
+
+pub(crate) fn profile(row: &Row<'_>) -> Result<ProfileRecord, StoreError> {
+    Ok(ProfileRecord {
+        identity_secret: secret(row, 0)?,
+        request_seed: secret(row, 1)?,
+        endpoint_seed: secret(row, 2)?,
+        created_at_ms: time_from_sql(row.get(3)?)?,
+    })
+}
+
+pub(crate) fn contact(row: &Row<'_>) -> Result<ContactRecord, StoreError> {
+    Ok(ContactRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        identity_key: array(row, 2)?,
+        their_endpoint: array(row, 3)?,
+        their_credential: secret(row, 4)?,
+        our_credential: secret(row, 5)?,
+        state: contact_state(row.get(6)?)?,
+        verified: flag(row.get(7)?)?,
+        share_presence: flag(row.get(8)?)?,
+        created_at_ms: time_from_sql(row.get(9)?)?,
+    })
+}
+
+pub(crate) fn request(row: &Row<'_>) -> Result<RequestRecord, StoreError> {
+    Ok(RequestRecord {
+        id: row.get(0)?,
+        direction: request_direction(row.get(1)?)?,
+        peer_key: array(row, 2)?,
+        peer_request_onion: optional(row, 3, array)?,
+        their_endpoint: optional(row, 4, array)?,
+        their_credential: optional(row, 5, secret)?,
+        our_credential: optional(row, 6, secret)?,
+        name: row.get(7)?,
+        greeting: row.get(8)?,
+        delivered: flag(row.get(9)?)?,
+        created_at_ms: time_from_sql(row.get(10)?)?,
+    })
+}
+
+pub(crate) fn message(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
+    Ok(MessageRecord {
+        seq: row.get(0)?,
+        contact: row.get(1)?,
+        id: array(row, 2)?,
+        direction: direction(row.get(3)?)?,
+        body: row.get(4)?,
+        sent_at_ms: time_from_sql(row.get(5)?)?,
+        stored_at_ms: time_from_sql(row.get(6)?)?,
+        state: message_state(row.get(7)?)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for s in [ContactState::Accepting, ContactState::Active] {
+            assert_eq!(contact_state(contact_state_code(s)).unwrap(), s);
+        }
+        for d in [RequestDirection::Incoming, RequestDirection::Outgoing] {
+            assert_eq!(request_direction(request_direction_code(d)).unwrap(), d);
+        }
+        for d in [Direction::Incoming, Direction::Outgoing] {
+            assert_eq!(direction(direction_code(d)).unwrap(), d);
+        }
+        for s in [
+            MessageState::Queued,
+            MessageState::Sent,
+            MessageState::Delivered,
+            MessageState::Received,
+        ] {
+            assert_eq!(message_state(message_state_code(s)).unwrap(), s);
+        }
+        assert!(matches!(contact_state(7), Err(StoreError::Corrupt(_))));
+        assert!(matches!(message_state(-1), Err(StoreError::Corrupt(_))));
+        assert!(matches!(flag(2), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn times_are_checked() {
+        assert_eq!(time_to_sql(0).unwrap(), 0);
+        assert_eq!(time_to_sql(i64::MAX as u64).unwrap(), i64::MAX);
+        assert!(matches!(time_to_sql(u64::MAX), Err(StoreError::Corrupt(_))));
+        assert!(matches!(time_from_sql(-1), Err(StoreError::Corrupt(_))));
+    }
+}
