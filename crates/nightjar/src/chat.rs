@@ -207,14 +207,18 @@ async fn listen(tor: &dyn Transport) -> Result<Ending> {
         .await
         .context("the onion service did not start")?;
     status("publishing the onion service …");
+    // Only publication or a breakdown ends the wait: a backend may pass through
+    // other states (Arti reports "stopped" before its service first starts).
     let mut published = service.status();
     let state = published
-        .wait_for(|s| !matches!(s, ServiceStatus::Starting))
+        .wait_for(|s| matches!(s, ServiceStatus::Published | ServiceStatus::Broken(_)))
         .await
         .map(|s| s.clone())
         .unwrap_or(ServiceStatus::Stopped);
-    if state != ServiceStatus::Published {
-        bail!("the onion service could not be published ({state:?})");
+    match state {
+        ServiceStatus::Published => {}
+        ServiceStatus::Broken(why) => bail!("the onion service could not be published: {why}"),
+        _ => bail!("the onion service stopped before it was published"),
     }
     let ticket = Ticket {
         onion: service.address(),

@@ -57,12 +57,17 @@ Output (stable; one line each, stdout, flushed per line):
   address: nj1…    onion: ….onion    key: …    fingerprint: …
   [HH:MM:SS] request #ID from FINGERPRINT: \"GREETING\" (accept with /req-accept ID NAME)
   [HH:MM:SS] request #ID to NAME sent | delivered
+  [HH:MM:SS] request #ID accepted: NAME | request #ID declined
   [HH:MM:SS] contact NAME added
   [HH:MM:SS] NAME connected | disconnected | is online | is away | is offline | left
   [HH:MM:SS] <NAME> TEXT              a message from NAME
   [HH:MM:SS] -> NAME: TEXT (id ID)    a message you sent, queued
   [HH:MM:SS] ✓ sent | delivered NAME (id ID)
   [HH:MM:SS] warning: TEXT
+  NAME is verified    NAME deleted    talking to NAME: …
+  /peer: name: NAME, level: verified|unverified, fingerprint: …, online: yes|no
+  /convs: NAME verified|unverified online|offline [(N unread)]
+  /history: [HH:MM:SS] <NAME> TEXT | [HH:MM:SS] -> NAME: TEXT (queued|sent|delivered)
   error: SENTENCE                     a command failed; the next line is read
 Names are coloured by trust (red: unverified, green: verified) on a terminal,
 unless NO_COLOR is set.";
