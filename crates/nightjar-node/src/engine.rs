@@ -314,8 +314,10 @@ impl Engine {
         let _ = self.events.send(event);
     }
 
+    /// Tells the person (through the event stream). The text may name a contact,
+    /// so the log gets it only at debug level.
     fn warn(&self, text: String) {
-        tracing::warn!("{text}");
+        tracing::debug!("warning: {text}");
         self.emit(Event::Warning { text });
     }
 

@@ -58,16 +58,9 @@ impl Backend {
         match self {
             #[cfg(feature = "arti")]
             Self::Arti => {
-                use crate::arti::{Arti, ArtiConfig, Storage};
-                let storage = match data_dir {
-                    Some(dir) => Storage::Persistent {
-                        state_dir: dir.join("state"),
-                        cache_dir: dir.join("cache"),
-                    },
-                    None => Storage::Ephemeral,
-                };
+                use crate::arti::{Arti, ArtiConfig};
                 let arti = Arti::launch(ArtiConfig {
-                    storage,
+                    storage: arti_storage(data_dir),
                     ..ArtiConfig::default()
                 })
                 .await?;
@@ -87,17 +80,30 @@ impl Backend {
     }
 
     /// Starts this backend as a client of a private test network and waits until
-    /// it has bootstrapped. `tor` is the C tor program (unused by Arti).
+    /// it has bootstrapped, with its state in a temporary directory. `tor` is the C
+    /// tor program (unused by Arti).
     pub async fn launch_on_testnet(
         self,
         net: &NetworkDescription,
         tor: PathBuf,
+    ) -> Result<Arc<dyn Transport>, TorError> {
+        self.launch_on_testnet_in(net, tor, None).await
+    }
+
+    /// [`Backend::launch_on_testnet`], with Tor's state in `data_dir` when given
+    /// (a profile's own directory, or one on tmpfs for an ephemeral profile).
+    pub async fn launch_on_testnet_in(
+        self,
+        net: &NetworkDescription,
+        tor: PathBuf,
+        data_dir: Option<PathBuf>,
     ) -> Result<Arc<dyn Transport>, TorError> {
         match self {
             #[cfg(feature = "arti")]
             Self::Arti => {
                 use crate::arti::{Arti, ArtiConfig, Network, PrivateNetwork};
                 let arti = Arti::launch(ArtiConfig {
+                    storage: arti_storage(data_dir),
                     network: Network::Private(PrivateNetwork::from_testnet(net)?),
                     // A young private network takes a while to publish fresh services.
                     connect_attempts: 8,
@@ -110,6 +116,7 @@ impl Backend {
             Self::CTor => {
                 let config = TorProcessConfig {
                     tor,
+                    data_dir,
                     ..TorProcessConfig::for_test_network(net)
                 };
                 let options = CTorOptions {
@@ -121,6 +128,17 @@ impl Backend {
                 Ok(Arc::new(tor))
             }
         }
+    }
+}
+
+#[cfg(feature = "arti")]
+fn arti_storage(data_dir: Option<PathBuf>) -> crate::arti::Storage {
+    match data_dir {
+        Some(dir) => crate::arti::Storage::Persistent {
+            state_dir: dir.join("state"),
+            cache_dir: dir.join("cache"),
+        },
+        None => crate::arti::Storage::Ephemeral,
     }
 }
 

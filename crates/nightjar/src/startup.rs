@@ -109,21 +109,6 @@ pub async fn start_tor(args: &TorArgs, state: TorState) -> Result<Tor> {
 
 async fn launch(args: &TorArgs, state: TorState) -> Result<Tor> {
     let backend = args.backend;
-    if let Some(dir) = &args.testnet {
-        // The private network's clients keep their state in temporary directories
-        // of their own; there is nothing worth keeping between runs.
-        let network = TestNetwork::attach(dir)
-            .with_context(|| format!("no private Tor network is running in {}", dir.display()))?;
-        let transport = backend
-            .launch_on_testnet(network.description(), args.tor_program.clone())
-            .await
-            .context("could not start Tor")?;
-        return Ok(Tor {
-            transport,
-            scratch: None,
-            _network: Some(network),
-        });
-    }
     let (dir, scratch) = match state {
         TorState::Persistent(dir) => (dir, None),
         TorState::Scratch => {
@@ -131,14 +116,29 @@ async fn launch(args: &TorArgs, state: TorState) -> Result<Tor> {
             (scratch.path().to_owned(), Some(scratch))
         }
     };
-    let transport = backend
-        .launch(Some(dir), args.tor_program.clone())
-        .await
-        .context("could not start Tor")?;
+    let (transport, network) = match &args.testnet {
+        Some(net_dir) => {
+            let network = TestNetwork::attach(net_dir).with_context(|| {
+                format!("no private Tor network is running in {}", net_dir.display())
+            })?;
+            // A private network's state is not worth keeping between runs, so a
+            // persistent profile's tor uses the backend's own temporary directory;
+            // an ephemeral profile's stays on tmpfs.
+            let state_dir = scratch.as_ref().map(|_| dir);
+            let transport = backend
+                .launch_on_testnet_in(network.description(), args.tor_program.clone(), state_dir)
+                .await;
+            (transport, Some(network))
+        }
+        None => (
+            backend.launch(Some(dir), args.tor_program.clone()).await,
+            None,
+        ),
+    };
     Ok(Tor {
-        transport,
+        transport: transport.context("could not start Tor")?,
         scratch,
-        _network: None,
+        _network: network,
     })
 }
 
