@@ -71,25 +71,62 @@ pub(crate) enum LinkCommand {
     },
 }
 
+/// Serves every stream `service` accepts with `serve`, each in its own task and
+/// under [`EXCHANGE_LIMIT`], until the service stops.
+fn spawn_acceptor<F, Fut>(
+    service: Arc<dyn OnionService>,
+    identity: Arc<IdentityKeyPair>,
+    reports: mpsc::Sender<Report>,
+    serve: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(BoxStream, Arc<IdentityKeyPair>, mpsc::Sender<Report>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), LinkError>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Ok(stream) = service.accept().await {
+            let exchange = serve(stream, identity.clone(), reports.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(EXCHANGE_LIMIT, exchange).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!("incoming stream dropped: {e}"),
+                    Err(_) => tracing::debug!("incoming stream timed out"),
+                }
+            });
+        }
+    })
+}
+
 /// Accepts streams on the request onion: each must deliver one contact request.
 pub(crate) fn spawn_request_acceptor(
     service: Arc<dyn OnionService>,
     identity: Arc<IdentityKeyPair>,
     reports: mpsc::Sender<Report>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Ok(stream) = service.accept().await {
-            let (identity, reports) = (identity.clone(), reports.clone());
-            tokio::spawn(async move {
-                let exchange = take_request(stream, &identity, &reports);
-                match tokio::time::timeout(EXCHANGE_LIMIT, exchange).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::debug!("contact request not taken: {e}"),
-                    Err(_) => tracing::debug!("contact request timed out"),
-                }
-            });
-        }
-    })
+    spawn_acceptor(
+        service,
+        identity,
+        reports,
+        |stream, identity, reports| async move { take_request(stream, &identity, &reports).await },
+    )
+}
+
+/// Accepts streams on our private endpoint and hands proven links to the engine.
+pub(crate) fn spawn_endpoint_acceptor(
+    service: Arc<dyn OnionService>,
+    identity: Arc<IdentityKeyPair>,
+    reports: mpsc::Sender<Report>,
+) -> tokio::task::JoinHandle<()> {
+    spawn_acceptor(
+        service,
+        identity,
+        reports,
+        |stream, identity, reports| async move {
+            let link = Link::answer(stream, &identity, ENDPOINT_PROLOGUE).await?;
+            let _ = reports.send(Report::Answered { link }).await;
+            Ok(())
+        },
+    )
 }
 
 async fn take_request(
@@ -117,29 +154,6 @@ async fn take_request(
     // Wait for the requester to hang up, so our confirmation is not cut off.
     let _ = link.recv().await;
     Ok(())
-}
-
-/// Accepts streams on our private endpoint and hands proven links to the engine.
-pub(crate) fn spawn_endpoint_acceptor(
-    service: Arc<dyn OnionService>,
-    identity: Arc<IdentityKeyPair>,
-    reports: mpsc::Sender<Report>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Ok(stream) = service.accept().await {
-            let (identity, reports) = (identity.clone(), reports.clone());
-            tokio::spawn(async move {
-                let answer = Link::answer(stream, &identity, ENDPOINT_PROLOGUE);
-                match tokio::time::timeout(EXCHANGE_LIMIT, answer).await {
-                    Ok(Ok(link)) => {
-                        let _ = reports.send(Report::Answered { link }).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!("incoming link failed: {e}"),
-                    Err(_) => tracing::debug!("incoming link timed out"),
-                }
-            });
-        }
-    })
 }
 
 /// Where and how to reach one peer.
