@@ -204,6 +204,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         }
     }
 
+    /// Closes our sending side: the peer reads the end of the stream, and may
+    /// still send until it closes its own.
+    pub async fn finish(&mut self) -> Result<()> {
+        self.stream.shutdown().await?;
+        Ok(())
+    }
+
     /// Closes the sending side.
     pub async fn close(mut self) -> Result<()> {
         self.stream.shutdown().await?;

@@ -289,6 +289,10 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(link: &mut Link<S>) -> Resu
     Ok(ending)
 }
 
+/// How long a leaver waits for the peer to confirm, by hanging up, that it got
+/// the goodbye.
+const GOODBYE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The conversation: lines from `input` go to the peer as texts, texts from the
 /// peer are written to `out` as `<peer> TEXT`. Ends on `/quit` or the end of
 /// `input` (telling the peer), on the peer's quit, or when the stream ends.
@@ -312,7 +316,11 @@ where
                     writeln!(out, "<peer> {}", crate::cli::clean(body))?;
                     out.flush()?;
                 }
-                Some(Message::Quit) => return Ok(Ending::PeerLeft),
+                Some(Message::Quit) => {
+                    // Hanging up tells the leaver its goodbye arrived.
+                    let _ = link.finish().await;
+                    return Ok(Ending::PeerLeft);
+                }
                 Some(_) => {}
                 None => return Ok(Ending::Lost),
             },
@@ -328,6 +336,10 @@ where
                 match line.as_deref().map(str::trim_end) {
                     None | Some("/quit") => {
                         link.send(&Message::Quit).await.context("the connection failed")?;
+                        // Tearing Tor down at once could drop the goodbye on its
+                        // way: wait until the peer hangs up (or a few seconds).
+                        let drained = async { while let Ok(Some(_)) = link.recv().await {} };
+                        let _ = tokio::time::timeout(GOODBYE_WAIT, drained).await;
                         return Ok(Ending::WeQuit);
                     }
                     Some("") => {}
