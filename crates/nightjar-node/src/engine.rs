@@ -869,6 +869,7 @@ impl Engine {
         }
         let id = self.next_link;
         self.next_link += 1;
+        tracing::debug!(link = id, dialled_by_us, "link up");
         let (commands, rx) = mpsc::unbounded_channel();
         net::spawn_link(id, link, rx, self.reports_tx.clone());
         self.links.insert(
@@ -889,9 +890,11 @@ impl Engine {
     fn adopt(&mut self, link: LinkId, contact: &ContactRecord) {
         if let Some(&old) = self.contacts_online.get(&contact.id) {
             if self.keep_old(old, link) {
+                tracing::debug!("duplicate link: keeping the older one");
                 self.links.remove(&link);
                 return;
             }
+            tracing::debug!("duplicate link: keeping the newer one");
             self.links.remove(&old);
         }
         self.contacts_online.insert(contact.id, link);

@@ -275,3 +275,52 @@ async fn a_declined_request_leaves_nothing_and_a_stranger_cannot_reach_the_endpo
     alice.shutdown().await.unwrap();
     bob.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_together_settles_on_one_working_link() {
+    nightjar_test_support::init_tracing();
+    let net = LoopbackNetwork::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cheap = KdfParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let (alice_dir, bob_dir) = (dir.path().join("alice"), dir.path().join("bob"));
+    let create = |dir: &std::path::Path| {
+        Store::create(dir, "pass", cheap, &nightjar_node::new_profile()).unwrap()
+    };
+    let (alice, mut alice_events) = start(create(&alice_dir), net.transport()).await;
+    let (bob, mut bob_events) = start(create(&bob_dir), net.transport()).await;
+    befriend(&alice, &mut alice_events, &bob, &mut bob_events).await;
+    alice.shutdown().await.unwrap();
+    bob.shutdown().await.unwrap();
+
+    // Both come back at once and each may dial the other straight away; whatever
+    // links form, both sides must settle on one that carries everything once.
+    let ((alice, mut alice_events), (bob, mut bob_events)) = tokio::join!(
+        start(Store::open(&alice_dir, "pass").unwrap(), net.transport()),
+        start(Store::open(&bob_dir, "pass").unwrap(), net.transport())
+    );
+    for round in 0..5 {
+        // One direction at a time, so each event stream is read in the order
+        // its events must come.
+        let a = alice
+            .send_message("bob", &format!("a{round}"))
+            .await
+            .unwrap();
+        assert_eq!(received(&mut bob_events).await.1, format!("a{round}"));
+        delivered(&mut alice_events, &a.id).await;
+        let b = bob
+            .send_message("alice", &format!("b{round}"))
+            .await
+            .unwrap();
+        assert_eq!(received(&mut alice_events).await.1, format!("b{round}"));
+        delivered(&mut bob_events, &b.id).await;
+    }
+    assert_eq!(alice.history("bob", 100).await.unwrap().len(), 10);
+    assert_eq!(bob.history("alice", 100).await.unwrap().len(), 10);
+    assert!(alice.contact("bob").await.unwrap().online);
+    alice.shutdown().await.unwrap();
+    bob.shutdown().await.unwrap();
+}
