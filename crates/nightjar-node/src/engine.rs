@@ -295,6 +295,9 @@ impl Engine {
                 command = commands.recv() => match command {
                     Some(Command::Shutdown(reply)) => {
                         self.shutdown().await;
+                        // The profile (its lock) is released before the caller
+                        // hears we stopped, so it can be opened again at once.
+                        drop(self);
                         let _ = reply.send(Ok(()));
                         return;
                     }
