@@ -33,6 +33,16 @@ async fn start(store: Store, transport: Arc<dyn Transport>) -> (Node, broadcast:
     (node, events)
 }
 
+/// A persistent profile with a cheap key derivation (tests open many).
+fn create_profile(dir: &std::path::Path) -> Store {
+    let cheap = KdfParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    Store::create(dir, "pass", cheap, &nightjar_node::new_profile()).unwrap()
+}
+
 async fn next_matching<T>(
     events: &mut broadcast::Receiver<Event>,
     mut pick: impl FnMut(&Event) -> Option<T>,
@@ -201,13 +211,8 @@ async fn request_accept_chat_receipts_presence_verify_delete() {
 async fn messages_wait_for_an_offline_peer_and_arrive_once_in_order() {
     let net = LoopbackNetwork::new();
     let dir = tempfile::tempdir().unwrap();
-    let cheap = KdfParams {
-        memory_kib: 256,
-        iterations: 1,
-        parallelism: 1,
-    };
     let bob_dir = dir.path().join("bob");
-    let bob_store = Store::create(&bob_dir, "pass", cheap, &nightjar_node::new_profile()).unwrap();
+    let bob_store = create_profile(&bob_dir);
     let (alice, mut alice_events) = ephemeral(&net).await;
     let (bob, mut bob_events) = start(bob_store, net.transport()).await;
     befriend(&alice, &mut alice_events, &bob, &mut bob_events).await;
@@ -281,17 +286,9 @@ async fn restarting_together_settles_on_one_working_link() {
     nightjar_test_support::init_tracing();
     let net = LoopbackNetwork::new();
     let dir = tempfile::tempdir().unwrap();
-    let cheap = KdfParams {
-        memory_kib: 256,
-        iterations: 1,
-        parallelism: 1,
-    };
     let (alice_dir, bob_dir) = (dir.path().join("alice"), dir.path().join("bob"));
-    let create = |dir: &std::path::Path| {
-        Store::create(dir, "pass", cheap, &nightjar_node::new_profile()).unwrap()
-    };
-    let (alice, mut alice_events) = start(create(&alice_dir), net.transport()).await;
-    let (bob, mut bob_events) = start(create(&bob_dir), net.transport()).await;
+    let (alice, mut alice_events) = start(create_profile(&alice_dir), net.transport()).await;
+    let (bob, mut bob_events) = start(create_profile(&bob_dir), net.transport()).await;
     befriend(&alice, &mut alice_events, &bob, &mut bob_events).await;
     alice.shutdown().await.unwrap();
     bob.shutdown().await.unwrap();
