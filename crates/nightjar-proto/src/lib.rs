@@ -8,6 +8,7 @@ pub mod address;
 pub mod cell;
 pub mod handshake;
 pub mod identity;
+pub mod invite;
 pub mod message;
 pub mod onion;
 pub mod ratchet;

@@ -25,6 +25,10 @@ const KIND_CONTACT_REQUEST: u8 = 0x05;
 const KIND_REQUEST_RECEIVED: u8 = 0x06;
 const KIND_ACCEPT: u8 = 0x07;
 const KIND_ACCEPTED: u8 = 0x08;
+const KIND_SMP: u8 = 0x09;
+/// The longest SMP step a message may carry, in bytes (the largest, SMP2, is 353
+/// bytes in the production group).
+pub const MAX_SMP_LEN: usize = 4096;
 /// The longest greeting a contact request may carry, in bytes of UTF-8.
 pub const MAX_GREETING_LEN: usize = 1024;
 
@@ -95,6 +99,8 @@ pub enum Message {
     },
     /// The acceptance was stored; both sides are now contacts.
     Accepted,
+    /// One step of a shared-secret authentication ([`crate::smp`]), opaque here.
+    Smp(Vec<u8>),
 }
 
 /// Errors from decoding a message.
@@ -172,6 +178,13 @@ impl Message {
                 grant.write(&mut w);
             }
             Self::Accepted => w.u8(KIND_ACCEPTED),
+            Self::Smp(step) => {
+                if step.len() > MAX_SMP_LEN {
+                    return Err(MessageError::TooLarge);
+                }
+                w.u8(KIND_SMP);
+                w.var_bytes(step);
+            }
         }
         Ok(w.finish())
     }
@@ -220,6 +233,7 @@ impl Message {
                 grant: EndpointGrant::read(&mut r)?,
             },
             KIND_ACCEPTED => Self::Accepted,
+            KIND_SMP => Self::Smp(read_bytes(&mut r, MAX_SMP_LEN)?.to_vec()),
             other => return Err(MessageError::UnknownKind(other)),
         };
         r.finish()?;
@@ -227,12 +241,15 @@ impl Message {
     }
 }
 
-fn read_text(r: &mut Reader<'_>, max: usize) -> Result<String, MessageError> {
-    let bytes = r.var_bytes(max).map_err(|e| match e {
+fn read_bytes<'a>(r: &mut Reader<'a>, max: usize) -> Result<&'a [u8], MessageError> {
+    r.var_bytes(max).map_err(|e| match e {
         WireError::TooLong => MessageError::TooLarge,
         other => other.into(),
-    })?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| MessageError::BadText)
+    })
+}
+
+fn read_text(r: &mut Reader<'_>, max: usize) -> Result<String, MessageError> {
+    String::from_utf8(read_bytes(r, max)?.to_vec()).map_err(|_| MessageError::BadText)
 }
 
 impl EndpointGrant {
@@ -270,6 +287,7 @@ impl core::fmt::Debug for Message {
             Self::RequestReceived => f.write_str("RequestReceived"),
             Self::Accept { .. } => f.write_str("Accept"),
             Self::Accepted => f.write_str("Accepted"),
+            Self::Smp(step) => write!(f, "Smp({} bytes)", step.len()),
         }
     }
 }
@@ -314,6 +332,8 @@ mod tests {
                 },
             },
             Message::Accepted,
+            Message::Smp(vec![0x5a; 353]),
+            Message::Smp(vec![]),
         ]
     }
 
@@ -396,6 +416,8 @@ mod tests {
             ids: vec![MessageId([0; 16]); MAX_RECEIPT_IDS + 1],
         };
         assert_eq!(many.encode(), Err(MessageError::TooLarge));
+        let smp = Message::Smp(vec![0; MAX_SMP_LEN + 1]);
+        assert_eq!(smp.encode(), Err(MessageError::TooLarge));
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum StoreError {
     /// A contact with that local name exists already.
     #[error("there is already a contact named {0:?}")]
     NameTaken(String),
+    /// The identity key belongs to an existing contact (named here).
+    #[error("they are already a contact, named {0:?}")]
+    KnownKey(String),
     /// The row asked for does not exist.
     #[error("not found")]
     NotFound,
@@ -138,6 +141,19 @@ pub struct ContactRecord {
     /// We tell them when we go online or offline.
     pub share_presence: bool,
     pub created_at_ms: u64,
+    /// No message goes to them until a shared-secret authentication has succeeded
+    /// (asked for when the contact was made from an invite code).
+    pub require_auth: bool,
+}
+
+/// A contact made directly, without a request (see [`Store::add_direct_contact`]).
+pub struct DirectContact<'a> {
+    pub name: &'a str,
+    pub identity_key: &'a [u8; 32],
+    pub their_endpoint: &'a [u8; 32],
+    pub their_credential: &'a [u8; 32],
+    pub our_credential: &'a [u8; 32],
+    pub require_auth: bool,
 }
 
 /// Which way a request went.
@@ -223,7 +239,17 @@ impl fmt::Debug for ContactRecord {
             .field("state", &self.state)
             .field("verified", &self.verified)
             .field("share_presence", &self.share_presence)
+            .field("require_auth", &self.require_auth)
             .field("created_at_ms", &self.created_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shows neither keys, credentials nor the name.
+impl fmt::Debug for DirectContact<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirectContact")
+            .field("require_auth", &self.require_auth)
             .finish_non_exhaustive()
     }
 }
@@ -435,6 +461,52 @@ impl Store {
             "UPDATE contacts SET share_presence = ?2 WHERE id = ?1",
             params![id, on],
         )
+    }
+
+    pub fn set_require_auth(&mut self, id: ContactId, on: bool) -> Result<(), StoreError> {
+        self.update_one(
+            "UPDATE contacts SET require_auth = ?2 WHERE id = ?1",
+            params![id, on],
+        )
+    }
+
+    /// In one transaction: a contact both sides agreed on directly (through an
+    /// invite code, whose exchange already proved who is on the other end), so it is
+    /// Active and verified at once. A pending request from or to the same key is
+    /// dropped: it is answered.
+    pub fn add_direct_contact(
+        &mut self,
+        contact: &DirectContact<'_>,
+        now_ms: u64,
+    ) -> Result<ContactRecord, StoreError> {
+        let tx = self.begin()?;
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE identity_key = ?1");
+        if let Some(known) = query_one(&tx, &sql, [contact.identity_key.as_slice()], rows::contact)?
+        {
+            return Err(StoreError::KnownKey(known.name));
+        }
+        check_name_free(&tx, contact.name)?;
+        tx.execute(
+            "DELETE FROM requests WHERE peer_key = ?1",
+            [contact.identity_key.as_slice()],
+        )?;
+        let record = NewContact {
+            name: contact.name,
+            identity_key: contact.identity_key,
+            their_endpoint: contact.their_endpoint,
+            their_credential: contact.their_credential,
+            our_credential: contact.our_credential,
+            state: ContactState::Active,
+            now_ms,
+        }
+        .insert(&tx)?;
+        tx.execute(
+            "UPDATE contacts SET verified = 1, require_auth = ?2 WHERE id = ?1",
+            params![record.id, contact.require_auth],
+        )?;
+        let record = contact_by_id(&tx, record.id)?;
+        tx.commit()?;
+        Ok(record)
     }
 
     /// Deletes the contact and its whole conversation.

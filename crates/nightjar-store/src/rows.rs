@@ -11,7 +11,8 @@ use crate::{
 pub(crate) const PROFILE_COLUMNS: &str =
     "identity_secret, request_seed, endpoint_seed, created_at_ms";
 pub(crate) const CONTACT_COLUMNS: &str = "id, name, identity_key, their_endpoint, \
-     their_credential, our_credential, state, verified, share_presence, created_at_ms";
+     their_credential, our_credential, state, verified, share_presence, created_at_ms, \
+     require_auth";
 pub(crate) const REQUEST_COLUMNS: &str = "id, direction, peer_key, peer_request_onion, \
      their_endpoint, their_credential, our_credential, name, greeting, delivered, created_at_ms";
 pub(crate) const MESSAGE_COLUMNS: &str =
@@ -162,6 +163,7 @@ pub(crate) fn contact(row: &Row<'_>) -> Result<ContactRecord, StoreError> {
         verified: flag(row.get(7)?)?,
         share_presence: flag(row.get(8)?)?,
         created_at_ms: time_from_sql(row.get(9)?)?,
+        require_auth: flag(row.get(10)?)?,
     })
 }
 

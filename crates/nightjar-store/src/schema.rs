@@ -10,10 +10,10 @@ use crate::StoreError;
 
 /// Step `i` takes a database from version `i` to `i + 1`. Steps are only ever
 /// appended; a released step is never edited.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this code writes.
-pub(crate) const LATEST: u32 = 1;
+pub(crate) const LATEST: u32 = 2;
 
 const _: () = assert!(MIGRATIONS.len() == LATEST as usize);
 
@@ -74,6 +74,12 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_contact ON messages (contact, seq);
 ";
 
+/// Version 2: a contact made from an invite code may require that the shared-secret
+/// authentication succeed before any message is sent.
+const V2: &str = "
+ALTER TABLE contacts ADD COLUMN require_auth INTEGER NOT NULL DEFAULT 0;
+";
+
 /// The database's schema version.
 pub(crate) fn version(conn: &Connection) -> Result<u32, StoreError> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -108,6 +114,29 @@ mod tests {
         // Running again changes nothing.
         migrate(&mut conn).unwrap();
         assert_eq!(version(&conn).unwrap(), LATEST);
+    }
+
+    #[test]
+    fn a_version_1_contact_survives_the_step_to_version_2() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO contacts (name, identity_key, their_endpoint, their_credential, \
+             our_credential, state, verified, share_presence, created_at_ms) \
+             VALUES ('bob', ?1, ?1, ?1, ?1, 1, 1, 0, 5)",
+            [[7u8; 32].as_slice()],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let (verified, require_auth): (i64, i64) = conn
+            .query_row(
+                "SELECT verified, require_auth FROM contacts WHERE name = 'bob'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((verified, require_auth), (1, 0));
     }
 
     #[test]

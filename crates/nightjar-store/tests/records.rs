@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use nightjar_store::{
-    ContactId, ContactState, Direction, MessageState, ProfileRecord, RequestDirection, Store,
-    StoreError,
+    ContactId, ContactState, DirectContact, Direction, MessageState, ProfileRecord,
+    RequestDirection, Store, StoreError,
 };
 use zeroize::Zeroizing;
 
@@ -191,6 +191,46 @@ fn names_are_unique_across_contacts_and_outgoing_requests() {
         .unwrap();
     s.delete_request(judy.id).unwrap();
     s.accept_incoming(req.id, "judy", &[4; 32], 1).unwrap();
+}
+
+fn direct<'a>(name: &'a str, key: &'a [u8; 32], require_auth: bool) -> DirectContact<'a> {
+    DirectContact {
+        name,
+        identity_key: key,
+        their_endpoint: key,
+        their_credential: key,
+        our_credential: key,
+        require_auth,
+    }
+}
+
+#[test]
+fn a_direct_contact_is_active_and_verified_at_once() {
+    let mut s = store();
+    // A request to the same person is answered by the direct contact.
+    s.add_outgoing_request(&[9; 32], &[9; 32], &[9; 32], "old", "hi", 1)
+        .unwrap();
+    let c = s
+        .add_direct_contact(&direct("dora", &[9; 32], true), 50)
+        .unwrap();
+    assert_eq!(c.state, ContactState::Active);
+    assert!(c.verified && c.require_auth && !c.share_presence);
+    assert_eq!(c.created_at_ms, 50);
+    assert!(s.requests().unwrap().is_empty());
+
+    s.set_require_auth(c.id, false).unwrap();
+    assert!(!s.contact(c.id).unwrap().require_auth);
+
+    // The same key again, or the same name, is refused and changes nothing.
+    assert!(matches!(
+        s.add_direct_contact(&direct("other", &[9; 32], false), 60),
+        Err(StoreError::KnownKey(name)) if name == "dora"
+    ));
+    assert!(matches!(
+        s.add_direct_contact(&direct("dora", &[10; 32], false), 60),
+        Err(StoreError::NameTaken(_))
+    ));
+    assert_eq!(s.contacts().unwrap().len(), 1);
 }
 
 #[test]
