@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
+use zeroize::Zeroizing;
 
 /// Errors, worded for the person using nightjar.
 #[non_exhaustive]
@@ -40,6 +41,15 @@ pub enum NodeError {
     /// Tor failed.
     #[error(transparent)]
     Tor(#[from] nightjar_tor::TorError),
+    /// The contact is not connected now (authentication needs a live link).
+    #[error("{0} is not connected right now; try again when they are online")]
+    NotConnected(String),
+    /// Nobody asked us to authenticate.
+    #[error("{0} has not asked to authenticate")]
+    NoAuthPending(String),
+    /// The shared secret is empty or the question too long.
+    #[error("authentication not started: {0}")]
+    BadSecret(String),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -68,6 +78,24 @@ pub enum Level {
     Unverified,
     /// Fingerprint confirmed out of band (green); persists.
     Verified,
+    /// A shared-secret authentication (SMP) succeeded on the current link (cyan);
+    /// falls back when either side disconnects.
+    Authenticated,
+}
+
+/// How a shared-secret authentication ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthOutcome {
+    /// Both sides typed the same secret.
+    Succeeded,
+    /// The secrets differ.
+    Failed,
+    /// The peer's messages broke the protocol (a failed proof, a malformed or
+    /// out-of-order step): someone may be cheating.
+    Cheated,
+    /// Either side gave up, or the link went down during the run.
+    Aborted,
 }
 
 /// A contact.
@@ -75,7 +103,11 @@ pub enum Level {
 pub struct ContactView {
     /// Local name.
     pub name: String,
+    /// The trust level now: authenticated while a shared-secret authentication holds,
+    /// otherwise verified or unverified.
     pub level: Level,
+    /// Their fingerprint was confirmed (persists, whatever `level` says now).
+    pub verified: bool,
     /// Their fingerprint.
     pub fingerprint: String,
     /// Their identity key, base32.
@@ -90,6 +122,10 @@ pub struct ContactView {
     pub pending: bool,
     /// Messages received since the conversation was last read through `history`.
     pub unread: usize,
+    /// Nothing is sent to them until a shared-secret authentication succeeds.
+    pub require_auth: bool,
+    /// How the last authentication with them ended, since this node started.
+    pub last_auth: Option<AuthOutcome>,
 }
 
 /// What a contact told us about themselves.
@@ -191,6 +227,20 @@ pub enum Event {
         id: String,
         state: MessageState,
     },
+    /// The contact started a shared-secret authentication: answer with
+    /// [`Node::answer_auth`] (or [`Node::abort_auth`]).
+    AuthRequested {
+        contact: String,
+        question: Option<String>,
+    },
+    /// A shared-secret authentication ended.
+    AuthResult {
+        contact: String,
+        outcome: AuthOutcome,
+    },
+    /// The contact is connected, but messages wait until a shared-secret
+    /// authentication succeeds (one side asked for it).
+    AuthRequired { contact: String },
     /// The contact left (one-shot chats, or a peer that quit).
     PeerQuit { contact: String },
     /// Something went wrong in the background that the person should know.
@@ -244,6 +294,21 @@ pub(crate) enum Command {
         reply: Reply<ContactView>,
     },
     Delete {
+        contact: String,
+        reply: Reply<()>,
+    },
+    Authenticate {
+        contact: String,
+        secret: Zeroizing<String>,
+        question: Option<String>,
+        reply: Reply<()>,
+    },
+    AnswerAuth {
+        contact: String,
+        secret: Zeroizing<String>,
+        reply: Reply<()>,
+    },
+    AbortAuth {
         contact: String,
         reply: Reply<()>,
     },
@@ -381,6 +446,48 @@ impl Node {
     pub async fn delete_contact(&self, contact: &str) -> Result<(), NodeError> {
         let contact = contact.to_owned();
         self.ask(|reply| Command::Delete { contact, reply }).await
+    }
+
+    /// Starts a shared-secret authentication (the Socialist Millionaire Protocol)
+    /// with a connected contact: they are asked for the secret (and shown
+    /// `question`), and both sides learn through [`Event::AuthResult`] whether the
+    /// secrets matched, without either revealing theirs.
+    pub async fn authenticate(
+        &self,
+        contact: &str,
+        secret: &str,
+        question: Option<&str>,
+    ) -> Result<(), NodeError> {
+        let contact = contact.to_owned();
+        let secret = Zeroizing::new(secret.to_owned());
+        let question = question.map(str::to_owned);
+        self.ask(|reply| Command::Authenticate {
+            contact,
+            secret,
+            question,
+            reply,
+        })
+        .await
+    }
+
+    /// Answers a contact's [`Event::AuthRequested`] with our secret.
+    pub async fn answer_auth(&self, contact: &str, secret: &str) -> Result<(), NodeError> {
+        let contact = contact.to_owned();
+        let secret = Zeroizing::new(secret.to_owned());
+        self.ask(|reply| Command::AnswerAuth {
+            contact,
+            secret,
+            reply,
+        })
+        .await
+    }
+
+    /// Gives up a running authentication (ours or theirs); both sides see
+    /// `Aborted`.
+    pub async fn abort_auth(&self, contact: &str) -> Result<(), NodeError> {
+        let contact = contact.to_owned();
+        self.ask(|reply| Command::AbortAuth { contact, reply })
+            .await
     }
 
     /// Tells contacts who get our presence that we are leaving, closes links and

@@ -25,11 +25,12 @@ use nightjar_tor::{
 use tokio::sync::{broadcast, mpsc};
 use zeroize::Zeroizing;
 
+use crate::auth::{Action, AuthState, Binding};
 use crate::link::{Link, os_rng};
 use crate::net::{self, LinkCommand, LinkId, Report, Target};
 use crate::views::{self, Live};
 use crate::{
-    Command, ContactView, Event, MessageView, Node, NodeError, PresenceState, ProfileInfo, Reply,
+    AuthOutcome, Command, ContactView, Event, MessageView, Node, NodeError, PresenceState, ProfileInfo, Reply,
     RequestView,
 };
 
@@ -152,6 +153,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         deliveries: HashMap::new(),
         presence: HashMap::new(),
         unread: HashMap::new(),
+        last_auth: HashMap::new(),
         acceptors,
     };
     tokio::spawn(engine.run(commands, reports));
@@ -258,6 +260,10 @@ struct LiveLink {
     peer: [u8; 32],
     /// Whether we dialled (for resolving duplicate links).
     dialled_by_us: bool,
+    /// The link's session identifier (what authentication binds to).
+    session_id: [u8; 32],
+    /// Shared-secret authentication on this link.
+    auth: AuthState,
     commands: mpsc::UnboundedSender<LinkCommand>,
 }
 
@@ -278,6 +284,8 @@ struct Engine {
     deliveries: HashMap<i64, Backoff>,
     presence: HashMap<i64, PresenceState>,
     unread: HashMap<i64, usize>,
+    /// How the last authentication with each contact ended, since we started.
+    last_auth: HashMap<i64, AuthOutcome>,
     acceptors: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -378,6 +386,21 @@ impl Engine {
                 reply,
             } => answer(reply, self.verify(&contact, &fingerprint)),
             Command::Delete { contact, reply } => answer(reply, self.delete(&contact).await),
+            Command::Authenticate {
+                contact,
+                secret,
+                question,
+                reply,
+            } => answer(
+                reply,
+                self.authenticate(&contact, &secret, question.as_deref()),
+            ),
+            Command::AnswerAuth {
+                contact,
+                secret,
+                reply,
+            } => answer(reply, self.answer_auth(&contact, &secret)),
+            Command::AbortAuth { contact, reply } => answer(reply, self.abort_auth(&contact)),
             Command::Shutdown(reply) => {
                 // Handled in `run`; unreachable in practice but harmless.
                 let _ = reply.send(Ok(()));
@@ -413,8 +436,12 @@ impl Engine {
             contact,
             Live {
                 online: self.contacts_online.contains_key(&contact.id),
+                authenticated: self
+                    .link_of(contact.id)
+                    .is_some_and(|l| l.auth.is_authenticated()),
                 presence: self.presence.get(&contact.id).copied(),
                 unread: self.unread.get(&contact.id).copied().unwrap_or(0),
+                last_auth: self.last_auth.get(&contact.id).copied(),
             },
         )
     }
@@ -535,7 +562,9 @@ impl Engine {
         let now = now_ms();
         let stored = self.store.queue_message(record.id, &id, &text, now, now)?;
         if let Some(link) = self.link_of(record.id) {
-            send_text(link, &stored);
+            if may_send(&record, link) {
+                send_text(link, &stored);
+            }
         } else if let Some(dial) = self.dials.get_mut(&record.id) {
             dial.hurry();
         }
@@ -570,6 +599,131 @@ impl Engine {
         self.store.set_verified(record.id, true)?;
         record.verified = true;
         Ok(self.view(&record))
+    }
+
+    /// The contact's adopted link and what binds an authentication on it.
+    fn auth_link(&mut self, contact: &ContactRecord) -> Result<(LinkId, Binding), NodeError> {
+        let ours = self.identity.public().signing_key().to_bytes();
+        let link = *self
+            .contacts_online
+            .get(&contact.id)
+            .ok_or_else(|| NodeError::NotConnected(contact.name.clone()))?;
+        let live = self
+            .links
+            .get(&link)
+            .ok_or_else(|| NodeError::NotConnected(contact.name.clone()))?;
+        let binding = Binding {
+            ours,
+            theirs: live.peer,
+            session_id: live.session_id,
+        };
+        Ok((link, binding))
+    }
+
+    fn authenticate(
+        &mut self,
+        contact: &str,
+        secret: &str,
+        question: Option<&str>,
+    ) -> Result<(), NodeError> {
+        if secret.trim().is_empty() {
+            return Err(NodeError::BadSecret("the secret is empty".into()));
+        }
+        let record = self.contact_named(contact)?;
+        let (link, binding) = self.auth_link(&record)?;
+        let live = self
+            .links
+            .get_mut(&link)
+            .ok_or_else(|| NodeError::NotConnected(record.name.clone()))?;
+        let steps = live
+            .auth
+            .start(&binding, secret.as_bytes(), question)
+            .map_err(NodeError::BadSecret)?;
+        for step in steps {
+            send(live, Message::Smp(step));
+        }
+        Ok(())
+    }
+
+    fn answer_auth(&mut self, contact: &str, secret: &str) -> Result<(), NodeError> {
+        if secret.trim().is_empty() {
+            return Err(NodeError::BadSecret("the secret is empty".into()));
+        }
+        let record = self.contact_named(contact)?;
+        let (link, _) = self.auth_link(&record)?;
+        let live = self
+            .links
+            .get_mut(&link)
+            .ok_or_else(|| NodeError::NotConnected(record.name.clone()))?;
+        match live.auth.answer(secret.as_bytes()) {
+            Some(Ok(step)) => {
+                send(live, Message::Smp(step));
+                Ok(())
+            }
+            Some(Err(e)) => Err(NodeError::BadSecret(e)),
+            None => Err(NodeError::NoAuthPending(record.name)),
+        }
+    }
+
+    fn abort_auth(&mut self, contact: &str) -> Result<(), NodeError> {
+        let record = self.contact_named(contact)?;
+        let (link, _) = self.auth_link(&record)?;
+        let step = self
+            .links
+            .get_mut(&link)
+            .and_then(|live| live.auth.abort())
+            .ok_or_else(|| NodeError::NoAuthPending(record.name.clone()))?;
+        if let Some(live) = self.links.get(&link) {
+            send(live, Message::Smp(step));
+        }
+        self.auth_finished(link, &record, AuthOutcome::Aborted);
+        Ok(())
+    }
+
+    /// An SMP step arrived from the contact on their adopted link.
+    fn auth_step(&mut self, link: LinkId, contact: &ContactRecord, step: &[u8]) {
+        let Ok((_, binding)) = self.auth_link(contact) else {
+            return;
+        };
+        let Some(live) = self.links.get_mut(&link) else {
+            return;
+        };
+        match live.auth.receive(&binding, step) {
+            Action::Nothing => {}
+            Action::Send(reply) => send(live, Message::Smp(reply)),
+            Action::Ask { question } => self.emit(Event::AuthRequested {
+                contact: contact.name.clone(),
+                question,
+            }),
+            Action::Finished { outcome, send: last } => {
+                if let Some(last) = last {
+                    send(live, Message::Smp(last));
+                }
+                self.auth_finished(link, contact, outcome);
+            }
+        }
+    }
+
+    /// Records and reports how a run ended; a success releases messages that
+    /// waited for it.
+    fn auth_finished(&mut self, link: LinkId, contact: &ContactRecord, outcome: AuthOutcome) {
+        self.last_auth.insert(contact.id, outcome);
+        self.emit(Event::AuthResult {
+            contact: contact.name.clone(),
+            outcome,
+        });
+        if outcome == AuthOutcome::Succeeded && contact.require_auth {
+            match self.store.set_require_auth(contact.id, false) {
+                Ok(()) => {
+                    let released = ContactRecord {
+                        require_auth: false,
+                        ..contact.clone()
+                    };
+                    self.flush_outbox(link, &released);
+                }
+                Err(e) => self.warn(format!("could not store an authentication: {e}")),
+            }
+        }
     }
 
     async fn delete(&mut self, contact: &str) -> Result<(), NodeError> {
@@ -851,6 +1005,7 @@ impl Engine {
     /// sending what waits for them.
     async fn link_up(&mut self, link: Link<BoxStream>, dialled_by_us: bool) {
         let peer = link.peer().signing_key().to_bytes();
+        let session_id = link.session_id();
         let contact = match self.store.contact_by_key(&peer) {
             Ok(found) => found,
             Err(e) => {
@@ -881,6 +1036,8 @@ impl Engine {
                 contact: contact.as_ref().map(|c| c.id),
                 peer,
                 dialled_by_us,
+                session_id,
+                auth: AuthState::Idle,
                 commands,
             },
         );
@@ -930,6 +1087,20 @@ impl Engine {
         if contact.share_presence {
             send(live, Message::Presence(Presence::Online));
         }
+        if !may_send(contact, live) {
+            self.emit(Event::AuthRequired {
+                contact: contact.name.clone(),
+            });
+            return;
+        }
+        self.flush_outbox(link, contact);
+    }
+
+    /// Sends everything not yet delivered to the contact over `link`.
+    fn flush_outbox(&self, link: LinkId, contact: &ContactRecord) {
+        let Some(live) = self.links.get(&link) else {
+            return;
+        };
         match self.store.undelivered(contact.id) {
             Ok(waiting) => {
                 for message in &waiting {
@@ -1005,6 +1176,11 @@ impl Engine {
                 },
                 Some(contact),
             ) if self.is_adopted(link, &contact) => {
+                if self.links.get(&link).is_some_and(|l| !may_send(&contact, l)) {
+                    // Not before authentication; without a receipt they send it again.
+                    tracing::debug!("dropped a message that came before authentication");
+                    return;
+                }
                 let id = *id;
                 match self
                     .store
@@ -1051,6 +1227,9 @@ impl Engine {
                     contact: contact.name,
                     presence,
                 });
+            }
+            (Message::Smp(step), Some(contact)) if self.is_adopted(link, &contact) => {
+                self.auth_step(link, &contact, step);
             }
             (Message::Quit, Some(contact)) => self.emit(Event::PeerQuit {
                 contact: contact.name,
@@ -1152,6 +1331,13 @@ impl Engine {
         if self.contacts_online.get(&contact) == Some(&link) {
             self.contacts_online.remove(&contact);
             if let Ok(record) = self.store.contact(contact) {
+                if live.auth.is_running() {
+                    self.last_auth.insert(contact, AuthOutcome::Aborted);
+                    self.emit(Event::AuthResult {
+                        contact: record.name.clone(),
+                        outcome: AuthOutcome::Aborted,
+                    });
+                }
                 self.emit(Event::Disconnected {
                     contact: record.name,
                 });
@@ -1166,6 +1352,12 @@ impl Engine {
             );
         }
     }
+}
+
+/// Whether texts may go to the contact over this link: not before a required
+/// authentication has succeeded on it.
+fn may_send(contact: &ContactRecord, link: &LiveLink) -> bool {
+    !contact.require_auth || link.auth.is_authenticated()
 }
 
 fn answer<T>(reply: Reply<T>, result: Result<T, NodeError>) {

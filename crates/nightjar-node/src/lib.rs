@@ -9,6 +9,7 @@ pub mod link;
 mod api;
 pub use api::*;
 
+mod auth;
 mod engine;
 mod net;
 mod views;

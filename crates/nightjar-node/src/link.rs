@@ -134,6 +134,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         })
     }
 
+    /// The session's identifier, the same on both ends and unique to this link;
+    /// what a shared-secret authentication binds to.
+    pub fn session_id(&self) -> [u8; 32] {
+        *self.session.session_id()
+    }
+
     /// The peer's proven identity.
     pub fn peer(&self) -> &PublicIdentity {
         &self.peer

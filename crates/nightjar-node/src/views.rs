@@ -8,7 +8,7 @@ use nightjar_store::{
 };
 
 use crate::{
-    ContactView, Level, MessageDirection, MessageState, MessageView, PresenceState,
+    AuthOutcome, ContactView, Level, MessageDirection, MessageState, MessageView, PresenceState,
     RequestDirection, RequestView,
 };
 
@@ -28,18 +28,23 @@ pub(crate) fn id_text(id: &[u8; 16]) -> String {
 
 pub(crate) struct Live {
     pub online: bool,
+    pub authenticated: bool,
     pub presence: Option<PresenceState>,
     pub unread: usize,
+    pub last_auth: Option<AuthOutcome>,
 }
 
 pub(crate) fn contact(record: &ContactRecord, live: Live) -> ContactView {
     ContactView {
         name: record.name.clone(),
-        level: if record.verified {
+        level: if live.authenticated {
+            Level::Authenticated
+        } else if record.verified {
             Level::Verified
         } else {
             Level::Unverified
         },
+        verified: record.verified,
         fingerprint: fingerprint_of(&record.identity_key),
         identity_key: key_text(&record.identity_key),
         online: live.online,
@@ -47,6 +52,8 @@ pub(crate) fn contact(record: &ContactRecord, live: Live) -> ContactView {
         share_presence: record.share_presence,
         pending: record.state == ContactState::Accepting,
         unread: live.unread,
+        require_auth: record.require_auth,
+        last_auth: live.last_auth,
     }
 }
 

@@ -5,14 +5,14 @@
 //! (requests, messages, receipts, presence) is printed as it happens, one line
 //! each, with a timestamp.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal as _, Write};
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use nightjar_node::{
-    ContactView, Event, Level, MessageDirection, MessageState, MessageView, Node, PresenceState,
+    AuthOutcome, ContactView, Event, Level, MessageDirection, MessageState, MessageView, Node, PresenceState,
     RequestDirection, RequestView,
 };
 use tokio::io::AsyncBufReadExt as _;
@@ -50,6 +50,10 @@ Commands (one per line on stdin):
   /history NAME [N]             the last N (default 20) messages with NAME
   /pres-on NAME, /pres-off NAME tell NAME (or stop telling) when you come and go
   /verify NAME FINGERPRINT      mark NAME verified if FINGERPRINT is theirs
+  /auth NAME SECRET [QUESTION]  authenticate NAME with a secret you both know (SMP);
+                                NAME is asked QUESTION; neither secret is revealed.
+                                Also answers NAME's request to authenticate
+  /auth-abort NAME              give up an authentication in progress
   /delete NAME                  delete NAME and your conversation
   /quit                         leave (also: end of input)
 
@@ -63,14 +67,17 @@ Output (stable; one line each, stdout, flushed per line):
   [HH:MM:SS] <NAME> TEXT              a message from NAME
   [HH:MM:SS] -> NAME: TEXT (id ID)    a message you sent, queued
   [HH:MM:SS] ✓ sent | delivered NAME (id ID)
+  [HH:MM:SS] NAME asks to authenticate[: \"QUESTION\"] (answer with /auth NAME SECRET)
+  [HH:MM:SS] authentication with NAME succeeded | failed: … | aborted
+  [HH:MM:SS] NAME connected; messages wait until you authenticate …
   [HH:MM:SS] warning: TEXT
   NAME is verified    NAME deleted    talking to NAME: …
-  /peer: name: NAME, level: verified|unverified, fingerprint: …, online: yes|no
-  /convs: NAME verified|unverified online|offline [(N unread)]
+  /peer: name: NAME, level: authenticated|verified|unverified, fingerprint: …, online: yes|no
+  /convs: NAME authenticated|verified|unverified online|offline [(N unread)]
   /history: [HH:MM:SS] <NAME> TEXT | [HH:MM:SS] -> NAME: TEXT (queued|sent|delivered)
   error: SENTENCE                     a command failed; the next line is read
-Names are coloured by trust (red: unverified, green: verified) on a terminal,
-unless NO_COLOR is set.";
+Names are coloured by trust (red: unverified, green: verified, cyan:
+authenticated in this session) on a terminal, unless NO_COLOR is set.";
 
 /// What a line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +116,12 @@ pub enum Command {
         fingerprint: String,
     },
     Fingerprint(Option<String>),
+    Auth {
+        name: String,
+        secret: String,
+        question: Option<String>,
+    },
+    AuthAbort(String),
     Delete(String),
     Quit,
     /// Nothing (a blank line).
@@ -213,6 +226,19 @@ pub fn parse(line: &str, current: Option<&str>) -> Result<Command, String> {
             },
             _ => return Err(usage("NAME FINGERPRINT")),
         },
+        "auth" => {
+            let (name, rest) = split_word(args);
+            let (secret, question) = split_word(rest);
+            if secret.is_empty() {
+                return Err(usage("NAME SECRET [QUESTION]"));
+            }
+            Command::Auth {
+                name: name.to_owned(),
+                secret: secret.to_owned(),
+                question: (!question.is_empty()).then(|| question.to_owned()),
+            }
+        }
+        "auth-abort" => Command::AuthAbort(one_name(args, "NAME")?),
         "delete" => Command::Delete(one_name(args, "NAME")?),
         _ => {
             return Err(format!(
@@ -242,8 +268,10 @@ fn request_id(s: &str) -> Result<i64, String> {
 struct Screen<W> {
     out: W,
     colour: bool,
-    /// Each contact's trust level, to colour names.
-    levels: HashMap<String, Level>,
+    /// Whether each contact is verified, to colour names.
+    verified: HashMap<String, bool>,
+    /// Contacts authenticated on the current link.
+    authenticated: HashSet<String>,
 }
 
 impl<W: Write> Screen<W> {
@@ -266,15 +294,32 @@ impl<W: Write> Screen<W> {
     /// A contact's name, coloured by trust when on a terminal.
     fn name(&self, name: &str) -> String {
         let name = clean(name);
-        match (self.colour, self.levels.get(&name)) {
-            (true, Some(Level::Verified)) => format!("\x1b[32m{name}\x1b[0m"),
-            (true, Some(_)) => format!("\x1b[31m{name}\x1b[0m"),
-            _ => name,
+        if !self.colour {
+            return name;
+        }
+        if self.authenticated.contains(&name) {
+            return format!("\x1b[36m{name}\x1b[0m");
+        }
+        match self.verified.get(&name) {
+            Some(true) => format!("\x1b[32m{name}\x1b[0m"),
+            Some(false) => format!("\x1b[31m{name}\x1b[0m"),
+            None => name,
         }
     }
 
     fn learn(&mut self, contact: &ContactView) {
-        self.levels.insert(contact.name.clone(), contact.level);
+        self.verified
+            .insert(contact.name.clone(), contact.verified);
+        if contact.level == Level::Authenticated {
+            self.authenticated.insert(contact.name.clone());
+        } else {
+            self.authenticated.remove(&contact.name);
+        }
+    }
+
+    fn forget(&mut self, name: &str) {
+        self.verified.remove(name);
+        self.authenticated.remove(name);
     }
 }
 
@@ -300,6 +345,14 @@ fn clock(ms: u64) -> String {
                 .to_string()
         })
         .unwrap_or_else(|| "--:--:--".into())
+}
+
+fn level_word(level: Level) -> &'static str {
+    match level {
+        Level::Authenticated => "authenticated",
+        Level::Verified => "verified",
+        Level::Unverified => "unverified",
+    }
 }
 
 fn presence_word(p: PresenceState) -> &'static str {
@@ -331,6 +384,8 @@ struct Session<W> {
     node: Node,
     screen: Screen<W>,
     current: Option<String>,
+    /// Contacts waiting for our answer to their authentication.
+    asked: HashSet<String>,
 }
 
 impl<W: Write> Session<W> {
@@ -363,6 +418,8 @@ impl<W: Write> Session<W> {
                 s.event(&format!("{name} connected"));
             }
             Event::Disconnected { contact } => {
+                // Authentication lasts as long as the link.
+                s.authenticated.remove(contact);
                 let name = s.name(contact);
                 s.event(&format!("{name} disconnected"));
             }
@@ -385,6 +442,48 @@ impl<W: Write> Session<W> {
             Event::PeerQuit { contact } => {
                 let name = s.name(contact);
                 s.event(&format!("{name} left"));
+            }
+            Event::AuthRequested { contact, question } => {
+                let name = s.name(contact);
+                let asked = question
+                    .as_deref()
+                    .map(|q| format!(": \"{}\"", clean(q)))
+                    .unwrap_or_default();
+                s.event(&format!(
+                    "{name} asks to authenticate{asked} (answer with /auth {} SECRET)",
+                    clean(contact)
+                ));
+                self.asked.insert(contact.clone());
+            }
+            Event::AuthResult { contact, outcome } => {
+                self.asked.remove(contact);
+                if *outcome == AuthOutcome::Succeeded {
+                    self.screen.authenticated.insert(contact.clone());
+                }
+                let s = &mut self.screen;
+                let name = s.name(contact);
+                let plain = clean(contact);
+                s.event(&match outcome {
+                    AuthOutcome::Succeeded => {
+                        format!("authentication with {name} succeeded: {name} is authenticated")
+                    }
+                    AuthOutcome::Failed => format!(
+                        "authentication with {name} failed: the secrets differ. Try again with \
+                         /auth {plain} SECRET, or leave with /delete {plain}"
+                    ),
+                    AuthOutcome::Cheated => format!(
+                        "authentication with {name} failed: their side broke the protocol; do \
+                         not trust this conversation (/delete {plain} to leave)"
+                    ),
+                    _ => format!("authentication with {name} aborted"),
+                });
+            }
+            Event::AuthRequired { contact } => {
+                let name = s.name(contact);
+                s.event(&format!(
+                    "{name} connected; messages wait until you authenticate: /auth {} SECRET",
+                    clean(contact)
+                ));
             }
             Event::Warning { text } => s.event(&format!("warning: {}", clean(text))),
             _ => tracing::debug!("an event this version does not show"),
@@ -530,9 +629,31 @@ impl<W: Write> Session<W> {
                 let shown = self.screen.name(&contact.name);
                 self.screen.line(&format!("{shown} is verified"));
             }
+            Command::Auth {
+                name,
+                secret,
+                question,
+            } => {
+                let shown = self.screen.name(&name);
+                if self.asked.contains(&name) {
+                    node.answer_auth(&name, &secret).await?;
+                    self.asked.remove(&name);
+                    self.screen
+                        .line(&format!("answered {shown}; waiting for the result"));
+                } else {
+                    node.authenticate(&name, &secret, question.as_deref())
+                        .await?;
+                    self.screen
+                        .line(&format!("asked {shown} to authenticate; waiting for them"));
+                }
+            }
+            Command::AuthAbort(name) => {
+                node.abort_auth(&name).await?;
+                self.asked.remove(&name);
+            }
             Command::Delete(name) => {
                 node.delete_contact(&name).await?;
-                self.screen.levels.remove(&name);
+                self.screen.forget(&name);
                 if self.current.as_deref() == Some(name.as_str()) {
                     self.current = None;
                 }
@@ -546,10 +667,7 @@ impl<W: Write> Session<W> {
         let c = self.node.contact(name).await?;
         self.screen.learn(&c);
         let shown = self.screen.name(&c.name);
-        let level = match c.level {
-            Level::Verified => "verified",
-            Level::Unverified => "unverified",
-        };
+        let level = level_word(c.level);
         self.screen.line(&format!("name: {shown}"));
         self.screen.line(&format!("level: {level}"));
         self.screen.line(&format!("fingerprint: {}", c.fingerprint));
@@ -559,10 +677,7 @@ impl<W: Write> Session<W> {
     }
 
     fn contact_line(&self, c: &ContactView) -> String {
-        let level = match c.level {
-            Level::Verified => "verified",
-            Level::Unverified => "unverified",
-        };
+        let level = level_word(c.level);
         let mut text = format!(
             "{} {level} {}",
             self.screen.name(&c.name),
@@ -570,6 +685,14 @@ impl<W: Write> Session<W> {
         );
         if c.pending {
             text.push_str(" (acceptance not delivered yet)");
+        }
+        if c.require_auth {
+            text.push_str(" (waiting for authentication)");
+        }
+        match c.last_auth {
+            Some(AuthOutcome::Failed) => text.push_str(" (authentication failed)"),
+            Some(AuthOutcome::Cheated) => text.push_str(" (authentication broke: distrust)"),
+            _ => {}
         }
         if c.unread > 0 {
             text.push_str(&format!(" ({} unread)", c.unread));
@@ -659,9 +782,11 @@ pub async fn run(args: CliArgs) -> Result<()> {
         screen: Screen {
             out: stdout.lock(),
             colour,
-            levels: HashMap::new(),
+            verified: HashMap::new(),
+            authenticated: HashSet::new(),
         },
         current: None,
+        asked: HashSet::new(),
     };
     if let Ok(contacts) = session.node.contacts().await {
         for c in &contacts {
@@ -904,6 +1029,9 @@ mod tests {
             ("/pres-on", "usage: /pres-on NAME"),
             ("/pres-off", "usage: /pres-off NAME"),
             ("/verify bob", "usage: /verify NAME FINGERPRINT"),
+            ("/auth", "usage: /auth NAME SECRET [QUESTION]"),
+            ("/auth bob", "usage: /auth NAME SECRET [QUESTION]"),
+            ("/auth-abort", "usage: /auth-abort NAME"),
             ("/delete", "usage: /delete NAME"),
             ("/fingerprint a b", "usage: /fingerprint [NAME]"),
         ] {
@@ -911,6 +1039,27 @@ mod tests {
         }
         assert!(err("/req-accept x alice").contains("not a request number"));
         assert!(err("/req-decline x").contains("not a request number"));
+    }
+
+    #[test]
+    fn auth_takes_a_secret_and_an_optional_question() {
+        assert_eq!(
+            ok("/auth bob hunter2"),
+            Command::Auth {
+                name: "bob".into(),
+                secret: "hunter2".into(),
+                question: None,
+            }
+        );
+        assert_eq!(
+            ok("/auth bob hunter2 where did we first meet?"),
+            Command::Auth {
+                name: "bob".into(),
+                secret: "hunter2".into(),
+                question: Some("where did we first meet?".into()),
+            }
+        );
+        assert_eq!(ok("/auth-abort bob"), Command::AuthAbort("bob".into()));
     }
 
     #[test]
@@ -959,14 +1108,17 @@ mod tests {
         let mut screen = Screen {
             out: Vec::new(),
             colour: false,
-            levels: HashMap::new(),
+            verified: HashMap::new(),
+            authenticated: HashSet::new(),
         };
-        screen.levels.insert("bob".into(), Level::Verified);
-        screen.levels.insert("eve".into(), Level::Unverified);
+        screen.verified.insert("bob".into(), true);
+        screen.verified.insert("eve".into(), false);
+        screen.authenticated.insert("cyd".into());
         assert_eq!(screen.name("bob"), "bob");
         screen.colour = true;
         assert_eq!(screen.name("bob"), "\x1b[32mbob\x1b[0m");
         assert_eq!(screen.name("eve"), "\x1b[31meve\x1b[0m");
+        assert_eq!(screen.name("cyd"), "\x1b[36mcyd\x1b[0m");
         assert_eq!(screen.name("unknown"), "unknown");
     }
 
@@ -975,7 +1127,8 @@ mod tests {
         let mut screen = Screen {
             out: Vec::new(),
             colour: false,
-            levels: HashMap::new(),
+            verified: HashMap::new(),
+            authenticated: HashSet::new(),
         };
         screen.event("<bob> hi");
         let text = String::from_utf8(screen.out).unwrap();

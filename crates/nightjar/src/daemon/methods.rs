@@ -4,6 +4,7 @@
 use nightjar_node::{Node, NodeError};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use super::rpc::RpcError;
 
@@ -47,6 +48,18 @@ pub(crate) enum NodeCall {
         fingerprint: String,
     },
     DeleteContact {
+        contact: String,
+    },
+    Authenticate {
+        contact: String,
+        secret: Zeroizing<String>,
+        question: Option<String>,
+    },
+    AnswerAuth {
+        contact: String,
+        secret: Zeroizing<String>,
+    },
+    AbortAuth {
         contact: String,
     },
 }
@@ -102,6 +115,18 @@ impl Call {
             "delete_contact" => NodeCall::DeleteContact {
                 contact: p.string("contact")?,
             },
+            "authenticate" => NodeCall::Authenticate {
+                contact: p.string("contact")?,
+                secret: Zeroizing::new(p.string("secret")?),
+                question: p.opt_string("question")?,
+            },
+            "answer_auth" => NodeCall::AnswerAuth {
+                contact: p.string("contact")?,
+                secret: Zeroizing::new(p.string("secret")?),
+            },
+            "abort_auth" => NodeCall::AbortAuth {
+                contact: p.string("contact")?,
+            },
             "subscribe" => {
                 p.finish()?;
                 return Ok(Self::Subscribe);
@@ -141,6 +166,18 @@ pub(crate) async fn execute(call: NodeCall, node: &Node) -> Result<Value, RpcErr
             fingerprint,
         } => to_json(node.verify(&contact, &fingerprint).await),
         NodeCall::DeleteContact { contact } => to_json(node.delete_contact(&contact).await),
+        NodeCall::Authenticate {
+            contact,
+            secret,
+            question,
+        } => to_json(
+            node.authenticate(&contact, &secret, question.as_deref())
+                .await,
+        ),
+        NodeCall::AnswerAuth { contact, secret } => {
+            to_json(node.answer_auth(&contact, &secret).await)
+        }
+        NodeCall::AbortAuth { contact } => to_json(node.abort_auth(&contact).await),
     }
 }
 
@@ -168,6 +205,9 @@ pub(crate) fn error_kind(e: &NodeError) -> &'static str {
         NodeError::BadMessage(_) => "bad_message",
         NodeError::Store(_) => "store",
         NodeError::Tor(_) => "tor",
+        NodeError::NotConnected(_) => "not_connected",
+        NodeError::NoAuthPending(_) => "no_auth_pending",
+        NodeError::BadSecret(_) => "bad_secret",
         NodeError::Stopped => "stopped",
         _ => "other",
     }
@@ -315,6 +355,9 @@ mod tests {
             "set_presence",
             "verify",
             "delete_contact",
+            "authenticate",
+            "answer_auth",
+            "abort_auth",
             "subscribe",
             "shutdown",
         ] {
