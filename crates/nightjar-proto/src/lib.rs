@@ -13,6 +13,7 @@ pub mod message;
 pub mod onion;
 pub mod ratchet;
 pub mod session;
+pub mod smp;
 pub mod wire;
 
 pub use ratchet::{Ratchet, RatchetError};
