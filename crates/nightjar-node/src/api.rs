@@ -451,7 +451,9 @@ impl Node {
     /// Starts a shared-secret authentication (the Socialist Millionaire Protocol)
     /// with a connected contact: they are asked for the secret (and shown
     /// `question`), and both sides learn through [`Event::AuthResult`] whether the
-    /// secrets matched, without either revealing theirs.
+    /// secrets matched, without either revealing theirs. If the contact has asked
+    /// us already (and waits for our answer), this answers them instead, so both
+    /// sides may simply type the secret.
     pub async fn authenticate(
         &self,
         contact: &str,

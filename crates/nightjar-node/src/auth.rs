@@ -9,7 +9,7 @@
 //!   identity key goes on; the other side drops its own and answers the survivor
 //!   with the secret its user already typed, so nobody is asked twice.
 
-use nightjar_proto::smp::{Context, Outcome, Smp, Step};
+use nightjar_proto::smp::{Context, Outcome, Ristretto, Smp, Step};
 use zeroize::Zeroizing;
 
 use crate::AuthOutcome;
@@ -22,7 +22,7 @@ pub(crate) enum AuthState {
     #[default]
     Idle,
     /// A run in progress.
-    Running(Run),
+    Running(Box<Run>),
     /// A run succeeded on this link.
     Authenticated,
 }
@@ -93,14 +93,19 @@ impl AuthState {
         matches!(self, Self::Running(_))
     }
 
-    /// Our user starts a run. A run already in progress is aborted first; the
-    /// returned steps go to the peer in order.
+    /// Our user starts a run, unless the peer's run waits for our answer: then
+    /// this answers it (both typed the secret, in whichever order). Otherwise a run
+    /// already in progress is aborted first. The returned steps go to the peer in
+    /// order.
     pub(crate) fn start(
         &mut self,
         binding: &Binding,
         secret: &[u8],
         question: Option<&str>,
     ) -> Result<Vec<Vec<u8>>, String> {
+        if let Some(answered) = self.answer(secret) {
+            return answered.map(|step| vec![step]);
+        }
         let mut smp = Smp::new(binding.context());
         let first = smp
             .start(secret, question, &mut os_rng())
@@ -110,17 +115,17 @@ impl AuthState {
             steps.push(old.smp.abort());
         }
         steps.push(first);
-        *self = Self::Running(Run {
+        *self = Self::Running(Box::new(Run {
             smp,
             our_secret: Some(Zeroizing::new(secret.to_vec())),
             awaiting_answer: false,
-        });
+        }));
         Ok(steps)
     }
 
     /// A step arrived from the peer.
     pub(crate) fn receive(&mut self, binding: &Binding, step: &[u8]) -> Action {
-        let starts = Smp::is_start(step);
+        let starts = Smp::<Ristretto>::is_start(step);
         let mut run = match std::mem::take(self) {
             Self::Running(run) if !starts => run,
             Self::Running(ours) if ours.our_secret.is_some() && binding.we_win_crossing() => {
@@ -128,18 +133,22 @@ impl AuthState {
                 *self = Self::Running(ours);
                 return Action::Nothing;
             }
-            Self::Running(ours) => Run {
+            Self::Running(ours) => Box::new(Run {
                 smp: Smp::new(binding.context()),
                 our_secret: ours.our_secret,
                 awaiting_answer: false,
-            },
-            Self::Idle | Self::Authenticated => Run {
+            }),
+            Self::Idle | Self::Authenticated => Box::new(Run {
                 smp: Smp::new(binding.context()),
                 our_secret: None,
                 awaiting_answer: false,
-            },
+            }),
         };
-        match run.smp.receive(step, &mut os_rng()) {
+        let Ok(next) = run.smp.receive(step, &mut os_rng()) else {
+            // Only a finished run refuses input, and finished runs are not kept.
+            return Action::Nothing;
+        };
+        match next {
             Step::Asked { question } => match run.our_secret.take() {
                 // A crossing run: answer with what our user typed for theirs.
                 Some(secret) => match run.smp.answer(&secret, &mut os_rng()) {

@@ -30,8 +30,8 @@ use crate::link::{Link, os_rng};
 use crate::net::{self, LinkCommand, LinkId, Report, Target};
 use crate::views::{self, Live};
 use crate::{
-    AuthOutcome, Command, ContactView, Event, MessageView, Node, NodeError, PresenceState, ProfileInfo, Reply,
-    RequestView,
+    AuthOutcome, Command, ContactView, Event, MessageView, Node, NodeError, PresenceState,
+    ProfileInfo, Reply, RequestView,
 };
 
 /// Everything a node needs to start.
@@ -695,7 +695,10 @@ impl Engine {
                 contact: contact.name.clone(),
                 question,
             }),
-            Action::Finished { outcome, send: last } => {
+            Action::Finished {
+                outcome,
+                send: last,
+            } => {
                 if let Some(last) = last {
                     send(live, Message::Smp(last));
                 }
@@ -1176,7 +1179,11 @@ impl Engine {
                 },
                 Some(contact),
             ) if self.is_adopted(link, &contact) => {
-                if self.links.get(&link).is_some_and(|l| !may_send(&contact, l)) {
+                if self
+                    .links
+                    .get(&link)
+                    .is_some_and(|l| !may_send(&contact, l))
+                {
                     // Not before authentication; without a receipt they send it again.
                     tracing::debug!("dropped a message that came before authentication");
                     return;

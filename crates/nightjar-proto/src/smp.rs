@@ -250,6 +250,12 @@ impl<G: Group> Smp<G> {
         }
     }
 
+    /// Whether `msg` opens a run (SMP1 or SMP1Q): what a node needs to notice a
+    /// peer starting anew, or both sides starting at once.
+    pub fn is_start(msg: &[u8]) -> bool {
+        G::unframe(msg).is_ok_and(|frame| matches!(frame.kind, Kind::Smp1 | Kind::Smp1Q))
+    }
+
     /// How the run ended, once it has.
     pub fn outcome(&self) -> Option<Outcome> {
         match self.state {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use nightjar_node::{
-    AuthOutcome, ContactView, Event, Level, MessageDirection, MessageState, MessageView, Node, PresenceState,
-    RequestDirection, RequestView,
+    AuthOutcome, ContactView, Event, Level, MessageDirection, MessageState, MessageView, Node,
+    PresenceState, RequestDirection, RequestView,
 };
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::broadcast::error::RecvError;
@@ -308,8 +308,7 @@ impl<W: Write> Screen<W> {
     }
 
     fn learn(&mut self, contact: &ContactView) {
-        self.verified
-            .insert(contact.name.clone(), contact.verified);
+        self.verified.insert(contact.name.clone(), contact.verified);
         if contact.level == Level::Authenticated {
             self.authenticated.insert(contact.name.clone());
         } else {
@@ -635,17 +634,14 @@ impl<W: Write> Session<W> {
                 question,
             } => {
                 let shown = self.screen.name(&name);
-                if self.asked.contains(&name) {
-                    node.answer_auth(&name, &secret).await?;
-                    self.asked.remove(&name);
-                    self.screen
-                        .line(&format!("answered {shown}; waiting for the result"));
+                let answering = self.asked.remove(&name);
+                node.authenticate(&name, &secret, question.as_deref())
+                    .await?;
+                self.screen.line(&if answering {
+                    format!("answered {shown}; waiting for the result")
                 } else {
-                    node.authenticate(&name, &secret, question.as_deref())
-                        .await?;
-                    self.screen
-                        .line(&format!("asked {shown} to authenticate; waiting for them"));
-                }
+                    format!("asked {shown} to authenticate; waiting for them")
+                });
             }
             Command::AuthAbort(name) => {
                 node.abort_auth(&name).await?;

@@ -1,0 +1,128 @@
+//! What the engine's tests share: starting nodes on the loopback transport, waiting
+//! for events, making two nodes contacts.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nightjar_node::{Event, MessageState, Node, NodeConfig};
+use nightjar_store::{KdfParams, Store};
+use nightjar_tor::Transport;
+use nightjar_tor::loopback::LoopbackNetwork;
+use tokio::sync::broadcast;
+
+/// Only a guard against hangs; nothing here is timed.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub async fn ephemeral(net: &LoopbackNetwork) -> (Node, broadcast::Receiver<Event>) {
+    let store = Store::in_memory(&nightjar_node::new_profile()).unwrap();
+    start(store, net.transport()).await
+}
+
+pub async fn start(
+    store: Store,
+    transport: Arc<dyn Transport>,
+) -> (Node, broadcast::Receiver<Event>) {
+    let node = nightjar_node::start(NodeConfig {
+        store,
+        transport,
+        ephemeral: true,
+    })
+    .await
+    .unwrap();
+    let events = node.subscribe();
+    (node, events)
+}
+
+/// A persistent profile with a cheap key derivation (tests open many).
+pub fn create_profile(dir: &std::path::Path) -> Store {
+    let cheap = KdfParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    Store::create(dir, "pass", cheap, &nightjar_node::new_profile()).unwrap()
+}
+
+pub async fn next_matching<T>(
+    events: &mut broadcast::Receiver<Event>,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let event = events.recv().await.expect("event stream ended");
+            if let Some(found) = pick(&event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the expected event never came")
+}
+
+/// Alice asks Bob; Bob accepts; both end up with an active contact.
+pub async fn befriend(
+    alice: &Node,
+    alice_events: &mut broadcast::Receiver<Event>,
+    bob: &Node,
+    bob_events: &mut broadcast::Receiver<Event>,
+) {
+    let bob_address = bob.info().await.unwrap().address;
+    alice
+        .send_request(&bob_address, "bob", "hi, it's alice")
+        .await
+        .unwrap();
+    let request = next_matching(bob_events, |e| match e {
+        Event::RequestReceived { request } => Some(request.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(request.greeting, "hi, it's alice");
+    assert_eq!(request.fingerprint, alice.info().await.unwrap().fingerprint);
+    next_matching(alice_events, |e| {
+        matches!(e, Event::RequestDelivered { .. }).then_some(())
+    })
+    .await;
+    bob.accept_request(request.id, "alice").await.unwrap();
+    let added = next_matching(alice_events, |e| match e {
+        Event::ContactAdded { contact } => Some(contact.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(added.name, "bob");
+    next_matching(bob_events, |e| {
+        matches!(e, Event::ContactAdded { .. }).then_some(())
+    })
+    .await;
+}
+
+pub async fn delivered(events: &mut broadcast::Receiver<Event>, id: &str) {
+    next_matching(events, |e| match e {
+        Event::MessageState { id: got, state, .. }
+            if got == id && *state == MessageState::Delivered =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+}
+
+pub async fn received(events: &mut broadcast::Receiver<Event>) -> (String, String) {
+    next_matching(events, |e| match e {
+        Event::MessageReceived { message } => Some((message.contact.clone(), message.body.clone())),
+        _ => None,
+    })
+    .await
+}
+
+/// Waits until `name` is connected to `node`.
+pub async fn until_online(node: &Node, events: &mut broadcast::Receiver<Event>, name: &str) {
+    if node.contact(name).await.unwrap().online {
+        return;
+    }
+    next_matching(events, |e| {
+        matches!(e, Event::Connected { contact } if contact == name).then_some(())
+    })
+    .await;
+}
