@@ -177,6 +177,8 @@ pub enum SmpError {
 }
 
 /// An exponent wiped when dropped.
+// Tests copy a run midway to try many inputs at one point; nothing else may.
+#[cfg_attr(test, derive(Clone))]
 struct Secret<S: Zeroize>(S);
 
 impl<S: Zeroize> Drop for Secret<S> {
@@ -185,6 +187,7 @@ impl<S: Zeroize> Drop for Secret<S> {
     }
 }
 
+#[cfg_attr(test, derive(Clone))]
 enum State<G: Group> {
     Idle,
     AwaitingSmp2 {
@@ -227,6 +230,7 @@ impl<G: Group> State<G> {
 }
 
 /// One run of the Socialist Millionaire Protocol, from either side.
+#[cfg_attr(test, derive(Clone))]
 pub struct Smp<G: Group = Ristretto> {
     ctx: Context,
     state: State<G>,
@@ -424,7 +428,7 @@ impl<G: Group> Smp<G> {
     }
 
     fn finish(&mut self, rab: &G::Element, pa_pb: &G::Element, send: Option<Vec<u8>>) -> Step {
-        let outcome = if G::eq(rab, pa_pb) {
+        let outcome = if G::equal(rab, pa_pb) {
             Outcome::Succeeded
         } else {
             Outcome::Failed

@@ -100,7 +100,7 @@ pub trait Group {
     /// `a / b`.
     fn div(a: &Self::Element, b: &Self::Element) -> Self::Element;
     /// Whether `a == b`, in constant time.
-    fn eq(a: &Self::Element, b: &Self::Element) -> bool;
+    fn equal(a: &Self::Element, b: &Self::Element) -> bool;
     /// Whether two challenges are equal (they are public).
     fn challenge_eq(a: &Self::Scalar, b: &Self::Scalar) -> bool;
     /// The proof response `r - a·c mod q`.

@@ -163,7 +163,7 @@ impl Group for Modp1536 {
         Element(a.0 * inverse)
     }
 
-    fn eq(a: &Element, b: &Element) -> bool {
+    fn equal(a: &Element, b: &Element) -> bool {
         a.0.retrieve()
             .to_be_bytes()
             .as_slice()

@@ -74,7 +74,7 @@ impl Group for Ristretto {
         a - b
     }
 
-    fn eq(a: &RistrettoPoint, b: &RistrettoPoint) -> bool {
+    fn equal(a: &RistrettoPoint, b: &RistrettoPoint) -> bool {
         a.ct_eq(b).into()
     }
 

@@ -25,7 +25,7 @@ fn pair<G: Group>() -> (Smp<G>, Smp<G>) {
 }
 
 /// Test-only access to a group's raw message layout.
-trait Wire: Group + Sized {
+trait Wire: Group + Clone {
     /// Splits an honest message into its kind, question and raw field values.
     fn split(msg: &[u8]) -> (Kind, Option<Vec<u8>>, Vec<Vec<u8>>);
     /// Assembles a message from raw field values.
@@ -89,8 +89,9 @@ impl Wire for Ristretto {
 
 use curve25519_dalek::scalar::Scalar;
 
-/// One party's messages and states in an honest run, stopped after message `upto`
+/// Both parties' messages and states in an honest run, stopped after message `upto`
 /// (1 to 4) was produced and before it was received.
+#[derive(Clone)]
 struct Run<G: Group> {
     alice: Smp<G>,
     bob: Smp<G>,
@@ -99,7 +100,9 @@ struct Run<G: Group> {
 
 impl<G: Group> Run<G> {
     fn upto(n: usize, alice_secret: &[u8], bob_secret: &[u8], question: Option<&str>) -> Self {
-        let mut rng = StdRng::seed_from_u64(n as u64);
+        // One seed for every `n`: the first messages of `upto(4)` are those of
+        // `upto(n)`, so a message from one fits the states of the other.
+        let mut rng = StdRng::seed_from_u64(0x5a9);
         let (mut alice, mut bob) = pair::<G>();
         let mut msgs = vec![alice.start(alice_secret, question, &mut rng).unwrap()];
         if n >= 2 {
@@ -324,15 +327,16 @@ fn full_run_rejects_misuse<G: Group>() {
     assert_eq!(alice.answer(b"x", &mut rng), Err(SmpError::NotAsked));
 }
 
-fn out_of_order_is_cheating<G: Group>() {
-    let full = Run::<G>::upto(4, b"x", b"x", None);
+fn out_of_order_is_cheating<G: Group + Clone>() {
+    let runs: Vec<Run<G>> = (1..=4).map(|n| Run::upto(n, b"x", b"x", None)).collect();
+    let full = &runs[3];
     // Every message other than the expected one, delivered at each point.
     for n in 1..=4 {
         for (i, wrong) in full.msgs.iter().enumerate() {
             if i + 1 == n {
                 continue;
             }
-            let mut run = Run::<G>::upto(n, b"x", b"x", None);
+            let mut run = runs[n - 1].clone();
             run.expect_cheated(n, wrong, &format!("message {} at {n}", i + 1));
         }
     }
@@ -352,22 +356,23 @@ fn out_of_order_is_cheating<G: Group>() {
         [m1, m2, m3, m4]
     };
     for n in 2..=4 {
-        let mut run = Run::<G>::upto(n, b"x", b"x", None);
+        let mut run = runs[n - 1].clone();
         run.expect_cheated(n, &other[n - 1], &format!("message {n} of another run"));
     }
     // While our user is being asked, only an abort may arrive.
-    let mut run = Run::<G>::upto(2, b"x", b"x", None);
+    let mut run = runs[1].clone();
     let mut rng = StdRng::seed_from_u64(5);
     let again = run.msgs[0].clone();
     run.expect_cheated(1, &again, "SMP1 while asked");
     assert_eq!(run.bob.answer(b"x", &mut rng), Err(SmpError::Finished));
 }
 
-fn abort_at_every_stage<G: Group>() {
+fn abort_at_every_stage<G: Group + Clone>() {
+    let runs: Vec<Run<G>> = (1..=4).map(|n| Run::upto(n, b"x", b"x", None)).collect();
     // Before message n is received, either side aborts.
     for n in 1..=4 {
         for sender_aborts in [true, false] {
-            let mut run = Run::<G>::upto(n, b"x", b"x", None);
+            let mut run = runs[n - 1].clone();
             let mut rng = StdRng::seed_from_u64(11);
             let (aborting, other) = if sender_aborts {
                 (&mut run.alice, &mut run.bob)
@@ -435,12 +440,30 @@ fn element_fields(n: usize) -> &'static [bool] {
 
 fn every_field_tampered<G: Wire>() {
     let mut rng = StdRng::seed_from_u64(21);
-    let honest = Run::<G>::upto(4, b"x", b"x", None);
+    let runs: Vec<Run<G>> = (1..=4).map(|n| Run::upto(n, b"x", b"x", None)).collect();
+    let honest = &runs[3];
     let other_element = G::element_field(&G::exp(&G::generator(), &G::random_exponent(&mut rng)));
     let other_scalar = G::scalar_field(&G::random_exponent(&mut rng));
     for n in 1..=4 {
         let (kind, question, fields) = G::split(&honest.msgs[n - 1]);
         assert_eq!(fields.len(), kind.field_count());
+        // The untampered message, re-assembled, is accepted: every rejection
+        // below is the tampering's doing.
+        let mut run = runs[n - 1].clone();
+        let mut rng = StdRng::seed_from_u64(22);
+        let msg = G::join(kind, question.as_deref(), &fields);
+        assert_eq!(msg, honest.msgs[n - 1]);
+        let step = run.receiver(n).receive(&msg, &mut rng).unwrap();
+        assert!(
+            !matches!(
+                step,
+                Step::Finished {
+                    outcome: Outcome::Cheated | Outcome::Failed,
+                    ..
+                }
+            ),
+            "message {n}: {step:?}"
+        );
         for (i, &is_element) in element_fields(n).iter().enumerate() {
             let mut variants: Vec<(String, Vec<u8>)> = Vec::new();
             for pos in [0, fields[i].len() / 2, fields[i].len() - 1] {
@@ -459,7 +482,7 @@ fn every_field_tampered<G: Wire>() {
                 let mut tampered = fields.clone();
                 tampered[i] = value;
                 let msg = G::join(kind, question.as_deref(), &tampered);
-                let mut run = Run::<G>::upto(n, b"x", b"x", None);
+                let mut run = runs[n - 1].clone();
                 run.expect_cheated(n, &msg, &format!("field {i}: {what}"));
             }
         }
@@ -467,29 +490,29 @@ fn every_field_tampered<G: Wire>() {
 }
 
 fn truncated_and_extended<G: Wire>() {
-    let honest = Run::<G>::upto(4, b"x", b"x", None);
+    let runs: Vec<Run<G>> = (1..=4).map(|n| Run::upto(n, b"x", b"x", None)).collect();
     for n in 1..=4 {
-        let msg = &honest.msgs[n - 1];
+        let msg = &runs[3].msgs[n - 1];
         for len in [0, 1, 2, 3, 4, 5, msg.len() / 2, msg.len() - 1] {
-            let mut run = Run::<G>::upto(n, b"x", b"x", None);
+            let mut run = runs[n - 1].clone();
             run.expect_cheated(n, &msg[..len], &format!("truncated to {len}"));
         }
         let mut longer = msg.clone();
         longer.push(0);
-        let mut run = Run::<G>::upto(n, b"x", b"x", None);
+        let mut run = runs[n - 1].clone();
         run.expect_cheated(n, &longer, "trailing byte");
         // One field more or fewer, framed consistently.
         let (kind, question, mut fields) = G::split(msg);
         let mut extra = fields.clone();
         extra.push(fields[0].clone());
-        let mut run = Run::<G>::upto(n, b"x", b"x", None);
+        let mut run = runs[n - 1].clone();
         run.expect_cheated(
             n,
             &G::join(kind, question.as_deref(), &extra),
             "extra field",
         );
         fields.pop();
-        let mut run = Run::<G>::upto(n, b"x", b"x", None);
+        let mut run = runs[n - 1].clone();
         run.expect_cheated(
             n,
             &G::join(kind, question.as_deref(), &fields),
@@ -629,3 +652,6 @@ macro_rules! group_tests {
 group_tests!(ristretto255, Ristretto);
 #[cfg(feature = "otr3")]
 group_tests!(modp1536, Modp1536);
+
+#[cfg(feature = "otr3")]
+mod otr3;
