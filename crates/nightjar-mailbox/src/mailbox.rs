@@ -318,6 +318,10 @@ impl Mailbox {
         if req.items.len() > c.max_batch {
             return Err(Refusal::TooManyItems);
         }
+        let ids: usize = req.items.iter().map(|item| item.ids.len()).sum();
+        if ids > c.max_fetch_blobs {
+            return Err(Refusal::TooManyItems);
+        }
         let now = self.inner.clock.now();
         let window = c.request_window_secs;
         for (i, item) in req.items.iter().enumerate() {

@@ -567,6 +567,25 @@ async fn signed_requests_are_checked() {
             .0,
         StatusCode::BAD_REQUEST
     );
+    // More ids in one ack than one fetch returns.
+    let per_item: Vec<Vec<BlobId>> = (0..3u8)
+        .map(|i| (0..4u8).map(|j| BlobId([i * 4 + j; 16])).collect())
+        .collect();
+    let mut c = config();
+    c.max_fetch_blobs = 10;
+    let small = harness_with(c);
+    let items: Vec<_> = per_item
+        .into_iter()
+        .enumerate()
+        .map(|(i, ids)| key.sign(Operation::Ack, now, [200 + i as u8; 16], ids))
+        .collect();
+    assert_eq!(
+        signed_status(&small, "/v2/ack", batch_json(&items)).await,
+        (
+            StatusCode::BAD_REQUEST,
+            "too many items in one request".into()
+        )
+    );
     // Bodies past the limit.
     let (status, _) = h.raw("POST", "/v2/fetch", vec![b' '; 1 << 20]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
