@@ -1,0 +1,48 @@
+//! nightjar's offline mailbox.
+//!
+//! When a contact is offline, a sender deposits fixed-size opaque blobs in the
+//! recipient's mailbox under *slot ids* that both peers derive from their
+//! ratchet and that change with every message, so the mailbox cannot link
+//! deposits to each other or to a conversation. A slot id is an Ed25519
+//! verifying key: the recipient, who derives the matching signing key, lists,
+//! fetches and acknowledges the slot's blobs with signed requests; anyone who
+//! knows the slot may deposit, paying with proof of work. The mailbox never
+//! learns sender or recipient. See `docs/mailbox.md` for the protocol.
+//!
+//! - [`wire`]: identifiers, signed bytes and the request and answer bodies.
+//! - [`pow`]: the BLAKE3 proof of work, both sides.
+//! - [`client`]: builds requests as `http::Request<Vec<u8>>` and parses
+//!   answers; it does no I/O, so any transport (a Tor stream) can carry them.
+//! - [`Mailbox`]: the server's state and operations, free of HTTP.
+//! - [`router`] and [`serve`] (feature `server`, on by default): the HTTP server.
+
+pub mod client;
+pub mod clock;
+mod config;
+mod mailbox;
+pub mod pow;
+pub mod replay;
+#[cfg(feature = "server")]
+mod server;
+pub mod store;
+pub mod wire;
+
+pub use config::{Config, PowConfig};
+pub use mailbox::{Mailbox, Refusal, Stats};
+#[cfg(feature = "server")]
+pub use server::{router, serve, serve_mailbox};
+
+/// Errors starting or running a mailbox.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MailboxError {
+    /// The configuration makes no sense.
+    #[error("invalid mailbox configuration: {0}")]
+    Config(&'static str),
+    /// The system's randomness failed.
+    #[error("no randomness available")]
+    Random,
+    /// The listener failed.
+    #[error("mailbox listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
