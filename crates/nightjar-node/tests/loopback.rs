@@ -7,6 +7,7 @@ use common::*;
 use nightjar_node::{
     Event, Level, MessageDirection, MessageState, NodeError, PresenceState, RequestDirection,
 };
+use nightjar_store::Store;
 use nightjar_tor::loopback::LoopbackNetwork;
 
 #[tokio::test]
