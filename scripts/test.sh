@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo test --workspace "$@"
+# The OTR v3 instance of SMP is a feature, tested (and linted, in CI) with the rest.
+cargo test --workspace --features nightjar-proto/otr3 "$@"

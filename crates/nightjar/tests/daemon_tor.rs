@@ -1,6 +1,6 @@
 //! Two `nightjar daemon` processes on the private Tor network, driven only through
 //! their JSON-RPC sockets: a contact request and its acceptance, messages both ways
-//! with receipts, presence and verification; then a node killed with SIGKILL while
+//! with receipts, presence, verification and authentication; then a node killed with SIGKILL while
 //! messages wait in its outbox, restarted, and everything delivered exactly once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -249,9 +249,31 @@ async fn two_daemons_talk_over_onion_services() {
         .await;
     assert_eq!(verified["level"], "verified");
 
+    // Authentication with a shared secret: Bob is asked, answers, both learn it.
+    a.call(
+        "authenticate",
+        json!({"contact": "bob", "secret": "blue heron", "question": "the bird?"}),
+    )
+    .await;
+    let asked = b.event_named("auth_requested").await;
+    assert_eq!(asked["question"], "the bird?");
+    b.call(
+        "answer_auth",
+        json!({"contact": "alice", "secret": "blue heron"}),
+    )
+    .await;
+    assert_eq!(a.event_named("auth_result").await["outcome"], "succeeded");
+    assert_eq!(b.event_named("auth_result").await["outcome"], "succeeded");
+    let bob_seen = a.call("contact", json!({"name": "bob"})).await;
+    assert_eq!(bob_seen["level"], "authenticated");
+
+    // It lasts as long as the link: when Bob leaves, Alice falls back to verified.
     bob.stop(&mut b).await;
     let presence = a.event_named("presence").await;
     assert_eq!(presence["presence"], "offline");
+    a.event_named("disconnected").await;
+    let bob_seen = a.call("contact", json!({"name": "bob"})).await;
+    assert_eq!(bob_seen["level"], "verified");
     alice.stop(&mut a).await;
 }
 
