@@ -4,7 +4,7 @@
 //! Everything runs through the same node engine the CLI and the daemon use: two
 //! ephemeral profiles, each with its request onion and its private endpoint, a
 //! contact request and its acceptance, messages with delivery receipts, key
-//! verification, presence, and a goodbye.
+//! verification, authentication with a shared secret, presence, and a goodbye.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use nightjar_node::{Event, Level, Node, NodeConfig};
+use nightjar_node::{AuthOutcome, Event, Level, Node, NodeConfig};
 use nightjar_store::Store;
 use nightjar_tor::testnet::{TestNetwork, TestNetworkOptions};
 use nightjar_tor::{Backend, Transport};
@@ -33,7 +33,7 @@ pub struct DemoArgs {
     testnet: Option<std::path::PathBuf>,
 }
 
-const STEPS: u32 = 7;
+const STEPS: u32 = 8;
 /// How long any one step may wait for the network (a young private network can
 /// take a minute or two to make new onion services reachable).
 const STEP_LIMIT: Duration = Duration::from_secs(300);
@@ -184,7 +184,56 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     detail("the right one marks Bob as verified (shown in green), for good");
 
-    step(7, "Bob shares his presence with Alice, then leaves");
+    step(
+        7,
+        "They authenticate with a secret they share (SMP): first a wrong answer",
+    );
+    let question = "Where did we meet?";
+    for (bobs_answer, expected) in [
+        ("the library", AuthOutcome::Failed),
+        ("the book club", AuthOutcome::Succeeded),
+    ] {
+        let started = Instant::now();
+        alice
+            .authenticate("bob", "the book club", Some(question))
+            .await?;
+        let asked = wait_for(&mut bob_events, "Alice's question", |e| match e {
+            Event::AuthRequested { question, .. } => Some(question.clone()),
+            _ => None,
+        })
+        .await?;
+        detail(format!(
+            "Bob is asked \"{}\" and answers \"{bobs_answer}\"",
+            asked.unwrap_or_default()
+        ));
+        bob.answer_auth("alice", bobs_answer).await?;
+        let outcome = |e: &Event| match e {
+            Event::AuthResult { outcome, .. } => Some(*outcome),
+            _ => None,
+        };
+        let alice_saw = wait_for(&mut alice_events, "the result for Alice", outcome).await?;
+        let bob_saw = wait_for(&mut bob_events, "the result for Bob", outcome).await?;
+        anyhow::ensure!(
+            alice_saw == expected && bob_saw == expected,
+            "authentication ended {alice_saw:?} / {bob_saw:?}, not {expected:?}"
+        );
+        let level = alice.contact("bob").await?.level;
+        detail(format!(
+            "both sides learn: {} after {:.1} s; Bob is now {} for Alice",
+            match expected {
+                AuthOutcome::Succeeded => "the secrets match",
+                _ => "the secrets differ (and nothing more)",
+            },
+            started.elapsed().as_secs_f64(),
+            match level {
+                Level::Authenticated => "authenticated (cyan) until one of them disconnects",
+                Level::Verified => "still only verified (green)",
+                Level::Unverified => "unverified (red)",
+            }
+        ));
+    }
+
+    step(8, "Bob shares his presence with Alice, then leaves");
     bob.set_presence("alice", true).await?;
     let presence = |e: &Event| match e {
         Event::Presence { presence, .. } => Some(*presence),
