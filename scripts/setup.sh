@@ -30,3 +30,15 @@ command -v cargo >/dev/null 2>&1 || {
     echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2
     exit 1
 }
+
+# python-potr, the independent OTR v3 implementation the `otr3` SMP interop test
+# runs against, in nightjar's Python venv. It declares pycrypto, which no longer
+# builds; pycryptodome provides the same `Crypto` modules, so potr goes in
+# without its declared dependencies.
+potr_bin="${NIGHTJAR_PYTHON_BIN:-$HOME/.cache/nightjar/python/bin}"
+if ! "$potr_bin/python3" -c 'import potr.crypt' >/dev/null 2>&1; then
+    echo "setup: installing python-potr into $potr_bin" >&2
+    [[ -x $potr_bin/python3 ]] || python3 -m venv "$(dirname "$potr_bin")"
+    "$potr_bin/python3" -m pip install -q --disable-pip-version-check pycryptodome==4.4.0 >/dev/null
+    "$potr_bin/python3" -m pip install -q --disable-pip-version-check --no-deps python-potr==1.0.2 >/dev/null
+fi
