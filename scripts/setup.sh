@@ -30,3 +30,22 @@ command -v cargo >/dev/null 2>&1 || {
     echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2
     exit 1
 }
+
+# The reference magic-wormhole server and client, which the wormhole tests run
+# against; kept in their own virtualenv so the system Python stays untouched.
+python_dir="${NIGHTJAR_PYTHON_BIN:-$HOME/.cache/nightjar/python/bin}"
+python_dir="${python_dir%/bin}"
+if [[ ! -x "$python_dir/bin/twist" || ! -x "$python_dir/bin/wormhole" ]]; then
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        sudo=""
+        [[ $(id -u) -eq 0 ]] || sudo="sudo"
+        echo "setup: installing python3 and python3-venv" >&2
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+            python3 python3-venv >/dev/null
+    fi
+    echo "setup: installing magic-wormhole into $python_dir" >&2
+    [[ -x "$python_dir/bin/pip" ]] || python3 -m venv "$python_dir"
+    "$python_dir/bin/pip" install -q --disable-pip-version-check \
+        magic-wormhole==0.24.0 magic-wormhole-mailbox-server==0.8.0
+fi
