@@ -31,14 +31,28 @@ command -v cargo >/dev/null 2>&1 || {
     exit 1
 }
 
-# python-potr, the independent OTR v3 implementation the `otr3` SMP interop test
-# runs against, in nightjar's Python venv. It declares pycrypto, which no longer
-# builds; pycryptodome provides the same `Crypto` modules, so potr goes in
-# without its declared dependencies.
-potr_bin="${NIGHTJAR_PYTHON_BIN:-$HOME/.cache/nightjar/python/bin}"
-if ! "$potr_bin/python3" -c 'import potr.crypt' >/dev/null 2>&1; then
-    echo "setup: installing python-potr into $potr_bin" >&2
-    [[ -x $potr_bin/python3 ]] || python3 -m venv "$(dirname "$potr_bin")"
-    "$potr_bin/python3" -m pip install -q --disable-pip-version-check pycryptodome==4.4.0 >/dev/null
-    "$potr_bin/python3" -m pip install -q --disable-pip-version-check --no-deps python-potr==1.0.2 >/dev/null
+# Python tools the tests run against, in a virtualenv of their own so the system
+# Python stays untouched: the reference magic-wormhole server and client, and
+# python-potr, an independent OTR v3 implementation for the SMP interop test.
+python_dir="${NIGHTJAR_PYTHON_BIN:-$HOME/.cache/nightjar/python/bin}"
+python_dir="${python_dir%/bin}"
+if [[ ! -x "$python_dir/bin/twist" || ! -x "$python_dir/bin/wormhole" ]] ||
+    ! "$python_dir/bin/python3" -c 'import potr.crypt' >/dev/null 2>&1; then
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        sudo=""
+        [[ $(id -u) -eq 0 ]] || sudo="sudo"
+        echo "setup: installing python3 and python3-venv" >&2
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+            python3 python3-venv >/dev/null
+    fi
+    echo "setup: installing the Python test tools into $python_dir" >&2
+    [[ -x "$python_dir/bin/pip" ]] || python3 -m venv "$python_dir"
+    pip=("$python_dir/bin/pip" install -q --disable-pip-version-check)
+    "${pip[@]}" magic-wormhole==0.24.0 magic-wormhole-mailbox-server==0.8.0
+    # python-potr declares pycrypto, which no longer builds; pycryptodome
+    # provides the same `Crypto` modules, so potr goes in without its declared
+    # dependencies.
+    "${pip[@]}" pycryptodome==4.4.0
+    "${pip[@]}" --no-deps python-potr==1.0.2
 fi

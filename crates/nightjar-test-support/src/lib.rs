@@ -9,6 +9,8 @@
 
 use std::sync::OnceLock;
 
+pub mod wormhole;
+
 use nightjar_tor::testnet::{Lifetime, TestnetError};
 pub use nightjar_tor::testnet::{NetworkDescription, TestNetwork, TestNetworkOptions};
 
