@@ -33,9 +33,13 @@ command -v cargo >/dev/null 2>&1 || {
 
 # The reference magic-wormhole server and client, which the wormhole tests run
 # against; kept in their own virtualenv so the system Python stays untouched.
-python_dir="${NIGHTJAR_PYTHON_BIN:-$HOME/.cache/nightjar/python/bin}"
-python_dir="${python_dir%/bin}"
-if [[ ! -x "$python_dir/bin/twist" || ! -x "$python_dir/bin/wormhole" ]]; then
+python_bin="${NIGHTJAR_PYTHON_BIN:-$HOME/.cache/nightjar/python/bin}"
+if [[ ! -x "$python_bin/twist" || ! -x "$python_bin/wormhole" ]]; then
+    [[ "$python_bin" == */bin ]] || {
+        echo "setup: NIGHTJAR_PYTHON_BIN must name a virtualenv's bin directory" >&2
+        exit 1
+    }
+    python_dir="${python_bin%/bin}"
     if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
         sudo=""
         [[ $(id -u) -eq 0 ]] || sudo="sudo"
