@@ -34,8 +34,12 @@ command -v cargo >/dev/null 2>&1 || {
 # Python tools the tests run against, in a virtualenv of their own so the system
 # Python stays untouched: the reference magic-wormhole server and client, and
 # python-potr, an independent OTR v3 implementation for the SMP interop test.
-python_dir="${NIGHTJAR_PYTHON_BIN:-$HOME/.cache/nightjar/python/bin}"
-python_dir="${python_dir%/bin}"
+python_bin="${NIGHTJAR_PYTHON_BIN:-$HOME/.cache/nightjar/python/bin}"
+[[ "$python_bin" == */bin ]] || {
+    echo "setup: NIGHTJAR_PYTHON_BIN must name a virtualenv's bin directory" >&2
+    exit 1
+}
+python_dir="${python_bin%/bin}"
 if [[ ! -x "$python_dir/bin/twist" || ! -x "$python_dir/bin/wormhole" ]] ||
     ! "$python_dir/bin/python3" -c 'import potr.crypt' >/dev/null 2>&1; then
     if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then

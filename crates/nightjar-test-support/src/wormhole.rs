@@ -149,3 +149,25 @@ fn free_port() -> Result<u16, String> {
         .map(|a| a.port())
         .map_err(|e| format!("no free loopback port: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_program_says_how_to_install_it() {
+        let err = python_program("nightjar-no-such-program").unwrap_err();
+        assert!(err.contains("scripts/setup.sh"), "{err}");
+        assert!(err.contains(PYTHON_BIN_VAR), "{err}");
+    }
+
+    #[test]
+    fn the_server_starts_and_stops() {
+        let server = MailboxServer::start().unwrap();
+        let addr = server.addr();
+        assert!(server.url().starts_with("ws://127.0.0.1:"));
+        TcpStream::connect(addr).unwrap();
+        drop(server);
+        assert!(TcpStream::connect(addr).is_err());
+    }
+}
