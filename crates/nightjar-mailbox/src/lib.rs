@@ -15,12 +15,16 @@
 //!   answers; it does no I/O, so any transport (a Tor stream) can carry them.
 //! - [`Mailbox`]: the server's state and operations, free of HTTP.
 //! - [`router`] and [`serve`] (feature `server`, on by default): the HTTP server.
+//! - [`rendezvous`] (feature `server`): the magic-wormhole rendezvous server at
+//!   `/v1`, which [`router`] and [`serve`] include.
 
 pub mod client;
 pub mod clock;
 mod config;
 mod mailbox;
 pub mod pow;
+#[cfg(feature = "server")]
+pub mod rendezvous;
 pub mod replay;
 #[cfg(feature = "server")]
 mod server;
@@ -30,7 +34,7 @@ pub mod wire;
 pub use config::{Config, PowConfig};
 pub use mailbox::{Mailbox, Refusal, Stats};
 #[cfg(feature = "server")]
-pub use server::{router, serve, serve_mailbox};
+pub use server::{router, router_with, serve, serve_mailbox};
 
 /// Errors starting or running a mailbox.
 #[derive(Debug, thiserror::Error)]

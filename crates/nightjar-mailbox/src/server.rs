@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::rendezvous::Rendezvous;
 use crate::wire::{BatchRequest, DEPOSIT_HEADER_LEN, ErrorBody};
 use crate::{Config, Mailbox, MailboxError, Refusal};
 
@@ -133,7 +134,15 @@ async fn method_not_allowed() -> Response {
 /// | POST | `/v2/ack` | [`BatchRequest`] | [`AckResponse`](crate::wire::AckResponse) |
 ///
 /// Refusals are 4xx/5xx with `{"error": "..."}`.
+///
+/// `GET /v1` is the magic-wormhole rendezvous server (a websocket), with the
+/// default [`RendezvousConfig`](crate::rendezvous::RendezvousConfig).
 pub fn router(mailbox: Mailbox) -> Router {
+    router_with(mailbox, Rendezvous::default())
+}
+
+/// [`router`] with the rendezvous server the caller made (its limits, its clock).
+pub fn router_with(mailbox: Mailbox, rendezvous: Rendezvous) -> Router {
     Router::new()
         .route("/v2/info", get(info))
         .route("/v2/deposit", post(deposit))
@@ -143,6 +152,7 @@ pub fn router(mailbox: Mailbox) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(mailbox)
+        .merge(crate::rendezvous::router(rendezvous))
 }
 
 /// Serves a new mailbox made from `config` on `listener` until `shutdown`
