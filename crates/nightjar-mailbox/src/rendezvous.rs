@@ -103,8 +103,11 @@ impl RendezvousConfig {
                 "rendezvous frames must be allowed at least 1024 bytes",
             ));
         }
-        if self.max_connections > Semaphore::MAX_PERMITS {
-            return Err(MailboxError::Config("too many rendezvous connections"));
+        // Both become tokio semaphore or channel sizes.
+        if self.max_connections > Semaphore::MAX_PERMITS
+            || self.max_messages_per_mailbox > Semaphore::MAX_PERMITS
+        {
+            return Err(MailboxError::Config("a rendezvous limit is too large"));
         }
         Ok(())
     }

@@ -358,6 +358,7 @@ fn truncate(s: &mut String, max_chars: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use crate::rendezvous::RendezvousConfig;
     use serde_json::json;
     use std::sync::Arc;
@@ -475,6 +476,33 @@ mod tests {
         assert_eq!(rv.stats(), Default::default());
         let out = send(&mut b, json!({"type": "close"}));
         assert_eq!(out[1]["error"], "only one close per connection");
+    }
+
+    #[test]
+    fn idle_nameplates_expire_on_the_injected_clock() {
+        let config = RendezvousConfig {
+            idle_secs: 100,
+            sweep_interval_secs: 10,
+            ..RendezvousConfig::default()
+        };
+        let clock = ManualClock::new(5000);
+        let rv = Rendezvous::with_clock(config, Arc::new(clock.clone())).unwrap();
+        let (mut a, _ra) = session(&rv);
+        bind(&mut a, "a");
+        let out = send(&mut a, json!({"type": "allocate"}));
+        assert_eq!(out[1]["nameplate"], "1");
+        clock.advance(99);
+        let out = send(&mut a, json!({"type": "list"}));
+        assert_eq!(out[1]["nameplates"], json!([{"id": "1"}]));
+        // That list swept; the next sweep is due one interval later, and the
+        // operation after it sweeps first.
+        clock.advance(9);
+        let out = send(&mut a, json!({"type": "list"}));
+        assert_eq!(out[1]["nameplates"], json!([{"id": "1"}]));
+        clock.advance(1);
+        let out = send(&mut a, json!({"type": "list"}));
+        assert_eq!(out[1]["nameplates"], json!([]));
+        assert_eq!(rv.stats(), Default::default());
     }
 
     #[test]
