@@ -156,6 +156,7 @@ async fn start_node(tor: Arc<dyn Transport>) -> (Node, broadcast::Receiver<Event
         store,
         transport: tor,
         ephemeral: true,
+        rendezvous: nightjar_node::Rendezvous::default(),
     })
     .await
     .unwrap();

@@ -50,6 +50,12 @@ pub enum NodeError {
     /// The shared secret is empty or the question too long.
     #[error("authentication not started: {0}")]
     BadSecret(String),
+    /// Not an invite code.
+    #[error("not an invite code: {0}")]
+    BadCode(String),
+    /// An invite did not complete; nothing was added on either side.
+    #[error("the invite did not complete: {0}")]
+    Invite(String),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -126,6 +132,17 @@ pub struct ContactView {
     pub require_auth: bool,
     /// How the last authentication with them ended, since this node started.
     pub last_auth: Option<AuthOutcome>,
+}
+
+/// An invite code, waiting for the other side to type it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InviteView {
+    /// The code to read out, such as `7-crossover-clockwork`.
+    pub code: String,
+    /// The local name the new contact will have.
+    pub name: String,
+    /// How long the code waits for the other side, in seconds.
+    pub valid_for_s: u64,
 }
 
 /// What a contact told us about themselves.
@@ -241,6 +258,10 @@ pub enum Event {
     /// The contact is connected, but messages wait until a shared-secret
     /// authentication succeeds (one side asked for it).
     AuthRequired { contact: String },
+    /// An invite completed: the contact exists on both sides, verified.
+    InviteCompleted { contact: ContactView },
+    /// An invite did not complete (wrong code, timeout, …); nothing was added.
+    InviteFailed { name: String, reason: String },
     /// The contact left (one-shot chats, or a peer that quit).
     PeerQuit { contact: String },
     /// Something went wrong in the background that the person should know.
@@ -311,6 +332,17 @@ pub(crate) enum Command {
     AbortAuth {
         contact: String,
         reply: Reply<()>,
+    },
+    CreateInvite {
+        name: String,
+        require_auth: bool,
+        reply: Reply<InviteView>,
+    },
+    JoinInvite {
+        code: String,
+        name: String,
+        require_auth: bool,
+        reply: Reply<ContactView>,
     },
     Shutdown(Reply<()>),
 }
@@ -490,6 +522,43 @@ impl Node {
         let contact = contact.to_owned();
         self.ask(|reply| Command::AbortAuth { contact, reply })
             .await
+    }
+
+    /// Makes an invite code for someone to type with [`Node::join_invite`]; the
+    /// new contact will be called `name` here. Returns as soon as the code exists;
+    /// the outcome arrives as [`Event::InviteCompleted`] or
+    /// [`Event::InviteFailed`]. With `require_auth`, no message goes either way
+    /// until a shared-secret authentication has succeeded.
+    pub async fn create_invite(
+        &self,
+        name: &str,
+        require_auth: bool,
+    ) -> Result<InviteView, NodeError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::CreateInvite {
+            name,
+            require_auth,
+            reply,
+        })
+        .await
+    }
+
+    /// Uses an invite code someone read out; returns the new contact (verified,
+    /// on both sides at once) once the exchange is complete.
+    pub async fn join_invite(
+        &self,
+        code: &str,
+        name: &str,
+        require_auth: bool,
+    ) -> Result<ContactView, NodeError> {
+        let (code, name) = (code.to_owned(), name.to_owned());
+        self.ask(|reply| Command::JoinInvite {
+            code,
+            name,
+            require_auth,
+            reply,
+        })
+        .await
     }
 
     /// Tells contacts who get our presence that we are leaving, closes links and

@@ -25,7 +25,11 @@ use nightjar_tor::{
 use tokio::sync::{broadcast, mpsc};
 use zeroize::Zeroizing;
 
+mod invites;
+use invites::Invites;
+
 use crate::auth::{Action, AuthState, Binding};
+use crate::invite::Rendezvous;
 use crate::link::{Link, os_rng};
 use crate::net::{self, LinkCommand, LinkId, Report, Target};
 use crate::views::{self, Live};
@@ -42,6 +46,8 @@ pub struct NodeConfig {
     pub transport: Arc<dyn Transport>,
     /// Whether the profile is ephemeral (reported by `info`).
     pub ephemeral: bool,
+    /// Where invite codes meet.
+    pub rendezvous: Rendezvous,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -95,6 +101,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         store,
         transport,
         ephemeral,
+        rendezvous,
     } = config;
     let profile = store.profile()?;
     let identity = IdentityKeyPair::from_secret_bytes(profile.identity_secret.as_ref())
@@ -154,6 +161,8 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         presence: HashMap::new(),
         unread: HashMap::new(),
         last_auth: HashMap::new(),
+        rendezvous,
+        invites: Invites::default(),
         acceptors,
     };
     tokio::spawn(engine.run(commands, reports));
@@ -286,6 +295,8 @@ struct Engine {
     unread: HashMap<i64, usize>,
     /// How the last authentication with each contact ended, since we started.
     last_auth: HashMap<i64, AuthOutcome>,
+    rendezvous: Rendezvous,
+    invites: Invites,
     acceptors: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -401,6 +412,17 @@ impl Engine {
                 reply,
             } => answer(reply, self.answer_auth(&contact, &secret)),
             Command::AbortAuth { contact, reply } => answer(reply, self.abort_auth(&contact)),
+            Command::CreateInvite {
+                name,
+                require_auth,
+                reply,
+            } => self.create_invite(&name, require_auth, reply),
+            Command::JoinInvite {
+                code,
+                name,
+                require_auth,
+                reply,
+            } => self.join_invite(&code, &name, require_auth, reply),
             Command::Shutdown(reply) => {
                 // Handled in `run`; unreachable in practice but harmless.
                 let _ = reply.send(Ok(()));
@@ -935,6 +957,11 @@ impl Engine {
                 was_queued,
             } => self.written(link, &id, was_queued),
             Report::Closed { link, error } => self.closed(link, error),
+            Report::InviteExchanged(exchanged) => self.invite_exchanged(*exchanged).await,
+            Report::InviteSettled { contact, confirmed } => {
+                self.invite_settled(&contact, confirmed).await;
+            }
+            Report::InviteFinished { name, result } => self.invite_finished(name, result),
         }
     }
 

@@ -11,6 +11,8 @@ pub use api::*;
 
 mod auth;
 mod engine;
+pub mod invite;
 mod net;
 mod views;
 pub use engine::{NodeConfig, new_profile, start};
+pub use invite::Rendezvous;

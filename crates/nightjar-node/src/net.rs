@@ -14,6 +14,7 @@ use nightjar_tor::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::ContactView;
 use crate::link::{Link, LinkError};
 
 /// The virtual port of both onion services.
@@ -59,6 +60,15 @@ pub(crate) enum Report {
     },
     /// A link ended.
     Closed { link: LinkId, error: Option<String> },
+    /// An invite's two invitations are known: store the contact.
+    InviteExchanged(Box<crate::invite::Exchanged>),
+    /// The other side of an invite confirmed (or did not) that it stored us.
+    InviteSettled { contact: String, confirmed: bool },
+    /// An invite ended.
+    InviteFinished {
+        name: String,
+        result: Result<ContactView, String>,
+    },
 }
 
 /// What the engine asks of a link task.

@@ -429,6 +429,27 @@ impl Transport for Arti {
         ))
     }
 
+    async fn connect_host(
+        &self,
+        host: &str,
+        port: u16,
+        options: &ConnectOptions,
+    ) -> Result<BoxStream, TorError> {
+        let client = self.inner.client()?;
+        let mut prefs = StreamPrefs::new();
+        prefs.set_isolation(self.inner.isolation_token(&options.isolation));
+        let timeout = self.inner.config.connect_timeout;
+        let unreachable = |why: String| TorError::HostUnreachable(host.to_owned(), why);
+        match tokio::time::timeout(timeout, client.connect_with_prefs((host, port), &prefs)).await {
+            Ok(Ok(stream)) => Ok(Box::new(stream)),
+            Ok(Err(e)) => Err(unreachable(e.to_string())),
+            Err(_) => Err(unreachable(format!(
+                "no answer within {} s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
     async fn refresh_circuits(&self) -> Result<(), TorError> {
         self.inner.refresh()
     }

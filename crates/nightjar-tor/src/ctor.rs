@@ -721,6 +721,32 @@ impl Transport for CTor {
         }))
     }
 
+    async fn connect_host(
+        &self,
+        host: &str,
+        port: u16,
+        options: &ConnectOptions,
+    ) -> Result<BoxStream, TorError> {
+        self.wait_bootstrapped().await?;
+        let conn = self.shared.current_conn().await?;
+        let username = socks_username(&options.isolation);
+        let timeout = self.shared.options.connect_timeout;
+        let unreachable = |why: String| TorError::HostUnreachable(host.to_owned(), why);
+        match tokio::time::timeout(
+            timeout,
+            socks::connect(&conn.socks, host, port, &username, "nightjar"),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(unreachable(e.into_tor_error().to_string())),
+            Err(_) => Err(unreachable(format!(
+                "no answer within {} s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
     async fn connect(
         &self,
         target: &OnionAddress,

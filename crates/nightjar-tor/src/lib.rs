@@ -9,6 +9,7 @@ pub mod arti;
 mod backend;
 pub mod control;
 pub mod ctor;
+pub mod forward;
 pub mod loopback;
 pub mod testnet;
 mod transport;

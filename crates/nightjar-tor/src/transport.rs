@@ -135,7 +135,7 @@ pub enum TorError {
     #[error("could not connect to the Tor network: {0}")]
     BootstrapStalled(String),
     /// The onion service could not be reached (offline, or not published yet).
-    #[error("the contact's onion service is unreachable right now ({0})")]
+    #[error("the onion service is unreachable right now ({0})")]
     ServiceUnreachable(String),
     /// The target needs client authorization and we have no key for it.
     #[error("the onion service requires authorization we do not have")]
@@ -155,6 +155,12 @@ pub enum TorError {
     /// The transport is shutting down.
     #[error("the Tor connection is shutting down")]
     Shutdown,
+    /// A host on the open internet could not be reached through a Tor exit.
+    #[error("could not reach {0} through Tor: {1}")]
+    HostUnreachable(String, String),
+    /// This transport reaches onion services only.
+    #[error("this Tor transport cannot reach hosts outside onion services")]
+    OnionOnly,
     /// Local I/O failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -179,6 +185,20 @@ pub trait Transport: Send + Sync + 'static {
         port: u16,
         options: &ConnectOptions,
     ) -> Result<BoxStream, TorError>;
+
+    /// Opens a stream to `host:port` on the open internet, through a Tor exit
+    /// (for services without an onion address, such as a public rendezvous
+    /// server). `host` is a DNS name or an IP address; tor resolves names at the
+    /// exit, so no DNS query leaves this machine.
+    async fn connect_host(
+        &self,
+        host: &str,
+        port: u16,
+        options: &ConnectOptions,
+    ) -> Result<BoxStream, TorError> {
+        let _ = (host, port, options);
+        Err(TorError::OnionOnly)
+    }
 
     /// New streams from now on use fresh circuits; open streams are left alone.
     async fn refresh_circuits(&self) -> Result<(), TorError>;

@@ -258,6 +258,7 @@ async fn start_node(tor: Arc<dyn Transport>) -> Result<(Node, broadcast::Receive
         store,
         transport: tor,
         ephemeral: true,
+        rendezvous: nightjar_node::Rendezvous::default(),
     })
     .await?;
     let events = node.subscribe();

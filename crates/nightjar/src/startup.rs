@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use nightjar_node::{Node, NodeConfig};
+use nightjar_node::{Node, NodeConfig, Rendezvous};
 use nightjar_store::{KdfParams, Store, StoreError};
 use nightjar_tor::testnet::TestNetwork;
 use nightjar_tor::{Backend, Transport};
@@ -34,6 +34,15 @@ pub struct TorArgs {
     /// The tor program, for `--tor ctor`.
     #[arg(long, value_name = "PATH", env = "NIGHTJAR_TOR", default_value = "tor")]
     pub tor_program: PathBuf,
+    /// Where invite codes meet: a magic-wormhole rendezvous server, reached
+    /// through Tor (an onion address, or a public host through a Tor exit).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "NIGHTJAR_RENDEZVOUS",
+        default_value = nightjar_node::invite::DEFAULT_RENDEZVOUS
+    )]
+    pub rendezvous: Rendezvous,
 }
 
 /// Which profile to run, and how to unlock it.
@@ -255,6 +264,7 @@ pub async fn start_node(args: &ProfileArgs) -> Result<Running> {
         store,
         transport: tor.transport.clone(),
         ephemeral: args.ephemeral,
+        rendezvous: args.tor.rendezvous.clone(),
     })
     .await;
     match node {

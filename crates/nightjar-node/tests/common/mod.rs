@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nightjar_node::{Event, MessageState, Node, NodeConfig};
+use nightjar_node::{Event, MessageState, Node, NodeConfig, Rendezvous};
 use nightjar_store::{KdfParams, Store};
 use nightjar_tor::Transport;
 use nightjar_tor::loopback::LoopbackNetwork;
@@ -23,10 +23,19 @@ pub async fn start(
     store: Store,
     transport: Arc<dyn Transport>,
 ) -> (Node, broadcast::Receiver<Event>) {
+    start_with(store, transport, Rendezvous::default()).await
+}
+
+pub async fn start_with(
+    store: Store,
+    transport: Arc<dyn Transport>,
+    rendezvous: Rendezvous,
+) -> (Node, broadcast::Receiver<Event>) {
     let node = nightjar_node::start(NodeConfig {
         store,
         transport,
         ephemeral: true,
+        rendezvous,
     })
     .await
     .unwrap();

@@ -28,6 +28,7 @@ async fn node(net: &LoopbackNetwork) -> Node {
         store,
         transport: net.transport(),
         ephemeral: true,
+        rendezvous: nightjar_node::Rendezvous::default(),
     })
     .await
     .unwrap()

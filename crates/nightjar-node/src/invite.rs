@@ -1,0 +1,344 @@
+//! Invite codes: a contact made from a short code such as `7-crossover-clockwork`,
+//! spoken out of band.
+//!
+//! The code opens a magic-wormhole channel (`nightjar-wormhole`) through a
+//! rendezvous server reached over Tor. Only someone who knows the code can be on
+//! the other end, so what each side sends through it is trusted as it stands:
+//!
+//! 1. each side sends its [`Invitation`] (identity key, request onion, and an
+//!    endpoint grant issued for the other side alone);
+//! 2. each side stores the other as a verified contact and sends `ok` (or `no`,
+//!    when it could not, e.g. because they were already a contact);
+//! 3. a side that hears `no`, or nothing, removes the contact it just made.
+//!
+//! So a wrong code, a guess by someone else or a failure on either side leaves no
+//! contact behind on either side.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use nightjar_proto::invite::Invitation;
+use nightjar_proto::onion::OnionAddress;
+use nightjar_tor::{BoxStream, ConnectOptions, IsolationKey, Transport};
+use nightjar_wormhole::{Code, Config, Mood, Wormhole, WormholeError};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::link::os_rng;
+use crate::net::Report;
+use crate::{ContactView, InviteView, NodeError, Reply};
+
+/// The application id: only nightjar invites meet each other.
+pub const APP_ID: &str = "nightjar/v1/invite";
+/// The public magic-wormhole rendezvous server, reached through a Tor exit.
+pub const DEFAULT_RENDEZVOUS: &str = "ws://relay.magic-wormhole.io:4000/v1";
+/// Words after the number in a new code (`7-crossover-clockwork`): 16 bits, so a
+/// guesser gets one try in 65536, and a failed guess is seen by both sides.
+const CODE_WORDS: usize = 2;
+/// How long the side that made a code waits for the other to type it.
+pub const INVITE_WAIT: Duration = Duration::from_secs(15 * 60);
+/// How long each exchange after that may take.
+const STEP_WAIT: Duration = Duration::from_secs(120);
+
+const VERDICT_OK: &[u8] = b"ok";
+const VERDICT_NO: &[u8] = b"no";
+
+/// Where invite codes meet: a magic-wormhole rendezvous server, by `ws://` URL,
+/// at an onion address or on the open internet (reached through a Tor exit).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Rendezvous {
+    url: String,
+    host: Host,
+    port: u16,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Host {
+    Onion(OnionAddress),
+    Name(String),
+}
+
+impl Rendezvous {
+    /// The URL it was made from.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Opens a stream to the server through Tor, on a circuit of its own.
+    pub async fn connect(&self, tor: &dyn Transport) -> Result<BoxStream, NodeError> {
+        let mut tag = [0u8; 8];
+        rand_core::Rng::fill_bytes(&mut os_rng(), &mut tag);
+        let options = ConnectOptions {
+            isolation: IsolationKey(format!("rendezvous-{}", hex(&tag))),
+            client_auth: None,
+        };
+        let stream = match &self.host {
+            Host::Onion(onion) => tor.connect(onion, self.port, &options).await?,
+            Host::Name(name) => tor.connect_host(name, self.port, &options).await?,
+        };
+        Ok(stream)
+    }
+
+    fn config(&self) -> Config {
+        Config {
+            url: self.url.clone(),
+            app_id: APP_ID.to_owned(),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Default for Rendezvous {
+    fn default() -> Self {
+        DEFAULT_RENDEZVOUS
+            .parse()
+            .unwrap_or_else(|_| unreachable_default())
+    }
+}
+
+/// The default URL is a constant that parses (a unit test checks it).
+#[cold]
+fn unreachable_default() -> Rendezvous {
+    Rendezvous {
+        url: DEFAULT_RENDEZVOUS.to_owned(),
+        host: Host::Name("relay.magic-wormhole.io".to_owned()),
+        port: 4000,
+    }
+}
+
+/// The host is an onion address or a public server; `Debug` shows no more than
+/// whether it is an onion.
+impl fmt::Debug for Rendezvous {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.host {
+            Host::Onion(_) => "onion",
+            Host::Name(_) => "exit",
+        };
+        f.debug_struct("Rendezvous")
+            .field("via", &kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a rendezvous URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a usable rendezvous URL ({0}); expected ws://HOST[:PORT]/PATH")]
+pub struct BadRendezvous(&'static str);
+
+impl FromStr for Rendezvous {
+    type Err = BadRendezvous;
+
+    fn from_str(url: &str) -> Result<Self, BadRendezvous> {
+        let url = url.trim();
+        let rest = match url.split_once("://") {
+            Some(("ws", rest)) => rest,
+            Some(("wss", _)) => {
+                return Err(BadRendezvous(
+                    "wss:// is not supported; use ws:// (Tor already encrypts the way)",
+                ));
+            }
+            _ => return Err(BadRendezvous("it must start with ws://")),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(at) => rest.split_at(at),
+            None => return Err(BadRendezvous("it needs a path, such as /v1")),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or(BadRendezvous("the port is not a number from 1 to 65535"))?,
+            ),
+            None => (authority, 80),
+        };
+        let host = host.to_ascii_lowercase();
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
+        if host.is_empty() || !host.chars().all(plain) || path.chars().any(char::is_whitespace) {
+            return Err(BadRendezvous("the host is not a name or an address"));
+        }
+        let host = if host.ends_with(".onion") {
+            Host::Onion(
+                host.parse()
+                    .map_err(|_| BadRendezvous("the onion address is invalid"))?,
+            )
+        } else {
+            Host::Name(host)
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            host,
+            port,
+        })
+    }
+}
+
+/// What the engine hands an invite task.
+pub(crate) struct InviteTask {
+    pub tor: std::sync::Arc<dyn Transport>,
+    pub rendezvous: Rendezvous,
+    pub ours: Invitation,
+    /// The local name for the new contact.
+    pub name: String,
+    pub reports: mpsc::Sender<Report>,
+}
+
+/// What an invite task asks of the engine once both invitations are known.
+pub(crate) struct Exchanged {
+    pub name: String,
+    pub ours: Invitation,
+    pub theirs: Invitation,
+    /// The stored contact, or why not.
+    pub stored: oneshot::Sender<Result<ContactView, NodeError>>,
+}
+
+/// Hosts an invite: allocates a code, answers `code_ready` with it, waits for the
+/// other side, exchanges invitations.
+pub(crate) async fn host(
+    task: InviteTask,
+    code_ready: Reply<InviteView>,
+) -> Result<ContactView, NodeError> {
+    let opened = async {
+        let stream = task.rendezvous.connect(task.tor.as_ref()).await?;
+        tokio::time::timeout(
+            STEP_WAIT,
+            nightjar_wormhole::allocate(
+                stream,
+                &task.rendezvous.config(),
+                CODE_WORDS,
+                &mut os_rng(),
+            ),
+        )
+        .await
+        .map_err(|_| rendezvous_silent())?
+        .map_err(invite_error)
+    };
+    let (code, pending) = match opened.await {
+        Ok(opened) => opened,
+        Err(e) => {
+            let _ = code_ready.send(Err(NodeError::Invite(e.to_string())));
+            return Err(e);
+        }
+    };
+    let view = InviteView {
+        code: code.as_str().to_owned(),
+        name: task.name.clone(),
+        valid_for_s: INVITE_WAIT.as_secs(),
+    };
+    if code_ready.send(Ok(view)).is_err() {
+        let _ = pending.cancel().await;
+        return Err(NodeError::Stopped);
+    }
+    let wormhole = match tokio::time::timeout(INVITE_WAIT, pending.connect()).await {
+        Ok(connected) => connected.map_err(invite_error)?,
+        Err(_) => {
+            return Err(NodeError::Invite(format!(
+                "nobody used the code within {} minutes",
+                INVITE_WAIT.as_secs() / 60
+            )));
+        }
+    };
+    exchange(wormhole, task).await
+}
+
+/// Joins an invite with the code the other side read out.
+pub(crate) async fn join(task: InviteTask, code: Code) -> Result<ContactView, NodeError> {
+    let stream = task.rendezvous.connect(task.tor.as_ref()).await?;
+    let wormhole = tokio::time::timeout(
+        STEP_WAIT,
+        nightjar_wormhole::join(stream, &task.rendezvous.config(), &code),
+    )
+    .await
+    .map_err(|_| rendezvous_silent())?
+    .map_err(invite_error)?;
+    exchange(wormhole, task).await
+}
+
+fn rendezvous_silent() -> NodeError {
+    NodeError::Invite("the rendezvous server or the other side did not answer in time".into())
+}
+
+fn invite_error(e: WormholeError) -> NodeError {
+    NodeError::Invite(e.to_string())
+}
+
+/// Steps 1 to 3 of the module's description, over an open wormhole.
+async fn exchange(
+    mut wormhole: Wormhole<BoxStream>,
+    task: InviteTask,
+) -> Result<ContactView, NodeError> {
+    let result = settle(&mut wormhole, &task).await;
+    let mood = if result.is_ok() {
+        Mood::Happy
+    } else {
+        Mood::Errory
+    };
+    let _ = tokio::time::timeout(STEP_WAIT, wormhole.close(mood)).await;
+    result
+}
+
+async fn settle(
+    wormhole: &mut Wormhole<BoxStream>,
+    task: &InviteTask,
+) -> Result<ContactView, NodeError> {
+    step(wormhole.send(&task.ours.encode())).await?;
+    let theirs = step(wormhole.receive()).await?;
+    let theirs = Invitation::decode(&theirs)
+        .map_err(|e| NodeError::Invite(format!("the other side sent a bad invitation: {e}")))?;
+    let (stored, outcome) = oneshot::channel();
+    let exchanged = Exchanged {
+        name: task.name.clone(),
+        ours: task.ours.clone(),
+        theirs,
+        stored,
+    };
+    task.reports
+        .send(Report::InviteExchanged(Box::new(exchanged)))
+        .await
+        .map_err(|_| NodeError::Stopped)?;
+    let stored = outcome.await.map_err(|_| NodeError::Stopped)?;
+    let verdict = if stored.is_ok() {
+        VERDICT_OK
+    } else {
+        VERDICT_NO
+    };
+    let sent = step(wormhole.send(verdict)).await;
+    let contact = stored?;
+    let confirmed = match sent {
+        Ok(()) => step(wormhole.receive()).await,
+        Err(e) => Err(e),
+    };
+    let failure = match confirmed.as_deref() {
+        Ok(VERDICT_OK) => None,
+        Ok(_) => Some("the other side could not add you as a contact".to_owned()),
+        Err(e) => Some(format!(
+            "the other side did not confirm the new contact: {e}"
+        )),
+    };
+    let settled = Report::InviteSettled {
+        contact: contact.name.clone(),
+        confirmed: failure.is_none(),
+    };
+    task.reports
+        .send(settled)
+        .await
+        .map_err(|_| NodeError::Stopped)?;
+    match failure {
+        None => Ok(contact),
+        Some(why) => Err(NodeError::Invite(why)),
+    }
+}
+
+/// One exchange through the wormhole, bounded in time.
+async fn step<T>(
+    exchange: impl std::future::Future<Output = Result<T, WormholeError>>,
+) -> Result<T, NodeError> {
+    match tokio::time::timeout(STEP_WAIT, exchange).await {
+        Ok(done) => done.map_err(invite_error),
+        Err(_) => Err(rendezvous_silent()),
+    }
+}
