@@ -9,6 +9,7 @@
 
 use std::sync::OnceLock;
 
+pub mod onion;
 pub mod wormhole;
 
 use nightjar_tor::testnet::{Lifetime, TestnetError};

@@ -39,6 +39,10 @@ Commands (one per line on stdin):
   /onion                        your request onion address
   /key                          your identity key
   /fingerprint [NAME]           your fingerprint, or NAME's
+  /invite NAME [--auth]         make a short code (7-crossover-clockwork) to read to
+                                someone; when they /join it, they become NAME here,
+                                verified. --auth: no messages until /auth succeeds
+  /join CODE NAME [--auth]      use a code someone read to you; they become NAME
   /req-send ADDRESS NAME [GREETING]
                                 ask the owner of ADDRESS to be a contact, named NAME
   /requests                     pending requests, both ways
@@ -70,6 +74,8 @@ Output (stable; one line each, stdout, flushed per line):
   [HH:MM:SS] NAME asks to authenticate[: \"QUESTION\"] (answer with /auth NAME SECRET)
   [HH:MM:SS] authentication with NAME succeeded | failed: … | aborted
   [HH:MM:SS] NAME connected; messages wait until you authenticate …
+  [HH:MM:SS] invite code for NAME: CODE (valid N minutes)
+  [HH:MM:SS] invite for NAME completed: NAME is verified | invite for NAME failed: …
   [HH:MM:SS] warning: TEXT
   NAME is verified    NAME deleted    talking to NAME: …
   /peer: name: NAME, level: authenticated|verified|unverified, fingerprint: …, online: yes|no
@@ -122,6 +128,15 @@ pub enum Command {
         question: Option<String>,
     },
     AuthAbort(String),
+    Invite {
+        name: String,
+        require_auth: bool,
+    },
+    Join {
+        code: String,
+        name: String,
+        require_auth: bool,
+    },
     Delete(String),
     Quit,
     /// Nothing (a blank line).
@@ -239,6 +254,25 @@ pub fn parse(line: &str, current: Option<&str>) -> Result<Command, String> {
             }
         }
         "auth-abort" => Command::AuthAbort(one_name(args, "NAME")?),
+        "invite" | "join" => {
+            let mut words: Vec<&str> = args.split_whitespace().collect();
+            let before = words.len();
+            words.retain(|w| *w != "--auth");
+            let require_auth = words.len() < before;
+            match (word, words.as_slice()) {
+                ("invite", [name]) => Command::Invite {
+                    name: (*name).to_owned(),
+                    require_auth,
+                },
+                ("join", [code, name]) => Command::Join {
+                    code: (*code).to_owned(),
+                    name: (*name).to_owned(),
+                    require_auth,
+                },
+                ("invite", _) => return Err(usage("NAME [--auth]")),
+                _ => return Err(usage("CODE NAME [--auth]")),
+            }
+        }
         "delete" => Command::Delete(one_name(args, "NAME")?),
         _ => {
             return Err(format!(
@@ -484,6 +518,22 @@ impl<W: Write> Session<W> {
                     clean(contact)
                 ));
             }
+            Event::InviteCompleted { contact } => {
+                s.learn(contact);
+                let name = s.name(&contact.name);
+                s.event(&format!(
+                    "invite for {name} completed: {name} is verified{}",
+                    if contact.require_auth {
+                        "; messages wait until you authenticate (/auth)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            Event::InviteFailed { name, reason } => {
+                let name = s.name(name);
+                s.event(&format!("invite for {name} failed: {}", clean(reason)));
+            }
             Event::Warning { text } => s.event(&format!("warning: {}", clean(text))),
             _ => tracing::debug!("an event this version does not show"),
         }
@@ -642,6 +692,26 @@ impl<W: Write> Session<W> {
                 } else {
                     format!("asked {shown} to authenticate; waiting for them")
                 });
+            }
+            Command::Invite { name, require_auth } => {
+                let invite = node.create_invite(&name, require_auth).await?;
+                let shown = self.screen.name(&name);
+                self.screen.event(&format!(
+                    "invite code for {shown}: {} (valid {} minutes; they type /join {} NAME)",
+                    invite.code,
+                    invite.valid_for_s / 60,
+                    invite.code
+                ));
+            }
+            Command::Join {
+                code,
+                name,
+                require_auth,
+            } => {
+                self.screen
+                    .line("joining through the rendezvous server (over Tor)…");
+                let contact = node.join_invite(&code, &name, require_auth).await?;
+                self.screen.learn(&contact);
             }
             Command::AuthAbort(name) => {
                 node.abort_auth(&name).await?;
@@ -1028,6 +1098,9 @@ mod tests {
             ("/auth", "usage: /auth NAME SECRET [QUESTION]"),
             ("/auth bob", "usage: /auth NAME SECRET [QUESTION]"),
             ("/auth-abort", "usage: /auth-abort NAME"),
+            ("/invite", "usage: /invite NAME [--auth]"),
+            ("/invite a b", "usage: /invite NAME [--auth]"),
+            ("/join 7-a-b", "usage: /join CODE NAME [--auth]"),
             ("/delete", "usage: /delete NAME"),
             ("/fingerprint a b", "usage: /fingerprint [NAME]"),
         ] {
@@ -1056,6 +1129,32 @@ mod tests {
             }
         );
         assert_eq!(ok("/auth-abort bob"), Command::AuthAbort("bob".into()));
+    }
+
+    #[test]
+    fn invites_and_joins() {
+        assert_eq!(
+            ok("/invite bob"),
+            Command::Invite {
+                name: "bob".into(),
+                require_auth: false
+            }
+        );
+        assert_eq!(
+            ok("/invite --auth bob"),
+            Command::Invite {
+                name: "bob".into(),
+                require_auth: true
+            }
+        );
+        assert_eq!(
+            ok("/join 7-crossover-clockwork alice --auth"),
+            Command::Join {
+                code: "7-crossover-clockwork".into(),
+                name: "alice".into(),
+                require_auth: true
+            }
+        );
     }
 
     #[test]

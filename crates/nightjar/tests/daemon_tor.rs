@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use nightjar_test_support::onion::PublishedOnion;
 use nightjar_test_support::{TestNetwork, shared_network};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
@@ -23,6 +24,8 @@ const HANG_GUARD: Duration = Duration::from_secs(300);
 /// How a daemon's profile is kept.
 enum Profile<'a> {
     Ephemeral,
+    /// Ephemeral, with invite codes meeting at this rendezvous URL.
+    EphemeralMeetingAt(&'a str),
     /// A persistent profile in this data directory.
     OnDisk(&'a Path),
 }
@@ -55,6 +58,9 @@ impl Daemon {
         match profile {
             Profile::Ephemeral => {
                 command.arg("--ephemeral");
+            }
+            Profile::EphemeralMeetingAt(url) => {
+                command.args(["--ephemeral", "--rendezvous", url]);
             }
             Profile::OnDisk(data) => {
                 command
@@ -331,4 +337,81 @@ async fn queued_messages_survive_sigkill_and_arrive_exactly_once() {
     );
     alice.stop(&mut a).await;
     bob.stop(&mut b).await;
+}
+
+/// Invite codes end to end: the reference magic-wormhole server on loopback,
+/// published as an onion on the private network, which both daemons reach through
+/// Tor. A wrong code fails on both sides and leaves nothing; the right one makes
+/// verified contacts who can talk at once.
+#[tokio::test]
+async fn invite_codes_through_the_reference_rendezvous_server() {
+    let net = shared_network().await;
+    let server = nightjar_test_support::wormhole::MailboxServer::start().unwrap();
+    let onion = PublishedOnion::start(net, server.addr()).await.unwrap();
+    let url = onion.rendezvous_url();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Daemon::start(
+        net,
+        dir.path(),
+        "alice",
+        "ctor",
+        Profile::EphemeralMeetingAt(&url),
+    );
+    let bob = Daemon::start(
+        net,
+        dir.path(),
+        "bob",
+        "arti",
+        Profile::EphemeralMeetingAt(&url),
+    );
+    let mut a = alice.connect().await;
+    let mut b = bob.connect().await;
+
+    let invite = a.call("create_invite", json!({"name": "bob"})).await;
+    let code = invite["code"].as_str().unwrap().to_owned();
+    let nameplate = code.split('-').next().unwrap();
+    let wrong = b
+        .try_call(
+            "join_invite",
+            json!({"code": format!("{nameplate}-aardvark-absurd"), "name": "alice"}),
+        )
+        .await;
+    assert_eq!(wrong["error"]["data"]["kind"], "invite_failed", "{wrong}");
+    let failed = a.event_named("invite_failed").await;
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("code was wrong"),
+        "{failed}"
+    );
+    assert_eq!(a.call("contacts", json!({})).await, json!([]));
+    assert_eq!(b.call("contacts", json!({})).await, json!([]));
+
+    let invite = a.call("create_invite", json!({"name": "bob"})).await;
+    let joined = b
+        .call(
+            "join_invite",
+            json!({"code": invite["code"], "name": "alice"}),
+        )
+        .await;
+    assert_eq!(joined["level"], "verified");
+    let alice_info = a.call("info", json!({})).await;
+    assert_eq!(joined["fingerprint"], alice_info["fingerprint"]);
+    let completed = a.event_named("invite_completed").await;
+    assert_eq!(completed["contact"]["name"], "bob");
+    assert_eq!(completed["contact"]["level"], "verified");
+
+    let sent = b
+        .call(
+            "send_message",
+            json!({"contact": "alice", "text": "met by a code"}),
+        )
+        .await;
+    let got = a.event_named("message_received").await;
+    assert_eq!(got["message"]["body"], "met by a code");
+    b.delivered(&sent["id"]).await;
+
+    bob.stop(&mut b).await;
+    alice.stop(&mut a).await;
 }

@@ -62,6 +62,15 @@ pub(crate) enum NodeCall {
     AbortAuth {
         contact: String,
     },
+    CreateInvite {
+        name: String,
+        require_auth: bool,
+    },
+    JoinInvite {
+        code: String,
+        name: String,
+        require_auth: bool,
+    },
 }
 
 /// Every method a client may call.
@@ -127,6 +136,15 @@ impl Call {
             "abort_auth" => NodeCall::AbortAuth {
                 contact: p.string("contact")?,
             },
+            "create_invite" => NodeCall::CreateInvite {
+                name: p.string("name")?,
+                require_auth: p.opt_boolean("require_auth")?.unwrap_or(false),
+            },
+            "join_invite" => NodeCall::JoinInvite {
+                code: p.string("code")?,
+                name: p.string("name")?,
+                require_auth: p.opt_boolean("require_auth")?.unwrap_or(false),
+            },
             "subscribe" => {
                 p.finish()?;
                 return Ok(Self::Subscribe);
@@ -178,6 +196,14 @@ pub(crate) async fn execute(call: NodeCall, node: &Node) -> Result<Value, RpcErr
             to_json(node.answer_auth(&contact, &secret).await)
         }
         NodeCall::AbortAuth { contact } => to_json(node.abort_auth(&contact).await),
+        NodeCall::CreateInvite { name, require_auth } => {
+            to_json(node.create_invite(&name, require_auth).await)
+        }
+        NodeCall::JoinInvite {
+            code,
+            name,
+            require_auth,
+        } => to_json(node.join_invite(&code, &name, require_auth).await),
     }
 }
 
@@ -208,6 +234,8 @@ pub(crate) fn error_kind(e: &NodeError) -> &'static str {
         NodeError::NotConnected(_) => "not_connected",
         NodeError::NoAuthPending(_) => "no_auth_pending",
         NodeError::BadSecret(_) => "bad_secret",
+        NodeError::BadCode(_) => "bad_code",
+        NodeError::Invite(_) => "invite_failed",
         NodeError::Stopped => "stopped",
         _ => "other",
     }
@@ -265,9 +293,12 @@ impl Params {
     }
 
     fn boolean(&mut self, name: &str) -> Result<bool, RpcError> {
-        self.required(name)?
-            .as_bool()
-            .ok_or_else(|| wrong_type(name, "true or false"))
+        let value = self.required(name)?;
+        as_bool(name, &value)
+    }
+
+    fn opt_boolean(&mut self, name: &str) -> Result<Option<bool>, RpcError> {
+        self.take(name).map(|v| as_bool(name, &v)).transpose()
     }
 
     fn finish(self) -> Result<(), RpcError> {
@@ -279,6 +310,12 @@ impl Params {
             )),
         }
     }
+}
+
+fn as_bool(name: &str, value: &Value) -> Result<bool, RpcError> {
+    value
+        .as_bool()
+        .ok_or_else(|| wrong_type(name, "true or false"))
 }
 
 fn as_string(name: &str, value: Value) -> Result<String, RpcError> {
@@ -358,6 +395,8 @@ mod tests {
             "authenticate",
             "answer_auth",
             "abort_auth",
+            "create_invite",
+            "join_invite",
             "subscribe",
             "shutdown",
         ] {
