@@ -4,7 +4,9 @@
 //! Everything runs through the same node engine the CLI and the daemon use: two
 //! ephemeral profiles, each with its request onion and its private endpoint, a
 //! contact request and its acceptance, messages with delivery receipts, key
-//! verification, authentication with a shared secret, presence, and a goodbye.
+//! verification, authentication with a shared secret, a contact made from an
+//! invite code (through a nightjar mailbox server on its own onion), presence, and
+//! a goodbye.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -12,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use nightjar_node::{AuthOutcome, Event, Level, Node, NodeConfig};
+use nightjar_node::{AuthOutcome, Event, Level, Node, NodeConfig, Rendezvous};
 use nightjar_store::Store;
 use nightjar_tor::testnet::{TestNetwork, TestNetworkOptions};
-use nightjar_tor::{Backend, Transport};
+use nightjar_tor::forward::Forward;
+use nightjar_tor::{Backend, ServiceConfig, ServiceKey, Transport};
 use tokio::sync::{broadcast, watch};
 
 /// Options of `nightjar demo`.
@@ -33,7 +36,7 @@ pub struct DemoArgs {
     testnet: Option<std::path::PathBuf>,
 }
 
-const STEPS: u32 = 8;
+const STEPS: u32 = 9;
 /// How long any one step may wait for the network (a young private network can
 /// take a minute or two to make new onion services reachable).
 const STEP_LIMIT: Duration = Duration::from_secs(300);
@@ -67,10 +70,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         start_tor("Alice", args.alice, &net),
         start_tor("Bob  ", args.bob, &net)
     )?;
-    let (alice, mut alice_events) = start_node(alice_tor.clone()).await?;
-    let (bob, mut bob_events) = start_node(bob_tor.clone()).await?;
+    let (mailbox, rendezvous) = start_mailbox(alice_tor.as_ref()).await?;
+    let (alice, mut alice_events) = start_node(alice_tor.clone(), &rendezvous).await?;
+    let (bob, mut bob_events) = start_node(bob_tor.clone(), &rendezvous).await?;
     detail("each profile: an identity key, a public request onion, and a private endpoint");
     detail("onion that only accepted contacts can even see (v3 client authorization)");
+    detail("and a nightjar mailbox server (RAM only) on its own onion, where invite codes meet");
 
     step(3, "Bob shares his address; Alice sends a contact request");
     let bob_info = bob.info().await?;
@@ -233,7 +238,59 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         ));
     }
 
-    step(8, "Bob shares his presence with Alice, then leaves");
+    step(
+        8,
+        "Alice invites Carol with a code read over the phone; Carol wants a secret first",
+    );
+    let (carol, mut carol_events) = start_node(bob_tor.clone(), &rendezvous).await?;
+    let started = Instant::now();
+    let invite = alice.create_invite("carol", false).await?;
+    detail(format!(
+        "Alice reads out \"{}\"; Carol types it, asking for authentication first",
+        invite.code
+    ));
+    let alice_seen = carol.join_invite(&invite.code, "alice", true).await?;
+    wait_for(&mut alice_events, "the invite to complete", |e| {
+        matches!(e, Event::InviteCompleted { .. }).then_some(())
+    })
+    .await?;
+    detail(format!(
+        "contacts on both sides after {:.1} s, already verified (the code proved who is who): {:?}",
+        started.elapsed().as_secs_f64(),
+        alice_seen.level
+    ));
+    let early = carol.send_message("alice", "Hi Alice, Carol here.").await?;
+    wait_for(&mut carol_events, "the link to Alice", |e| {
+        matches!(e, Event::AuthRequired { .. }).then_some(())
+    })
+    .await?;
+    detail("Carol's first message waits: no message goes before the secret is checked");
+    let (a, c) = tokio::join!(
+        alice.authenticate("carol", "the blue door", None),
+        carol.authenticate("alice", "the blue door", None),
+    );
+    a?;
+    c?;
+    let outcome = wait_for(&mut carol_events, "the authentication", |e| match e {
+        Event::AuthResult { outcome, .. } => Some(*outcome),
+        _ => None,
+    })
+    .await?;
+    anyhow::ensure!(
+        outcome == AuthOutcome::Succeeded,
+        "Carol's authentication ended {outcome:?}"
+    );
+    let arrived = wait_for(&mut alice_events, "Carol's message", |e| match e {
+        Event::MessageReceived { message } if message.id == early.id => Some(message.body.clone()),
+        _ => None,
+    })
+    .await?;
+    detail(format!(
+        "both typed the same secret: authenticated; then Alice got \"{arrived}\""
+    ));
+    carol.shutdown().await?;
+
+    step(9, "Bob shares his presence with Alice, then leaves");
     bob.set_presence("alice", true).await?;
     let presence = |e: &Event| match e {
         Event::Presence { presence, .. } => Some(*presence),
@@ -245,6 +302,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let now = wait_for(&mut alice_events, "Bob's goodbye", presence).await?;
     detail(format!("Bob quit; Alice sees Bob: {now:?}"));
     alice.shutdown().await?;
+    mailbox.shutdown().await?;
     alice_tor.shutdown().await?;
     bob_tor.shutdown().await?;
     drop(net);
@@ -252,13 +310,36 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-async fn start_node(tor: Arc<dyn Transport>) -> Result<(Node, broadcast::Receiver<Event>)> {
+/// A mailbox server on loopback, published as an onion: where invite codes meet.
+async fn start_mailbox(tor: &dyn Transport) -> Result<(Forward, Rendezvous)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(nightjar_mailbox::serve(
+        listener,
+        nightjar_mailbox::Config::default(),
+        std::future::pending(),
+    ));
+    let config = ServiceConfig {
+        nickname: "mailbox".into(),
+        key: ServiceKey::Ephemeral,
+        virtual_port: 80,
+        authorized_clients: None,
+    };
+    let forward = Forward::start(tor, config, addr).await?;
+    let rendezvous = format!("ws://{}/v1", forward.address()).parse()?;
+    Ok((forward, rendezvous))
+}
+
+async fn start_node(
+    tor: Arc<dyn Transport>,
+    rendezvous: &Rendezvous,
+) -> Result<(Node, broadcast::Receiver<Event>)> {
     let store = Store::in_memory(&nightjar_node::new_profile())?;
     let node = nightjar_node::start(NodeConfig {
         store,
         transport: tor,
         ephemeral: true,
-        rendezvous: nightjar_node::Rendezvous::default(),
+        rendezvous: rendezvous.clone(),
     })
     .await?;
     let events = node.subscribe();
