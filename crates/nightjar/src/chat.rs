@@ -3,162 +3,89 @@
 //!
 //! `nightjar chat --listen` makes a throwaway identity and a throwaway onion
 //! service with restricted discovery (one fresh client-authorization key), prints a
-//! connection string and waits for one peer. `nightjar chat STRING` reaches that
-//! service with the key from the string and runs the link handshake expecting the
-//! identity from the string. Then both sides send what they type and print what
-//! they receive; `/quit` or the end of input ends the chat for both.
+//! connection string ([`Ticket`]) and waits for one peer. `nightjar chat STRING`
+//! reaches that service with the key from the string and runs the link handshake
+//! expecting the identity from the string. `--invite` and `--join CODE` do the
+//! same, but the string travels through a wormhole opened by a short code
+//! ([`invite`]). Then both sides send what they type and print what they receive;
+//! `/quit` or the end of input ends the chat for both.
 //!
-//! # Connection string
+//! # Authentication
 //!
-//! bech32m (BIP 350) with human-readable part `njchat`. Payload:
-//!
-//! | bytes | field |
-//! |---|---|
-//! | 1 | version, `0x01` |
-//! | 32 | the listener's onion service public key |
-//! | 32 | the listener's Ed25519 identity key |
-//! | 32 | the X25519 client-authorization secret key for that service |
-//!
-//! The string holds a secret: whoever has it can find the service and talk to the
-//! listener. It is meant to be handed over once, on a channel both trust.
+//! The first message each side sends on the link is its *opening*: `smp` holding
+//! one byte, `0x01` when that side requires shared-secret authentication before
+//! chatting (`--auth`), `0x00` when not (SMP steps are never one byte long). Each
+//! side waits for the other's opening before anything else. When either requires
+//! it, both are asked for the secret and no text is sent or shown until an SMP
+//! run ([`auth`]) succeeds; a failed run can be retried or the chat left. In any
+//! chat, `/auth SECRET [QUESTION]` runs SMP on demand.
 
-use core::fmt;
-use core::str::FromStr;
+mod auth;
+mod invite;
+mod ticket;
+
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use bech32::primitives::decode::{CheckedHrpstring, CheckedHrpstringError};
-use bech32::{Bech32m, Hrp};
 use clap::Args;
-use ed25519_dalek::VerifyingKey;
 use nightjar_node::link::{Link, os_rng};
 use nightjar_proto::identity::IdentityKeyPair;
 use nightjar_proto::message::{Message, MessageId};
+use nightjar_proto::smp::Outcome;
 use nightjar_tor::{
-    ClientAuthPublic, ClientAuthSecret, ConnectOptions, IsolationKey, OnionAddress, ServiceConfig,
-    ServiceKey, ServiceStatus, Transport,
+    ClientAuthPublic, ClientAuthSecret, ConnectOptions, IsolationKey, ServiceConfig, ServiceKey,
+    ServiceStatus, Transport,
 };
+use nightjar_wormhole::Code;
 use rand_core::Rng as _;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncRead, AsyncWrite, Lines};
 use zeroize::Zeroizing;
 
+use self::auth::{Action, Auth, Binding};
+pub use self::ticket::Ticket;
 use crate::startup::{self, TorArgs, TorState};
 
 /// Options of `nightjar chat`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Output: the listener prints the connection string alone on one line of stdout; \
-received messages are printed to stdout as `<peer> TEXT`, one per line. Progress \
-and the end of the chat (`peer left`) go to stderr. Exit status 0 when either side \
-quit, 1 when the connection was lost or could not be made.")]
+Output: the listener prints the connection string (with --invite, the code) alone \
+on one line of stdout; received messages are printed to stdout as `<peer> TEXT`, \
+one per line. Progress, authentication and the end of the chat (`peer left`) go to \
+stderr. Exit status 0 when either side quit, 1 when the connection was lost or \
+could not be made, or the code was wrong.\n\n\
+In the chat: /quit to leave; /auth SECRET [QUESTION] to check that the other side \
+knows SECRET (the question is shown to them).")]
 pub struct ChatArgs {
     /// Wait for someone to connect, and print the string they need.
-    #[arg(long, conflicts_with = "string")]
+    #[arg(long, conflicts_with_all = ["string", "invite", "join"])]
     listen: bool,
+    /// Wait for someone to connect, and print a short code for them to type with
+    /// --join (it is sent through the rendezvous server).
+    #[arg(long, conflicts_with_all = ["string", "join"])]
+    invite: bool,
+    /// Connect with the code printed by `nightjar chat --invite`.
+    #[arg(long, value_name = "CODE", conflicts_with = "string")]
+    join: Option<String>,
+    /// Require shared-secret authentication (SMP) before chatting; the other side
+    /// is asked for the secret too.
+    #[arg(long)]
+    auth: bool,
     /// The connection string (`njchat1…`) printed by `nightjar chat --listen`.
-    #[arg(value_name = "STRING", required_unless_present = "listen")]
+    #[arg(value_name = "STRING", required_unless_present_any = ["listen", "invite", "join"])]
     string: Option<String>,
     #[command(flatten)]
     tor: TorArgs,
 }
 
-/// The human-readable part of a connection string.
-pub const HRP: &str = "njchat";
-/// The payload version this code writes and reads.
-pub const VERSION: u8 = 1;
-const PAYLOAD_LEN: usize = 1 + 32 * 3;
 /// The port the listener's service answers on.
 pub const PORT: u16 = 7000;
 const PROLOGUE: &[u8] = b"nightjar/v1/link chat";
 /// How long the dialling side keeps trying to reach the listener.
 const DIAL_LIMIT: Duration = Duration::from_secs(180);
-
-/// What a connection string carries.
-#[derive(Clone)]
-pub struct Ticket {
-    /// The listener's onion service.
-    pub onion: OnionAddress,
-    /// The identity the listener must prove in the handshake.
-    pub identity: VerifyingKey,
-    /// The key that lets us discover the service.
-    pub client_auth: ClientAuthSecret,
-}
-
-impl fmt::Debug for Ticket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Ticket([scrubbed])")
-    }
-}
-
-/// Why a connection string was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TicketError {
-    /// It starts like a connection string but its checksum fails.
-    #[error("the connection string has a typo: its checksum does not match")]
-    Checksum,
-    /// Not a connection string at all.
-    #[error("this is not a chat connection string (it should start with `njchat1`)")]
-    NotATicket,
-    /// Made by a newer nightjar.
-    #[error("the connection string was made by a newer version of nightjar (format {0})")]
-    UnsupportedVersion(u8),
-    /// Wrong length or invalid keys.
-    #[error("the connection string is damaged (wrong length or invalid keys)")]
-    Malformed,
-}
-
-impl fmt::Display for Ticket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut payload = Zeroizing::new(Vec::with_capacity(PAYLOAD_LEN));
-        payload.push(VERSION);
-        payload.extend_from_slice(self.onion.public_key());
-        payload.extend_from_slice(self.identity.as_bytes());
-        payload.extend_from_slice(&self.client_auth.0);
-        let hrp = Hrp::parse(HRP).map_err(|_| fmt::Error)?;
-        // 97 bytes make 156 characters, far below bech32m's limit.
-        let text =
-            Zeroizing::new(bech32::encode_lower::<Bech32m>(hrp, &payload).map_err(|_| fmt::Error)?);
-        f.write_str(&text)
-    }
-}
-
-impl FromStr for Ticket {
-    type Err = TicketError;
-
-    fn from_str(s: &str) -> Result<Self, TicketError> {
-        let checked = CheckedHrpstring::new::<Bech32m>(s.trim()).map_err(|e| match e {
-            CheckedHrpstringError::Checksum(_) => TicketError::Checksum,
-            _ => TicketError::NotATicket,
-        })?;
-        if !checked.hrp().as_str().eq_ignore_ascii_case(HRP) {
-            return Err(TicketError::NotATicket);
-        }
-        let payload = Zeroizing::new(checked.byte_iter().collect::<Vec<u8>>());
-        let (&version, rest) = payload.split_first().ok_or(TicketError::Malformed)?;
-        if version != VERSION {
-            return Err(TicketError::UnsupportedVersion(version));
-        }
-        if rest.len() != PAYLOAD_LEN - 1 {
-            return Err(TicketError::Malformed);
-        }
-        let key = |i: usize| -> Result<[u8; 32], TicketError> {
-            rest.get(i * 32..(i + 1) * 32)
-                .and_then(|k| k.try_into().ok())
-                .ok_or(TicketError::Malformed)
-        };
-        let onion = key(0)?;
-        if VerifyingKey::from_bytes(&onion).is_err() {
-            return Err(TicketError::Malformed);
-        }
-        let identity = VerifyingKey::from_bytes(&key(1)?).map_err(|_| TicketError::Malformed)?;
-        Ok(Self {
-            onion: OnionAddress::from_public_key(onion),
-            identity,
-            client_auth: ClientAuthSecret(key(2)?),
-        })
-    }
-}
+/// Opening bytes: whether the sender requires authentication.
+const OPENING_PLAIN: u8 = 0x00;
+const OPENING_AUTH: u8 = 0x01;
 
 /// How a chat ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,18 +98,41 @@ pub enum Ending {
     Lost,
 }
 
+/// How the listener hands over its connection string.
+enum Handover<'a> {
+    Print,
+    Invite(&'a nightjar_node::Rendezvous),
+}
+
 /// Runs `nightjar chat`.
 pub async fn run(args: ChatArgs) -> Result<()> {
-    // A bad string is refused before Tor starts.
+    // A bad string or code is refused before Tor starts.
     let ticket = match &args.string {
         Some(s) => Some(s.parse::<Ticket>()?),
         None => None,
     };
-    let tor = startup::start_tor(&args.tor, TorState::Scratch).await?;
-    let result = match ticket {
-        Some(ticket) => dial(tor.transport.as_ref(), &ticket).await,
-        None => listen(tor.transport.as_ref()).await,
+    let code = match &args.join {
+        Some(c) => Some(Code::parse(c).context("this is not an invite code")?),
+        None => None,
     };
+    let tor = startup::start_tor(&args.tor, TorState::Scratch).await?;
+    let transport = tor.transport.as_ref();
+    let result = async {
+        let mut link_up = match (ticket, code) {
+            (Some(ticket), _) => dial(transport, &ticket).await?,
+            (None, Some(code)) => {
+                status("opening the wormhole …");
+                let ticket = invite::receive_ticket(transport, &args.tor.rendezvous, &code).await?;
+                dial(transport, &ticket).await?
+            }
+            (None, None) if args.invite => {
+                listen(transport, Handover::Invite(&args.tor.rendezvous)).await?
+            }
+            (None, None) => listen(transport, Handover::Print).await?,
+        };
+        converse(&mut link_up, args.auth).await
+    }
+    .await;
     if let Err(e) = tor.shutdown().await {
         tracing::debug!("{e:#}");
     }
@@ -192,7 +142,16 @@ pub async fn run(args: ChatArgs) -> Result<()> {
     }
 }
 
-async fn listen(tor: &dyn Transport) -> Result<Ending> {
+/// A link and the identity we hold on it.
+struct LinkUp<S> {
+    link: Link<S>,
+    identity: IdentityKeyPair,
+}
+
+async fn listen(
+    tor: &dyn Transport,
+    handover: Handover<'_>,
+) -> Result<LinkUp<nightjar_tor::BoxStream>> {
     let identity = IdentityKeyPair::generate(&mut os_rng());
     let mut secret = Zeroizing::new([0u8; 32]);
     os_rng().fill_bytes(secret.as_mut());
@@ -225,12 +184,27 @@ async fn listen(tor: &dyn Transport) -> Result<Ending> {
         identity: *identity.public().signing_key(),
         client_auth: ClientAuthSecret(*secret),
     };
-    status("give this string to the one person you want to talk to:");
-    println!("{ticket}");
-    let _ = std::io::stdout().flush();
+    match handover {
+        Handover::Print => {
+            status("give this string to the one person you want to talk to:");
+            println!("{ticket}");
+            let _ = std::io::stdout().flush();
+        }
+        Handover::Invite(rendezvous) => {
+            status("asking the rendezvous server for a code …");
+            let (code, pending) = invite::allocate(tor, rendezvous).await?;
+            status(
+                "tell this code to the one person you want to talk to; they run `nightjar chat --join CODE`:",
+            );
+            println!("{}", code.as_str());
+            let _ = std::io::stdout().flush();
+            status("waiting for them to type the code …");
+            invite::send_ticket(pending, &ticket).await?;
+        }
+    }
     drop(ticket);
     status("waiting for them to connect …");
-    let mut link = loop {
+    let link = loop {
         let stream = service
             .accept()
             .await
@@ -244,10 +218,10 @@ async fn listen(tor: &dyn Transport) -> Result<Ending> {
     if let Err(e) = service.shutdown().await {
         tracing::debug!("service shutdown: {e}");
     }
-    converse(&mut link).await
+    Ok(LinkUp { link, identity })
 }
 
-async fn dial(tor: &dyn Transport, ticket: &Ticket) -> Result<Ending> {
+async fn dial(tor: &dyn Transport, ticket: &Ticket) -> Result<LinkUp<nightjar_tor::BoxStream>> {
     let identity = IdentityKeyPair::generate(&mut os_rng());
     status("reaching the other side through Tor …");
     let options = ConnectOptions {
@@ -271,16 +245,24 @@ async fn dial(tor: &dyn Transport, ticket: &Ticket) -> Result<Ending> {
     .await
     .context("the other side could not be reached in time")?
     .context("the other side could not be reached (it may have left)")?;
-    let mut link = Link::dial(stream, &identity, &ticket.identity, PROLOGUE)
+    let link = Link::dial(stream, &identity, &ticket.identity, PROLOGUE)
         .await
         .context("the other side could not prove it holds the key in the connection string")?;
-    converse(&mut link).await
+    Ok(LinkUp { link, identity })
 }
 
-async fn converse<S: AsyncRead + AsyncWrite + Unpin>(link: &mut Link<S>) -> Result<Ending> {
-    status("connected, end-to-end encrypted. Type a message and press Enter; /quit to leave.");
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let ending = chat_loop(link, &mut lines, &mut std::io::stdout()).await?;
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    up: &mut LinkUp<S>,
+    require_auth: bool,
+) -> Result<Ending> {
+    status("connected, end-to-end encrypted.");
+    let mut console = Console {
+        input: tokio::io::BufReader::new(tokio::io::stdin()).lines(),
+        out: std::io::stdout(),
+        notes: std::io::stderr(),
+    };
+    let ours = *up.identity.public().signing_key().as_bytes();
+    let ending = chat_loop(&mut up.link, &mut console, ours, require_auth).await?;
     match ending {
         Ending::PeerLeft => status("peer left"),
         Ending::Lost => status("the connection was lost"),
@@ -293,63 +275,303 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(link: &mut Link<S>) -> Resu
 /// the goodbye.
 const GOODBYE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The conversation: lines from `input` go to the peer as texts, texts from the
-/// peer are written to `out` as `<peer> TEXT`. Ends on `/quit` or the end of
-/// `input` (telling the peer), on the peer's quit, or when the stream ends.
-pub async fn chat_loop<S, R, W>(
+/// Where a chat reads its lines and writes what happens.
+pub struct Console<R, W, E> {
+    /// What our user types.
+    pub input: Lines<R>,
+    /// Received texts, as `<peer> TEXT`.
+    pub out: W,
+    /// Everything else, for the person at the keyboard.
+    pub notes: E,
+}
+
+impl<R, W, E: Write> Console<R, W, E> {
+    fn note(&mut self, text: &str) -> Result<()> {
+        writeln!(self.notes, "{text}")?;
+        self.notes.flush()?;
+        Ok(())
+    }
+}
+
+/// A chat's state besides the link.
+struct Chat {
+    auth: Auth,
+    /// Either side requires a successful authentication before texts.
+    required: bool,
+    authenticated: bool,
+}
+
+impl Chat {
+    fn texts_allowed(&self) -> bool {
+        !self.required || self.authenticated
+    }
+}
+
+/// Sends our opening and waits for the peer's; returns whether the peer requires
+/// authentication, and a first message that was not an opening (from a peer
+/// that sends none), to be handled as usual.
+async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     link: &mut Link<S>,
-    input: &mut Lines<R>,
-    out: &mut W,
+    require_auth: bool,
+) -> Result<Option<(bool, Option<Message>)>> {
+    let byte = if require_auth {
+        OPENING_AUTH
+    } else {
+        OPENING_PLAIN
+    };
+    link.send(&Message::Smp(vec![byte]))
+        .await
+        .context("the connection failed")?;
+    let first = link.recv().await.context("the connection failed")?;
+    let opening = match &first {
+        None => return Ok(None),
+        Some(Message::Smp(b)) if b.len() == 1 => Some(b.first() == Some(&OPENING_AUTH)),
+        Some(_) => None,
+    };
+    Ok(Some(match opening {
+        Some(theirs) => (theirs, None),
+        None => (false, first),
+    }))
+}
+
+/// The conversation: lines from the console go to the peer as texts, texts from
+/// the peer are written to its `out` as `<peer> TEXT`. Ends on `/quit` or the end
+/// of input (telling the peer), on the peer's quit, or when the stream ends.
+/// `ours` is our identity key; `require_auth` asks for authentication before any
+/// text.
+pub async fn chat_loop<S, R, W, E>(
+    link: &mut Link<S>,
+    console: &mut Console<R, W, E>,
+    ours: [u8; 32],
+    require_auth: bool,
 ) -> Result<Ending>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     R: AsyncBufRead + Unpin,
     W: Write,
+    E: Write,
 {
+    let Some((theirs_require, first)) = open(link, require_auth).await? else {
+        return Ok(Ending::Lost);
+    };
+    let binding = Binding {
+        ours,
+        theirs: *link.peer().signing_key().as_bytes(),
+        session_id: link.session_id(),
+    };
+    let mut chat = Chat {
+        auth: Auth::new(binding),
+        required: require_auth || theirs_require,
+        authenticated: false,
+    };
+    if theirs_require {
+        console.note("the other side asks for a shared secret; type it:")?;
+    } else if require_auth {
+        console.note("you asked for a shared secret; type it:")?;
+    }
+    if chat.required {
+        console.note(
+            "(or /auth SECRET QUESTION to ask them a question; nothing is sent before it matches)",
+        )?;
+    } else {
+        console.note("Type a message and press Enter; /quit to leave.")?;
+    }
+    if let Some(message) = first
+        && let Some(ending) = on_message(link, console, &mut chat, message).await?
+    {
+        return Ok(ending);
+    }
     let mut input_open = true;
     loop {
         // `recv` is cancel-safe (it only awaits a read into a local buffer), so
         // losing the race to a typed line loses nothing.
         tokio::select! {
-            received = link.recv() => match &received.context("the connection failed")? {
-                Some(Message::Text { body, .. }) => {
-                    writeln!(out, "<peer> {}", crate::cli::clean(body))?;
-                    out.flush()?;
+            received = link.recv() => {
+                let Some(message) = received.context("the connection failed")? else {
+                    return Ok(Ending::Lost);
+                };
+                if let Some(ending) = on_message(link, console, &mut chat, message).await? {
+                    return Ok(ending);
                 }
-                Some(Message::Quit) => {
-                    // Hanging up tells the leaver its goodbye arrived.
-                    let _ = link.finish().await;
-                    return Ok(Ending::PeerLeft);
-                }
-                Some(_) => {}
-                None => return Ok(Ending::Lost),
-            },
-            line = input.next_line(), if input_open => {
+            }
+            line = console.input.next_line(), if input_open => {
                 let line = match line {
-                    Ok(line) => line,
+                    Ok(line) => line.map(Zeroizing::new),
                     Err(e) => {
                         tracing::debug!("reading input failed: {e}");
                         input_open = false;
                         None
                     }
                 };
-                match line.as_deref().map(str::trim_end) {
-                    None | Some("/quit") => {
-                        link.send(&Message::Quit).await.context("the connection failed")?;
-                        // Tearing Tor down at once could drop the goodbye on its
-                        // way: wait until the peer hangs up (or a few seconds).
-                        let drained = async { while let Ok(Some(_)) = link.recv().await {} };
-                        let _ = tokio::time::timeout(GOODBYE_WAIT, drained).await;
-                        return Ok(Ending::WeQuit);
-                    }
-                    Some("") => {}
-                    Some(text) => {
-                        link.send(&text_message(text)).await.context("the connection failed")?;
-                    }
+                if let Some(ending) = on_line(link, console, &mut chat, line.as_deref().map(String::as_str)).await? {
+                    return Ok(ending);
                 }
             }
         }
     }
+}
+
+/// A message from the peer; `Some` when it ends the chat.
+async fn on_message<S, R, W, E>(
+    link: &mut Link<S>,
+    console: &mut Console<R, W, E>,
+    chat: &mut Chat,
+    message: Message,
+) -> Result<Option<Ending>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    W: Write,
+    E: Write,
+{
+    match &message {
+        Message::Text { body, .. } if chat.texts_allowed() => {
+            writeln!(console.out, "<peer> {}", crate::cli::clean(body))?;
+            console.out.flush()?;
+        }
+        Message::Text { .. } => {
+            tracing::debug!("dropped a text that came before authentication");
+        }
+        Message::Quit => {
+            // Hanging up tells the leaver its goodbye arrived.
+            let _ = link.finish().await;
+            return Ok(Some(Ending::PeerLeft));
+        }
+        // A late opening changes nothing.
+        Message::Smp(step) if step.len() == 1 => {}
+        Message::Smp(step) => match chat.auth.receive(step) {
+            Action::Nothing => {}
+            Action::Send(reply) => send_step(link, reply).await?,
+            Action::Ask { question } => {
+                if let Some(q) = question {
+                    console.note(&format!("the other side asks: {}", crate::cli::clean(&q)))?;
+                }
+                if chat.required && !chat.authenticated {
+                    console.note("the other side asks for a shared secret; type it:")?;
+                } else {
+                    console.note(
+                        "the other side asks for a shared secret; answer with /auth SECRET",
+                    )?;
+                }
+            }
+            Action::Finished { outcome, send } => {
+                if let Some(reply) = send {
+                    send_step(link, reply).await?;
+                }
+                report(console, chat, outcome)?;
+            }
+        },
+        _ => {}
+    }
+    Ok(None)
+}
+
+fn report<R, W, E: Write>(
+    console: &mut Console<R, W, E>,
+    chat: &mut Chat,
+    outcome: Outcome,
+) -> Result<()> {
+    let why = match outcome {
+        Outcome::Succeeded => {
+            chat.authenticated = true;
+            console.note("authenticated")?;
+            if chat.required {
+                console.note("Type a message and press Enter; /quit to leave.")?;
+            }
+            return Ok(());
+        }
+        Outcome::Failed => "the secrets do not match",
+        Outcome::Cheated => "the other side broke the protocol",
+        Outcome::Aborted => "the other side gave up",
+    };
+    console.note(why)?;
+    console.note("authentication failed; /auth to try again or /quit to leave")
+}
+
+async fn send_step<S: AsyncRead + AsyncWrite + Unpin>(
+    link: &mut Link<S>,
+    step: Vec<u8>,
+) -> Result<()> {
+    link.send(&Message::Smp(step))
+        .await
+        .context("the connection failed")?;
+    Ok(())
+}
+
+/// A line our user typed (`None`: the end of input); `Some` when it ends the
+/// chat.
+async fn on_line<S, R, W, E>(
+    link: &mut Link<S>,
+    console: &mut Console<R, W, E>,
+    chat: &mut Chat,
+    line: Option<&str>,
+) -> Result<Option<Ending>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    E: Write,
+{
+    let line = line.map(str::trim_end);
+    match line {
+        None | Some("/quit") => {
+            link.send(&Message::Quit)
+                .await
+                .context("the connection failed")?;
+            // Tearing Tor down at once could drop the goodbye on its way: wait
+            // until the peer hangs up (or a few seconds).
+            let drained = async { while let Ok(Some(_)) = link.recv().await {} };
+            let _ = tokio::time::timeout(GOODBYE_WAIT, drained).await;
+            return Ok(Some(Ending::WeQuit));
+        }
+        Some("") => {}
+        Some(command) if command == "/auth" || command.starts_with("/auth ") => {
+            let rest = command.trim_start_matches("/auth").trim();
+            let (secret, question) = match rest.split_once(char::is_whitespace) {
+                Some((secret, question)) => (secret, Some(question.trim())),
+                None => (rest, None),
+            };
+            if secret.is_empty() {
+                console.note("usage: /auth SECRET [QUESTION]")?;
+            } else {
+                authenticate(link, console, chat, secret, question).await?;
+            }
+        }
+        Some(text) if chat.texts_allowed() => {
+            link.send(&text_message(text))
+                .await
+                .context("the connection failed")?;
+        }
+        // Before a required authentication, a line is the secret.
+        Some(_) if chat.auth.is_waiting() => {
+            console.note("waiting for the other side to type the secret …")?;
+        }
+        Some(secret) => authenticate(link, console, chat, secret, None).await?,
+    }
+    Ok(None)
+}
+
+async fn authenticate<S, R, W, E>(
+    link: &mut Link<S>,
+    console: &mut Console<R, W, E>,
+    chat: &mut Chat,
+    secret: &str,
+    question: Option<&str>,
+) -> Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    E: Write,
+{
+    let answering = chat.auth.is_asked();
+    match chat.auth.start(secret.as_bytes(), question) {
+        Ok(steps) => {
+            for step in steps {
+                send_step(link, step).await?;
+            }
+            if !answering {
+                console.note("checking the secret with the other side …")?;
+            }
+        }
+        Err(e) => console.note(&format!("{e}"))?,
+    }
+    Ok(())
 }
 
 fn text_message(text: &str) -> Message {
@@ -373,114 +595,13 @@ fn status(text: &str) {
 mod tests {
     use super::*;
 
-    fn ticket() -> Ticket {
-        let listener = IdentityKeyPair::generate(&mut os_rng());
-        let onion = IdentityKeyPair::generate(&mut os_rng());
-        Ticket {
-            onion: OnionAddress::from_public_key(*onion.public().signing_key().as_bytes()),
-            identity: *listener.public().signing_key(),
-            client_auth: ClientAuthSecret([7; 32]),
-        }
-    }
+    use tokio::io::{AsyncWriteExt as _, BufReader, DuplexStream};
+    use tokio::sync::mpsc;
 
-    #[test]
-    fn round_trip() {
-        let t = ticket();
-        let text = t.to_string();
-        assert!(text.starts_with("njchat1"), "{text}");
-        let back: Ticket = text.parse().unwrap();
-        assert_eq!(back.onion, t.onion);
-        assert_eq!(back.identity, t.identity);
-        assert_eq!(back.client_auth.0, t.client_auth.0);
-        // Uppercase (as from a QR code) and surrounding blanks are fine.
-        let back: Ticket = format!(" {} \n", text.to_ascii_uppercase())
-            .parse()
-            .unwrap();
-        assert_eq!(back.identity, t.identity);
-    }
+    type Key = [u8; 32];
 
-    #[test]
-    fn debug_hides_everything() {
-        let t = ticket();
-        assert_eq!(format!("{t:?}"), "Ticket([scrubbed])");
-    }
-
-    #[test]
-    fn rejects_typos() {
-        let text = ticket().to_string();
-        let mut chars: Vec<char> = text.chars().collect();
-        let i = 20;
-        chars[i] = if chars[i] == 'q' { 'p' } else { 'q' };
-        let typo: String = chars.into_iter().collect();
-        assert_eq!(typo.parse::<Ticket>().unwrap_err(), TicketError::Checksum);
-    }
-
-    fn encode(hrp: &str, payload: &[u8]) -> String {
-        bech32::encode_lower::<Bech32m>(Hrp::parse(hrp).unwrap(), payload).unwrap()
-    }
-
-    #[test]
-    fn rejects_malformed() {
-        let good = ticket();
-        let mut payload = vec![VERSION];
-        payload.extend_from_slice(good.onion.public_key());
-        payload.extend_from_slice(good.identity.as_bytes());
-        payload.extend_from_slice(&[7; 32]);
-        assert!(encode(HRP, &payload).parse::<Ticket>().is_ok());
-
-        assert_eq!("".parse::<Ticket>().unwrap_err(), TicketError::NotATicket);
-        assert_eq!(
-            "hello".parse::<Ticket>().unwrap_err(),
-            TicketError::NotATicket
-        );
-        // A contact address is not a connection string.
-        assert_eq!(
-            encode("nj", &payload).parse::<Ticket>().unwrap_err(),
-            TicketError::NotATicket
-        );
-        assert_eq!(
-            encode(HRP, &payload[..PAYLOAD_LEN - 1])
-                .parse::<Ticket>()
-                .unwrap_err(),
-            TicketError::Malformed
-        );
-        let mut long = payload.clone();
-        long.push(0);
-        assert_eq!(
-            encode(HRP, &long).parse::<Ticket>().unwrap_err(),
-            TicketError::Malformed
-        );
-        let mut newer = payload.clone();
-        newer[0] = 2;
-        assert_eq!(
-            encode(HRP, &newer).parse::<Ticket>().unwrap_err(),
-            TicketError::UnsupportedVersion(2)
-        );
-        assert_eq!(
-            encode(HRP, &[]).parse::<Ticket>().unwrap_err(),
-            TicketError::Malformed
-        );
-    }
-
-    #[test]
-    fn rejects_invalid_identity_key() {
-        let good = ticket();
-        // Not a point on the curve: y = 2 has no x.
-        let mut bad_key = [0u8; 32];
-        bad_key[0] = 2;
-        assert!(VerifyingKey::from_bytes(&bad_key).is_err());
-        let mut payload = vec![VERSION];
-        payload.extend_from_slice(good.onion.public_key());
-        payload.extend_from_slice(&bad_key);
-        payload.extend_from_slice(&[7; 32]);
-        assert_eq!(
-            encode(HRP, &payload).parse::<Ticket>().unwrap_err(),
-            TicketError::Malformed
-        );
-    }
-
-    /// Both ends of a link over an in-memory pipe.
-    async fn linked() -> (Link<tokio::io::DuplexStream>, Link<tokio::io::DuplexStream>) {
+    /// Both ends of a link over an in-memory pipe, with each side's identity key.
+    async fn linked() -> ((Link<DuplexStream>, Key), (Link<DuplexStream>, Key)) {
         let (a, b) = tokio::io::duplex(64 * 1024);
         let listener = IdentityKeyPair::generate(&mut os_rng());
         let dialler = IdentityKeyPair::generate(&mut os_rng());
@@ -489,60 +610,201 @@ mod tests {
             Link::answer(a, &listener, PROLOGUE),
             Link::dial(b, &dialler, &expected, PROLOGUE)
         );
-        (answered.unwrap(), dialled.unwrap())
+        (
+            (
+                answered.unwrap(),
+                *listener.public().signing_key().as_bytes(),
+            ),
+            (dialled.unwrap(), *dialler.public().signing_key().as_bytes()),
+        )
     }
 
-    fn lines(text: &'static str) -> Lines<tokio::io::BufReader<&'static [u8]>> {
-        tokio::io::BufReader::new(text.as_bytes()).lines()
+    /// A writer that hands over each complete line.
+    struct Tap(mpsc::UnboundedSender<String>, Vec<u8>);
+
+    impl Write for Tap {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.1.extend_from_slice(buf);
+            while let Some(end) = self.1.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.1.drain(..=end).collect();
+                let _ = self
+                    .0
+                    .send(String::from_utf8_lossy(&line[..end]).into_owned());
+            }
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// One side of a chat run in a task: its keyboard, its stdout and its notes.
+    struct Side {
+        keys: DuplexStream,
+        out: mpsc::UnboundedReceiver<String>,
+        notes: mpsc::UnboundedReceiver<String>,
+        end: tokio::task::JoinHandle<Result<Ending>>,
+    }
+
+    fn spawn(link: Link<DuplexStream>, key: Key, require_auth: bool) -> Side {
+        let (keys, typed) = tokio::io::duplex(1024);
+        let (out_tx, out) = mpsc::unbounded_channel();
+        let (notes_tx, notes) = mpsc::unbounded_channel();
+        let end = tokio::spawn(async move {
+            let mut link = link;
+            let mut console = Console {
+                input: BufReader::new(typed).lines(),
+                out: Tap(out_tx, Vec::new()),
+                notes: Tap(notes_tx, Vec::new()),
+            };
+            chat_loop(&mut link, &mut console, key, require_auth).await
+        });
+        Side {
+            keys,
+            out,
+            notes,
+            end,
+        }
+    }
+
+    impl Side {
+        async fn type_line(&mut self, line: &str) {
+            self.keys
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+
+        /// Waits (with a hang guard) for a note; returns the notes before it.
+        async fn note(&mut self, wanted: &str) -> Vec<String> {
+            let mut before = Vec::new();
+            loop {
+                let note = tokio::time::timeout(Duration::from_secs(30), self.notes.recv())
+                    .await
+                    .expect("hang guard")
+                    .unwrap_or_else(|| panic!("no note {wanted:?} after {before:?}"));
+                if note == wanted {
+                    return before;
+                }
+                before.push(note);
+            }
+        }
+
+        async fn line(&mut self) -> String {
+            tokio::time::timeout(Duration::from_secs(30), self.out.recv())
+                .await
+                .expect("hang guard")
+                .expect("output ended")
+        }
     }
 
     #[tokio::test]
     async fn texts_cross_and_quit_ends_both() {
-        let (mut a, mut b) = linked().await;
-        // A types two lines then /quit; B's input stays open until A leaves.
-        let (pipe_in, _pipe_keep) = tokio::io::duplex(16);
-        let mut b_input = tokio::io::BufReader::new(pipe_in).lines();
-        let mut a_out = Vec::new();
-        let mut b_out = Vec::new();
-        let mut a_input = lines("hello\n\nsecond line\n/quit\nnot sent\n");
-        let (a_end, b_end) = tokio::join!(
-            chat_loop(&mut a, &mut a_input, &mut a_out),
-            chat_loop(&mut b, &mut b_input, &mut b_out)
-        );
-        assert_eq!(a_end.unwrap(), Ending::WeQuit);
-        assert_eq!(b_end.unwrap(), Ending::PeerLeft);
-        assert_eq!(
-            String::from_utf8(b_out).unwrap(),
-            "<peer> hello\n<peer> second line\n"
-        );
-        assert!(a_out.is_empty());
+        let ((a, a_key), (b, b_key)) = linked().await;
+        let mut a = spawn(a, a_key, false);
+        let mut b = spawn(b, b_key, false);
+        a.type_line("hello").await;
+        a.type_line("").await;
+        a.type_line("second line").await;
+        assert_eq!(b.line().await, "<peer> hello");
+        assert_eq!(b.line().await, "<peer> second line");
+        b.type_line("back").await;
+        assert_eq!(a.line().await, "<peer> back");
+        // One write: the chat stops reading at /quit.
+        a.type_line("/quit\nnot sent").await;
+        assert_eq!(a.end.await.unwrap().unwrap(), Ending::WeQuit);
+        assert_eq!(b.end.await.unwrap().unwrap(), Ending::PeerLeft);
+        assert!(b.out.recv().await.is_none());
     }
 
     #[tokio::test]
     async fn end_of_input_quits() {
-        let (mut a, mut b) = linked().await;
-        let (pipe_in, _pipe_keep) = tokio::io::duplex(16);
-        let mut b_input = tokio::io::BufReader::new(pipe_in).lines();
-        let mut a_input = lines("bye");
-        let (mut a_out, mut b_out) = (Vec::new(), Vec::new());
-        let (a_end, b_end) = tokio::join!(
-            chat_loop(&mut a, &mut a_input, &mut a_out),
-            chat_loop(&mut b, &mut b_input, &mut b_out)
-        );
-        assert_eq!(a_end.unwrap(), Ending::WeQuit);
-        assert_eq!(b_end.unwrap(), Ending::PeerLeft);
-        assert_eq!(String::from_utf8(b_out).unwrap(), "<peer> bye\n");
+        let ((a, a_key), (b, b_key)) = linked().await;
+        let mut a = spawn(a, a_key, false);
+        let mut b = spawn(b, b_key, false);
+        a.type_line("bye").await;
+        drop(a.keys);
+        assert_eq!(b.line().await, "<peer> bye");
+        assert_eq!(a.end.await.unwrap().unwrap(), Ending::WeQuit);
+        assert_eq!(b.end.await.unwrap().unwrap(), Ending::PeerLeft);
     }
 
     #[tokio::test]
     async fn stream_closed_without_goodbye_is_lost() {
-        let (a, mut b) = linked().await;
-        a.close().await.unwrap();
-        let (pipe_in, _pipe_keep) = tokio::io::duplex(16);
-        let mut b_input = tokio::io::BufReader::new(pipe_in).lines();
-        let end = chat_loop(&mut b, &mut b_input, &mut Vec::new())
-            .await
-            .unwrap();
-        assert_eq!(end, Ending::Lost);
+        let ((mut a, _), (b, b_key)) = linked().await;
+        a.send(&Message::Smp(vec![OPENING_PLAIN])).await.unwrap();
+        a.finish().await.unwrap();
+        let b = spawn(b, b_key, false);
+        assert_eq!(b.end.await.unwrap().unwrap(), Ending::Lost);
+        drop(a);
+    }
+
+    #[tokio::test]
+    async fn required_authentication_gates_texts_until_secrets_match() {
+        let ((a, a_key), (b, b_key)) = linked().await;
+        // Only A requires it; B learns so from A's opening.
+        let mut a = spawn(a, a_key, true);
+        let mut b = spawn(b, b_key, false);
+        a.note("you asked for a shared secret; type it:").await;
+        b.note("the other side asks for a shared secret; type it:")
+            .await;
+        // Both type at once: the runs cross, and one of them decides.
+        a.type_line("tulip").await;
+        b.type_line("rose").await;
+        let failed = "authentication failed; /auth to try again or /quit to leave";
+        assert!(
+            a.note(failed)
+                .await
+                .contains(&"the secrets do not match".to_owned())
+        );
+        assert!(
+            b.note(failed)
+                .await
+                .contains(&"the secrets do not match".to_owned())
+        );
+        // Lines are secrets until it matches: nothing reached either screen.
+        a.type_line("tulip").await;
+        b.type_line("tulip").await;
+        a.note("authenticated").await;
+        b.note("authenticated").await;
+        b.type_line("hi").await;
+        assert_eq!(a.line().await, "<peer> hi");
+        a.type_line("/quit").await;
+        assert_eq!(a.end.await.unwrap().unwrap(), Ending::WeQuit);
+        assert_eq!(b.end.await.unwrap().unwrap(), Ending::PeerLeft);
+        assert!(a.out.recv().await.is_none());
+        assert!(b.out.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn auth_on_demand_with_a_question() {
+        let ((a, a_key), (b, b_key)) = linked().await;
+        let mut a = spawn(a, a_key, false);
+        let mut b = spawn(b, b_key, false);
+        a.type_line("before").await;
+        assert_eq!(b.line().await, "<peer> before");
+        a.type_line("/auth tulip which flower did we plant?").await;
+        b.note("the other side asks: which flower did we plant?")
+            .await;
+        b.note("the other side asks for a shared secret; answer with /auth SECRET")
+            .await;
+        b.type_line("/auth tulip").await;
+        a.note("authenticated").await;
+        b.note("authenticated").await;
+        // A mismatch on demand is reported too, and the chat goes on.
+        b.type_line("/auth rose").await;
+        a.note("the other side asks for a shared secret; answer with /auth SECRET")
+            .await;
+        a.type_line("/auth tulip").await;
+        a.note("authentication failed; /auth to try again or /quit to leave")
+            .await;
+        b.note("authentication failed; /auth to try again or /quit to leave")
+            .await;
+        b.type_line("after").await;
+        assert_eq!(a.line().await, "<peer> after");
+        drop(b.keys);
+        assert_eq!(b.end.await.unwrap().unwrap(), Ending::WeQuit);
+        assert_eq!(a.end.await.unwrap().unwrap(), Ending::PeerLeft);
     }
 }

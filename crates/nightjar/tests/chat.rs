@@ -1,75 +1,169 @@
 //! `nightjar chat`, run as people run it, over the private Tor network: one side
-//! listens, the other connects with the printed string, a line goes each way, and
-//! one side's quit ends the other.
+//! listens (or invites), the other connects with the printed string (or the code),
+//! a line goes each way, and one side's quit ends the other. Invite codes meet on
+//! nightjar's own rendezvous server, published as an onion on the network.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Stdio;
+use std::future::pending;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use nightjar_test_support::shared_network;
+use std::sync::Arc;
+
+use nightjar_test_support::{shared_network, tor_program};
+use nightjar_tor::forward::Forward;
+use nightjar_tor::testnet::TestNetwork;
+use nightjar_tor::{Backend, ServiceConfig, ServiceKey, ServiceStatus, Transport};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::mpsc;
 
 /// Generous: Tor start-up plus publication on a young network.
 const HANG_GUARD: Duration = Duration::from_secs(300);
 
-fn chat(args: &[&str], backend: &str, testnet: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_nightjar"))
+/// One `nightjar chat` process: its stdin, its stdout lines, and its stderr
+/// lines (also echoed, tagged with `name`, for whoever reads the test's output).
+struct Chat {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: mpsc::UnboundedReceiver<String>,
+}
+
+fn chat(name: &'static str, args: &[&str], backend: &str, testnet: &std::path::Path) -> Chat {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nightjar"))
         .arg("chat")
         .args(args)
         .args(["--tor", backend, "--testnet"])
         .arg(testnet)
         .env_remove("NIGHTJAR_TESTNET")
+        .env_remove("NIGHTJAR_RENDEZVOUS")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (tx, stderr) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("[{name}] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    Chat {
+        stdin: child.stdin.take().unwrap(),
+        stdout: BufReader::new(child.stdout.take().unwrap()).lines(),
+        child,
+        stderr,
+    }
 }
 
-async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
-    tokio::time::timeout(HANG_GUARD, lines.next_line())
+impl Chat {
+    async fn next_line(&mut self) -> String {
+        tokio::time::timeout(HANG_GUARD, self.stdout.next_line())
+            .await
+            .expect("no output in time")
+            .unwrap()
+            .expect("output ended")
+    }
+
+    async fn type_line(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Waits for a line on stderr.
+    async fn note(&mut self, wanted: &str) {
+        tokio::time::timeout(HANG_GUARD, async {
+            while let Some(line) = self.stderr.recv().await {
+                if line == wanted {
+                    return true;
+                }
+            }
+            false
+        })
         .await
-        .expect("no output in time")
-        .unwrap()
-        .expect("output ended")
+        .map(|seen| assert!(seen, "stderr ended before {wanted:?}"))
+        .expect("no such note in time");
+    }
+
+    /// Waits for the exit; returns the status and the error sentence, the one
+    /// line on stderr that starts with `nightjar: `.
+    async fn exit(mut self) -> (ExitStatus, Option<String>) {
+        let status = tokio::time::timeout(HANG_GUARD, self.child.wait())
+            .await
+            .expect("did not exit in time")
+            .unwrap();
+        let mut errors = Vec::new();
+        while let Some(line) = self.stderr.recv().await {
+            if line.starts_with("nightjar: ") {
+                errors.push(line);
+            }
+        }
+        assert!(errors.len() <= 1, "more than one error: {errors:?}");
+        (status, errors.pop())
+    }
+}
+
+/// nightjar's rendezvous server on a loopback port, published as an onion on
+/// the private network by a Tor client of the test's own; its URL, and what
+/// keeps it up.
+async fn rendezvous(net: &TestNetwork) -> (String, Arc<dyn Transport>, Forward) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(nightjar_mailbox::serve(
+        listener,
+        nightjar_mailbox::Config::default(),
+        pending(),
+    ));
+    let tor = Backend::Arti
+        .launch_on_testnet_in(net.description(), tor_program(), None)
+        .await
+        .unwrap();
+    let config = ServiceConfig {
+        nickname: "rendezvous".into(),
+        key: ServiceKey::Ephemeral,
+        virtual_port: 80,
+        authorized_clients: None,
+    };
+    let forward = Forward::start(tor.as_ref(), config, addr).await.unwrap();
+    let mut status = forward.service().status();
+    tokio::time::timeout(
+        HANG_GUARD,
+        status.wait_for(|s| matches!(s, ServiceStatus::Published)),
+    )
+    .await
+    .expect("the rendezvous onion was not published in time")
+    .unwrap();
+    (format!("ws://{}/v1", forward.address()), tor, forward)
+}
+
+/// A line each way, then `first` quits and both end well.
+async fn talk_and_quit(first: Chat, mut second: Chat) {
+    let mut first = first;
+    second.type_line("hello from the second").await;
+    assert_eq!(first.next_line().await, "<peer> hello from the second");
+    first.type_line("hello back").await;
+    assert_eq!(second.next_line().await, "<peer> hello back");
+    first.type_line("/quit").await;
+    let (first_end, second_end) = tokio::join!(first.exit(), second.exit());
+    assert!(first_end.0.success(), "{first_end:?}");
+    // The second ends because the first left, with its input still open.
+    assert!(second_end.0.success(), "{second_end:?}");
 }
 
 async fn run(listener_backend: &str, dialler_backend: &str) {
     let net = shared_network().await;
-    let mut listener = chat(&["--listen"], listener_backend, net.dir());
-    let mut listener_out = BufReader::new(listener.stdout.take().unwrap()).lines();
-    let string = next_line(&mut listener_out).await;
+    let mut listener = chat("listener", &["--listen"], listener_backend, net.dir());
+    let string = listener.next_line().await;
     assert!(string.starts_with("njchat1"), "{string}");
-
-    let mut dialler = chat(&[&string], dialler_backend, net.dir());
-    let mut dialler_out = BufReader::new(dialler.stdout.take().unwrap()).lines();
-    let mut dialler_in = dialler.stdin.take().unwrap();
-    let mut listener_in = listener.stdin.take().unwrap();
-
-    dialler_in
-        .write_all(b"hello from the dialler\n")
-        .await
-        .unwrap();
-    assert_eq!(
-        next_line(&mut listener_out).await,
-        "<peer> hello from the dialler"
-    );
-    listener_in.write_all(b"hello back\n").await.unwrap();
-    assert_eq!(next_line(&mut dialler_out).await, "<peer> hello back");
-
-    listener_in.write_all(b"/quit\n").await.unwrap();
-    let (listener_status, dialler_status) = tokio::time::timeout(HANG_GUARD, async {
-        tokio::join!(listener.wait(), dialler.wait())
-    })
-    .await
-    .expect("the chat did not end");
-    assert!(listener_status.unwrap().success());
-    // The dialler ends because the listener left, with its input still open.
-    assert!(dialler_status.unwrap().success());
-    drop(dialler_in);
+    let dialler = chat("dialler", &[&string], dialler_backend, net.dir());
+    talk_and_quit(listener, dialler).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,6 +174,101 @@ async fn chat_arti_listens_ctor_dials() {
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_ctor_listens_arti_dials() {
     run("ctor", "arti").await;
+}
+
+/// The code alone on stdout: a number and two words.
+async fn read_code(inviter: &mut Chat) -> String {
+    let code = inviter.next_line().await;
+    let parts: Vec<&str> = code.split('-').collect();
+    assert_eq!(parts.len(), 3, "{code}");
+    assert!(parts[0].bytes().all(|b| b.is_ascii_digit()), "{code}");
+    code
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invite_code_arti_invites_ctor_joins() {
+    let net = shared_network().await;
+    let (url, _tor, _forward) = rendezvous(net).await;
+    let mut inviter = chat(
+        "inviter",
+        &["--invite", "--rendezvous", &url],
+        "arti",
+        net.dir(),
+    );
+    let code = read_code(&mut inviter).await;
+    let joiner = chat(
+        "joiner",
+        &["--join", &code, "--rendezvous", &url],
+        "ctor",
+        net.dir(),
+    );
+    talk_and_quit(inviter, joiner).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_code_fails_on_both_sides() {
+    let net = shared_network().await;
+    let (url, _tor, _forward) = rendezvous(net).await;
+    let mut inviter = chat(
+        "inviter",
+        &["--invite", "--rendezvous", &url],
+        "arti",
+        net.dir(),
+    );
+    let code = read_code(&mut inviter).await;
+    let nameplate = code.split('-').next().unwrap();
+    // Generated codes hold words from the PGP list; these are not on it.
+    let wrong = format!("{nameplate}-wrong-guess");
+    let joiner = chat(
+        "joiner",
+        &["--join", &wrong, "--rendezvous", &url],
+        "arti",
+        net.dir(),
+    );
+    let (inviter_end, joiner_end) = tokio::join!(inviter.exit(), joiner.exit());
+    let sentence = "nightjar: the code was wrong, or someone tried to guess it";
+    for (status, error) in [inviter_end, joiner_end] {
+        assert_eq!(status.code(), Some(1));
+        assert_eq!(error.as_deref(), Some(sentence));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invite_with_auth_ctor_invites_arti_joins() {
+    let net = shared_network().await;
+    let (url, _tor, _forward) = rendezvous(net).await;
+    let mut inviter = chat(
+        "inviter",
+        &["--invite", "--auth", "--rendezvous", &url],
+        "ctor",
+        net.dir(),
+    );
+    let code = read_code(&mut inviter).await;
+    let mut joiner = chat(
+        "joiner",
+        &["--join", &code, "--rendezvous", &url],
+        "arti",
+        net.dir(),
+    );
+    inviter
+        .note("you asked for a shared secret; type it:")
+        .await;
+    joiner
+        .note("the other side asks for a shared secret; type it:")
+        .await;
+
+    let failed = "authentication failed; /auth to try again or /quit to leave";
+    inviter.type_line("correct horse").await;
+    joiner.type_line("battery staple").await;
+    inviter.note(failed).await;
+    joiner.note(failed).await;
+
+    inviter.type_line("correct horse").await;
+    joiner.type_line("correct horse").await;
+    inviter.note("authenticated").await;
+    joiner.note("authenticated").await;
+    // Neither secret reached a screen: the first lines on stdout are the texts.
+    talk_and_quit(inviter, joiner).await;
 }
 
 #[test]
@@ -94,4 +283,21 @@ fn malformed_string_is_one_sentence() {
         stderr.trim(),
         "nightjar: the connection string has a typo: its checksum does not match"
     );
+}
+
+#[test]
+fn malformed_code_is_one_sentence() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args(["chat", "--join", "crossover-7", "--testnet", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .trim()
+            .starts_with("nightjar: this is not an invite code: "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
