@@ -162,6 +162,10 @@ async fn when_one_side_asks_for_authentication_nothing_flows_before_it() {
         matches!(e, Event::AuthRequired { contact } if contact == "alice").then_some(())
     })
     .await;
+    next_matching(&mut alice_events, |e| {
+        matches!(e, Event::AuthRequired { contact } if contact == "bob").then_some(())
+    })
+    .await;
 
     let waiting = bob.send_message("alice", "too early?").await.unwrap();
     let (a, b) = tokio::join!(

@@ -16,8 +16,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use nightjar_node::{AuthOutcome, Event, Level, Node, NodeConfig, Rendezvous};
 use nightjar_store::Store;
-use nightjar_tor::testnet::{TestNetwork, TestNetworkOptions};
 use nightjar_tor::forward::Forward;
+use nightjar_tor::testnet::{TestNetwork, TestNetworkOptions};
 use nightjar_tor::{Backend, ServiceConfig, ServiceKey, Transport};
 use tokio::sync::{broadcast, watch};
 
@@ -260,10 +260,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         alice_seen.level
     ));
     let early = carol.send_message("alice", "Hi Alice, Carol here.").await?;
-    wait_for(&mut carol_events, "the link to Alice", |e| {
-        matches!(e, Event::AuthRequired { .. }).then_some(())
-    })
-    .await?;
+    for events in [&mut carol_events, &mut alice_events] {
+        wait_for(events, "the link between Alice and Carol", |e| {
+            matches!(e, Event::AuthRequired { .. }).then_some(())
+        })
+        .await?;
+    }
     detail("Carol's first message waits: no message goes before the secret is checked");
     let (a, c) = tokio::join!(
         alice.authenticate("carol", "the blue door", None),

@@ -4,6 +4,7 @@ mod chat;
 mod cli;
 mod daemon;
 mod demo;
+mod mailbox;
 mod startup;
 mod testnet;
 
@@ -41,11 +42,15 @@ enum Command {
     Cli(cli::CliArgs),
     /// A one-shot chat between two people: no profile, nothing on disk.
     /// `nightjar chat --listen` prints a string; `nightjar chat STRING` connects.
+    /// Or `nightjar chat --invite` prints a short code for `nightjar chat --join CODE`.
     Chat(chat::ChatArgs),
     /// Run a profile in the background and serve its commands and events as
     /// JSON-RPC 2.0 on a unix socket (see docs/rpc.md). Stops on SIGINT, SIGTERM
     /// or the `shutdown` method.
     Daemon(DaemonArgs),
+    /// A mailbox server for your friends, RAM only, on an onion of its own: where
+    /// invite codes meet (and, soon, messages wait for people who are offline).
+    Mailbox(mailbox::MailboxArgs),
 }
 
 /// Options of `nightjar daemon`.
@@ -121,6 +126,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Daemon(args)) => interactive(run_daemon(args)),
         Some(Command::Cli(args)) => interactive(cli::run(args)),
         Some(Command::Chat(args)) => interactive(chat::run(args)),
+        Some(Command::Mailbox(args)) => interactive(mailbox::run(args, stop_signal())),
         None => {
             Cli::command().print_help()?;
             Ok(())

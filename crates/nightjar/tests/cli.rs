@@ -23,10 +23,11 @@ struct Person {
 }
 
 impl Person {
-    fn start(name: &'static str, backend: &str, testnet: &std::path::Path) -> Self {
+    fn start(name: &'static str, backend: &str, testnet: &std::path::Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_nightjar"))
             .args(["cli", "--ephemeral", "--tor", backend, "--testnet"])
             .arg(testnet)
+            .args(extra)
             .env_remove("NIGHTJAR_TESTNET")
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
@@ -74,6 +75,19 @@ impl Person {
     }
 }
 
+/// Both type `/quit`; both sessions end cleanly.
+async fn quit_both(mut alice: Person, mut bob: Person) {
+    alice.say("/quit").await;
+    bob.say("/quit").await;
+    let (a, b) = tokio::time::timeout(HANG_GUARD, async {
+        tokio::join!(alice.child.wait(), bob.child.wait())
+    })
+    .await
+    .expect("the sessions did not end");
+    assert!(a.unwrap().success());
+    assert!(b.unwrap().success());
+}
+
 /// The text after the timestamp of an event line (`[HH:MM:SS] text`).
 fn after_stamp(line: &str) -> &str {
     line.split_once("] ").map_or(line, |(_, rest)| rest)
@@ -82,8 +96,8 @@ fn after_stamp(line: &str) -> &str {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_people_become_contacts_and_talk() {
     let net = shared_network().await;
-    let mut alice = Person::start("alice", "arti", net.dir());
-    let mut bob = Person::start("bob", "ctor", net.dir());
+    let mut alice = Person::start("alice", "arti", net.dir(), &[]);
+    let mut bob = Person::start("bob", "ctor", net.dir(), &[]);
 
     alice.say("/address").await;
     let address = alice.expect("address: ").await;
@@ -146,13 +160,74 @@ async fn two_people_become_contacts_and_talk() {
     alice.say("/history bob").await;
     alice.expect("<bob> hello Alice").await;
 
-    alice.say("/quit").await;
-    bob.say("/quit").await;
-    let (a, b) = tokio::time::timeout(HANG_GUARD, async {
-        tokio::join!(alice.child.wait(), bob.child.wait())
+    quit_both(alice, bob).await;
+}
+
+/// `nightjar mailbox` publishes a rendezvous on its own onion; Alice makes an
+/// invite code asking for authentication first, Bob joins with it, and Bob's first
+/// message waits until both have typed the same secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invite_code_through_a_nightjar_mailbox_then_authentication() {
+    let net = shared_network().await;
+    let mut mailbox = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args(["mailbox", "--tor", "ctor", "--testnet"])
+        .arg(net.dir())
+        .env_remove("NIGHTJAR_TESTNET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut mailbox_out = BufReader::new(mailbox.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(HANG_GUARD, async {
+        while let Some(line) = mailbox_out.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("rendezvous: ") {
+                return url.to_owned();
+            }
+        }
+        panic!("the mailbox ended without a rendezvous URL");
     })
     .await
-    .expect("the sessions did not end");
-    assert!(a.unwrap().success());
-    assert!(b.unwrap().success());
+    .expect("the mailbox never published");
+    assert!(
+        url.starts_with("ws://") && url.ends_with(".onion/v1"),
+        "{url}"
+    );
+
+    let extra = ["--rendezvous", url.as_str()];
+    let mut alice = Person::start("alice", "ctor", net.dir(), &extra);
+    let mut bob = Person::start("bob", "arti", net.dir(), &extra);
+    alice.say("/invite bob --auth").await;
+    let line = alice.expect("invite code for bob: ").await;
+    let code = after_stamp(&line)
+        .strip_prefix("invite code for bob: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    bob.say(&format!("/join {code} alice")).await;
+    bob.expect("invite for alice completed: alice is verified; messages wait")
+        .await;
+    alice
+        .expect("invite for bob completed: bob is verified; messages wait")
+        .await;
+
+    bob.say("/msg alice first words").await;
+    bob.expect("-> alice: first words").await;
+    bob.expect("alice connected; messages wait until you authenticate")
+        .await;
+    alice
+        .expect("bob connected; messages wait until you authenticate")
+        .await;
+    alice.say("/auth bob owl at dusk").await;
+    bob.expect("alice asks to authenticate").await;
+    bob.say("/auth alice owl").await;
+    alice.expect("authentication with bob succeeded").await;
+    bob.expect("authentication with alice succeeded").await;
+    alice.expect("<bob> first words").await;
+    bob.expect("✓ delivered alice").await;
+    alice.say("/convs").await;
+    alice.expect("bob authenticated online").await;
+
+    quit_both(alice, bob).await;
+    mailbox.start_kill().unwrap();
 }

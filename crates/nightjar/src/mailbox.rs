@@ -1,0 +1,89 @@
+//! `nightjar mailbox`: a mailbox server anyone can run for their friends, RAM only.
+//!
+//! It keeps fixed-size encrypted blobs for people who are offline (`/v2`, with proof
+//! of work per deposit and signed requests to read them) and is a magic-wormhole
+//! rendezvous server (`/v1`) where invite codes meet. By default it starts Tor and
+//! publishes itself as an onion service with a new address; `--listen` serves on a
+//! loopback address only (for tests, or behind a tor you configure yourself).
+
+use std::net::SocketAddr;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use nightjar_tor::forward::Forward;
+use nightjar_tor::{ServiceConfig, ServiceKey, ServiceStatus};
+
+use crate::startup::{self, TorArgs, TorState};
+
+/// Options of `nightjar mailbox`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Output: `onion: ADDRESS.onion` and `rendezvous: ws://ADDRESS.onion/v1` on stdout once \
+the onion is published (with --listen: `listening: ADDR` and `rendezvous: \
+ws://ADDR/v1`). Give the rendezvous URL to your friends' nightjar (--rendezvous, or \
+NIGHTJAR_RENDEZVOUS) so invite codes meet here. Everything is kept in memory only and \
+is gone when the server stops (Ctrl-C or SIGTERM).")]
+pub struct MailboxArgs {
+    /// Serve on this loopback address (e.g. 127.0.0.1:8080) without publishing an
+    /// onion service.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    tor: TorArgs,
+}
+
+/// The port the onion service answers on.
+const ONION_PORT: u16 = 80;
+
+/// Runs the server until `stop` resolves.
+pub async fn run(args: MailboxArgs, stop: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let config = nightjar_mailbox::Config::default();
+    if let Some(addr) = args.listen {
+        if !addr.ip().is_loopback() {
+            bail!("--listen takes a loopback address (such as 127.0.0.1:8080), not {addr}");
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let addr = listener.local_addr()?;
+        println!("listening: {addr}");
+        println!("rendezvous: ws://{addr}/v1");
+        return nightjar_mailbox::serve(listener, config, stop)
+            .await
+            .context("the mailbox server failed");
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let local = listener.local_addr()?;
+    let tor = startup::start_tor(&args.tor, TorState::Scratch).await?;
+    let service = ServiceConfig {
+        nickname: "mailbox".into(),
+        key: ServiceKey::Ephemeral,
+        virtual_port: ONION_PORT,
+        authorized_clients: None,
+    };
+    let forward = Forward::start(tor.transport.as_ref(), service, local).await?;
+    let served = tokio::spawn(nightjar_mailbox::serve(listener, config, stop));
+    eprintln!("nightjar: publishing the mailbox's onion service…");
+    let mut status = forward.service().status();
+    loop {
+        match status.borrow_and_update().clone() {
+            ServiceStatus::Published => break,
+            ServiceStatus::Broken(why) => bail!("the onion service failed: {why}"),
+            ServiceStatus::Stopped => bail!("the onion service stopped"),
+            _ => {}
+        }
+        if status.changed().await.is_err() {
+            bail!("Tor stopped before the onion service was published");
+        }
+    }
+    let onion = forward.address();
+    println!("onion: {onion}");
+    println!("rendezvous: ws://{onion}/v1");
+    let result = served.await;
+    forward.shutdown().await.ok();
+    tor.shutdown().await?;
+    result
+        .context("the mailbox server stopped unexpectedly")?
+        .context("the mailbox server failed")
+}
