@@ -9,12 +9,9 @@ use std::future::pending;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use nightjar_test_support::{shared_network, tor_program};
-use nightjar_tor::forward::Forward;
+use nightjar_test_support::onion::PublishedOnion;
+use nightjar_test_support::shared_network;
 use nightjar_tor::testnet::TestNetwork;
-use nightjar_tor::{Backend, ServiceConfig, ServiceKey, ServiceStatus, Transport};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
@@ -111,9 +108,8 @@ impl Chat {
 }
 
 /// nightjar's rendezvous server on a loopback port, published as an onion on
-/// the private network by a Tor client of the test's own; its URL, and what
-/// keeps it up.
-async fn rendezvous(net: &TestNetwork) -> (String, Arc<dyn Transport>, Forward) {
+/// the private network by a tor of the test's own; its URL, and what keeps it up.
+async fn rendezvous(net: &TestNetwork) -> (String, PublishedOnion) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(nightjar_mailbox::serve(
@@ -121,26 +117,11 @@ async fn rendezvous(net: &TestNetwork) -> (String, Arc<dyn Transport>, Forward) 
         nightjar_mailbox::Config::default(),
         pending(),
     ));
-    let tor = Backend::Arti
-        .launch_on_testnet_in(net.description(), tor_program(), None)
+    let onion = tokio::time::timeout(HANG_GUARD, PublishedOnion::start(net, addr))
         .await
+        .expect("the rendezvous onion was not published in time")
         .unwrap();
-    let config = ServiceConfig {
-        nickname: "rendezvous".into(),
-        key: ServiceKey::Ephemeral,
-        virtual_port: 80,
-        authorized_clients: None,
-    };
-    let forward = Forward::start(tor.as_ref(), config, addr).await.unwrap();
-    let mut status = forward.service().status();
-    tokio::time::timeout(
-        HANG_GUARD,
-        status.wait_for(|s| matches!(s, ServiceStatus::Published)),
-    )
-    .await
-    .expect("the rendezvous onion was not published in time")
-    .unwrap();
-    (format!("ws://{}/v1", forward.address()), tor, forward)
+    (onion.rendezvous_url(), onion)
 }
 
 /// A line each way, then `first` quits and both end well.
@@ -188,7 +169,7 @@ async fn read_code(inviter: &mut Chat) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn invite_code_arti_invites_ctor_joins() {
     let net = shared_network().await;
-    let (url, _tor, _forward) = rendezvous(net).await;
+    let (url, _onion) = rendezvous(net).await;
     let mut inviter = chat(
         "inviter",
         &["--invite", "--rendezvous", &url],
@@ -208,7 +189,7 @@ async fn invite_code_arti_invites_ctor_joins() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_code_fails_on_both_sides() {
     let net = shared_network().await;
-    let (url, _tor, _forward) = rendezvous(net).await;
+    let (url, _onion) = rendezvous(net).await;
     let mut inviter = chat(
         "inviter",
         &["--invite", "--rendezvous", &url],
@@ -236,7 +217,7 @@ async fn a_wrong_code_fails_on_both_sides() {
 #[tokio::test(flavor = "multi_thread")]
 async fn invite_with_auth_ctor_invites_arti_joins() {
     let net = shared_network().await;
-    let (url, _tor, _forward) = rendezvous(net).await;
+    let (url, _onion) = rendezvous(net).await;
     let mut inviter = chat(
         "inviter",
         &["--invite", "--auth", "--rendezvous", &url],
