@@ -135,7 +135,7 @@ pub struct ContactView {
 }
 
 /// An invite code, waiting for the other side to type it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct InviteView {
     /// The code to read out, such as `7-crossover-clockwork`.
     pub code: String,
@@ -143,6 +143,15 @@ pub struct InviteView {
     pub name: String,
     /// How long the code waits for the other side, in seconds.
     pub valid_for_s: u64,
+}
+
+/// The code opens the way to becoming a contact: `Debug` leaves it out.
+impl std::fmt::Debug for InviteView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InviteView")
+            .field("valid_for_s", &self.valid_for_s)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a contact told us about themselves.

@@ -8,6 +8,10 @@
 //! - If both sides start at once, the run started by the side with the smaller
 //!   identity key goes on; the other side drops its own and answers the survivor
 //!   with the secret its user already typed, so nobody is asked twice.
+//! - Every step on the wire starts with the run's id, eight random bytes chosen by
+//!   the side that starts it. A step of an older run (still in flight when that run
+//!   was aborted or restarted) or of no run at all is dropped, so it can neither
+//!   break the new run nor end a finished one.
 
 use nightjar_proto::smp::{Context, Outcome, Ristretto, Smp, Step};
 use zeroize::Zeroizing;
@@ -27,8 +31,27 @@ pub(crate) enum AuthState {
     Authenticated,
 }
 
+/// How long a run id is.
+const RUN_ID_LEN: usize = 8;
+type RunId = [u8; RUN_ID_LEN];
+
+fn new_run_id() -> RunId {
+    let mut id = [0u8; RUN_ID_LEN];
+    rand_core::Rng::fill_bytes(&mut os_rng(), &mut id);
+    id
+}
+
+/// A step as it goes on the wire: the run id, then the SMP message.
+fn framed(id: &RunId, step: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RUN_ID_LEN + step.len());
+    out.extend_from_slice(id);
+    out.extend_from_slice(&step);
+    out
+}
+
 /// A run in progress.
 pub(crate) struct Run {
+    id: RunId,
     smp: Smp,
     /// Our user's secret if we started the run (kept to answer a crossing run).
     our_secret: Option<Zeroizing<Vec<u8>>>,
@@ -112,10 +135,12 @@ impl AuthState {
             .map_err(|e| e.to_string())?;
         let mut steps = Vec::with_capacity(2);
         if let Self::Running(old) = self {
-            steps.push(old.smp.abort());
+            steps.push(framed(&old.id, old.smp.abort()));
         }
-        steps.push(first);
+        let id = new_run_id();
+        steps.push(framed(&id, first));
         *self = Self::Running(Box::new(Run {
+            id,
             smp,
             our_secret: Some(Zeroizing::new(secret.to_vec())),
             awaiting_answer: false,
@@ -124,8 +149,30 @@ impl AuthState {
     }
 
     /// A step arrived from the peer.
-    pub(crate) fn receive(&mut self, binding: &Binding, step: &[u8]) -> Action {
+    pub(crate) fn receive(&mut self, binding: &Binding, bytes: &[u8]) -> Action {
+        let Some((id, step)) = bytes.split_first_chunk::<RUN_ID_LEN>() else {
+            return Action::Nothing;
+        };
         let starts = Smp::<Ristretto>::is_start(step);
+        let current = match self {
+            Self::Running(run) => Some(run.id),
+            Self::Idle | Self::Authenticated => None,
+        };
+        if !starts && current != Some(*id) {
+            tracing::debug!("dropped an SMP step of another run");
+            return Action::Nothing;
+        }
+        match self.receive_step(binding, *id, step, starts) {
+            Action::Send(reply) => Action::Send(framed(id, reply)),
+            Action::Finished { outcome, send } => Action::Finished {
+                outcome,
+                send: send.map(|step| framed(id, step)),
+            },
+            other => other,
+        }
+    }
+
+    fn receive_step(&mut self, binding: &Binding, id: RunId, step: &[u8], starts: bool) -> Action {
         let mut run = match std::mem::take(self) {
             Self::Running(run) if !starts => run,
             Self::Running(ours) if ours.our_secret.is_some() && binding.we_win_crossing() => {
@@ -134,11 +181,13 @@ impl AuthState {
                 return Action::Nothing;
             }
             Self::Running(ours) => Box::new(Run {
+                id,
                 smp: Smp::new(binding.context()),
                 our_secret: ours.our_secret,
                 awaiting_answer: false,
             }),
             Self::Idle | Self::Authenticated => Box::new(Run {
+                id,
                 smp: Smp::new(binding.context()),
                 our_secret: None,
                 awaiting_answer: false,
@@ -184,6 +233,7 @@ impl AuthState {
         Some(
             run.smp
                 .answer(secret, &mut os_rng())
+                .map(|step| framed(&run.id, step))
                 .map_err(|e| e.to_string()),
         )
     }
@@ -193,7 +243,7 @@ impl AuthState {
         let Self::Running(run) = self else {
             return None;
         };
-        let step = run.smp.abort();
+        let step = framed(&run.id, run.smp.abort());
         *self = Self::Idle;
         Some(step)
     }
@@ -213,5 +263,136 @@ impl std::fmt::Debug for Run {
         f.debug_struct("Run")
             .field("awaiting_answer", &self.awaiting_answer)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn bindings() -> (Binding, Binding) {
+        let a = Binding {
+            ours: [1; 32],
+            theirs: [2; 32],
+            session_id: [9; 32],
+        };
+        let b = Binding {
+            ours: [2; 32],
+            theirs: [1; 32],
+            session_id: [9; 32],
+        };
+        (a, b)
+    }
+
+    fn sent(action: Action) -> Vec<u8> {
+        match action {
+            Action::Send(step) => step,
+            other => panic!("expected a step to send, got {other:?}"),
+        }
+    }
+
+    /// Runs the rest of a run from the responder's SMP2 to the end.
+    fn finish(
+        a: &mut AuthState,
+        b: &mut AuthState,
+        (ba, bb): (&Binding, &Binding),
+        smp2: &[u8],
+    ) -> (AuthOutcome, AuthOutcome) {
+        let smp3 = sent(a.receive(ba, smp2));
+        let Action::Finished {
+            outcome: b_outcome,
+            send: Some(smp4),
+        } = b.receive(bb, &smp3)
+        else {
+            panic!("the responder did not finish");
+        };
+        let Action::Finished {
+            outcome: a_outcome, ..
+        } = a.receive(ba, &smp4)
+        else {
+            panic!("the initiator did not finish");
+        };
+        (a_outcome, b_outcome)
+    }
+
+    #[test]
+    fn a_step_of_an_aborted_run_is_dropped() {
+        let (ba, bb) = bindings();
+        let (mut a, mut b) = (AuthState::Idle, AuthState::Idle);
+        let smp1 = a.start(&ba, b"secret", None).unwrap().pop().unwrap();
+        assert!(matches!(b.receive(&bb, &smp1), Action::Ask { .. }));
+        let smp2 = b.answer(b"secret").unwrap().unwrap();
+        let abort = a.abort().unwrap();
+        // B's answer crossed A's abort: A, idle now, ignores it.
+        assert!(matches!(a.receive(&ba, &smp2), Action::Nothing));
+        assert!(matches!(a, AuthState::Idle));
+        assert!(matches!(
+            b.receive(&bb, &abort),
+            Action::Finished {
+                outcome: AuthOutcome::Aborted,
+                send: None
+            }
+        ));
+    }
+
+    #[test]
+    fn a_restart_is_not_broken_by_the_old_run() {
+        let (ba, bb) = bindings();
+        let (mut a, mut b) = (AuthState::Idle, AuthState::Idle);
+        let smp1 = a.start(&ba, b"secret", None).unwrap().pop().unwrap();
+        b.receive(&bb, &smp1);
+        let stale = b.answer(b"secret").unwrap().unwrap();
+        // A starts again before B's answer arrives.
+        let mut steps = a.start(&ba, b"secret", Some("again?")).unwrap();
+        assert_eq!(steps.len(), 2, "the old run is aborted first");
+        let new_smp1 = steps.pop().unwrap();
+        let abort = steps.pop().unwrap();
+        assert!(matches!(a.receive(&ba, &stale), Action::Nothing));
+        assert!(matches!(
+            b.receive(&bb, &abort),
+            Action::Finished {
+                outcome: AuthOutcome::Aborted,
+                ..
+            }
+        ));
+        assert!(matches!(
+            b.receive(&bb, &new_smp1),
+            Action::Ask { question: Some(q) } if q == "again?"
+        ));
+        let smp2 = b.answer(b"secret").unwrap().unwrap();
+        assert_eq!(
+            finish(&mut a, &mut b, (&ba, &bb), &smp2),
+            (AuthOutcome::Succeeded, AuthOutcome::Succeeded)
+        );
+        assert!(a.is_authenticated() && b.is_authenticated());
+        // A stray abort of that run changes nothing any more.
+        assert!(matches!(a.receive(&ba, &abort), Action::Nothing));
+        assert!(a.is_authenticated());
+    }
+
+    #[test]
+    fn crossing_runs_settle_on_one() {
+        let (ba, bb) = bindings();
+        let (mut a, mut b) = (AuthState::Idle, AuthState::Idle);
+        let from_a = a.start(&ba, b"same", None).unwrap().pop().unwrap();
+        let from_b = b.start(&bb, b"same", None).unwrap().pop().unwrap();
+        // A has the smaller key: its run goes on, B answers it with its secret.
+        assert!(matches!(a.receive(&ba, &from_b), Action::Nothing));
+        let smp2 = sent(b.receive(&bb, &from_a));
+        assert_eq!(
+            finish(&mut a, &mut b, (&ba, &bb), &smp2),
+            (AuthOutcome::Succeeded, AuthOutcome::Succeeded)
+        );
+    }
+
+    #[test]
+    fn short_or_stray_input_is_ignored() {
+        let (ba, _) = bindings();
+        let mut a = AuthState::Idle;
+        assert!(matches!(a.receive(&ba, &[1, 2, 3]), Action::Nothing));
+        assert!(matches!(a.receive(&ba, &[0; 40]), Action::Nothing));
+        assert!(matches!(a, AuthState::Idle));
     }
 }

@@ -737,18 +737,31 @@ impl Engine {
             contact: contact.name.clone(),
             outcome,
         });
-        if outcome == AuthOutcome::Succeeded && contact.require_auth {
-            match self.store.set_require_auth(contact.id, false) {
-                Ok(()) => {
-                    let released = ContactRecord {
-                        require_auth: false,
-                        ..contact.clone()
-                    };
-                    self.flush_outbox(link, &released);
-                }
-                Err(e) => self.warn(format!("could not store an authentication: {e}")),
-            }
+        if outcome != AuthOutcome::Succeeded {
+            return;
         }
+        if contact.require_auth
+            && let Err(e) = self.store.set_require_auth(contact.id, false)
+        {
+            self.warn(format!("could not store an authentication: {e}"));
+            return;
+        }
+        // Texts the peer dropped while it waited for this go again (it keeps
+        // only one copy of each).
+        let released = ContactRecord {
+            require_auth: false,
+            ..contact.clone()
+        };
+        self.flush_outbox(link, &released);
+    }
+
+    /// A run ended with its link: both sides see it aborted.
+    fn auth_interrupted(&mut self, contact: i64, name: &str) {
+        self.last_auth.insert(contact, AuthOutcome::Aborted);
+        self.emit(Event::AuthResult {
+            contact: name.to_owned(),
+            outcome: AuthOutcome::Aborted,
+        });
     }
 
     async fn delete(&mut self, contact: &str) -> Result<(), NodeError> {
@@ -760,6 +773,7 @@ impl Engine {
         self.dials.remove(&record.id);
         self.presence.remove(&record.id);
         self.unread.remove(&record.id);
+        self.last_auth.remove(&record.id);
         self.refresh_authorizations().await;
         Ok(())
     }
@@ -1085,7 +1099,9 @@ impl Engine {
                 return;
             }
             tracing::debug!("duplicate link: keeping the newer one");
-            self.links.remove(&old);
+            if self.links.remove(&old).is_some_and(|l| l.auth.is_running()) {
+                self.auth_interrupted(contact.id, &contact.name);
+            }
         }
         self.contacts_online.insert(contact.id, link);
         self.dials.insert(
@@ -1366,11 +1382,7 @@ impl Engine {
             self.contacts_online.remove(&contact);
             if let Ok(record) = self.store.contact(contact) {
                 if live.auth.is_running() {
-                    self.last_auth.insert(contact, AuthOutcome::Aborted);
-                    self.emit(Event::AuthResult {
-                        contact: record.name.clone(),
-                        outcome: AuthOutcome::Aborted,
-                    });
+                    self.auth_interrupted(contact, &record.name);
                 }
                 self.emit(Event::Disconnected {
                     contact: record.name,

@@ -23,6 +23,7 @@ use nightjar_proto::onion::OnionAddress;
 use nightjar_tor::{BoxStream, ConnectOptions, IsolationKey, Transport};
 use nightjar_wormhole::{Code, Config, Mood, Wormhole, WormholeError};
 use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
 
 use crate::link::os_rng;
 use crate::net::Report;
@@ -133,24 +134,33 @@ impl FromStr for Rendezvous {
 
     fn from_str(url: &str) -> Result<Self, BadRendezvous> {
         let url = url.trim();
-        let rest = match url.split_once("://") {
-            Some(("ws", rest)) => rest,
-            Some(("wss", _)) => {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or(BadRendezvous("it must start with ws://"))?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "ws" => {}
+            "wss" => {
                 return Err(BadRendezvous(
                     "wss:// is not supported; use ws:// (Tor already encrypts the way)",
                 ));
             }
             _ => return Err(BadRendezvous("it must start with ws://")),
-        };
+        }
         let (authority, path) = match rest.find('/') {
             Some(at) => rest.split_at(at),
             None => return Err(BadRendezvous("it needs a path, such as /v1")),
         };
+        if authority.starts_with('[') {
+            return Err(BadRendezvous(
+                "IPv6 addresses are not supported; use a host name or an onion address",
+            ));
+        }
         let (host, port) = match authority.rsplit_once(':') {
             Some((host, port)) => (
                 host,
-                port.parse::<u16>()
-                    .ok()
+                Some(port)
+                    .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|p| p.parse::<u16>().ok())
                     .filter(|p| *p != 0)
                     .ok_or(BadRendezvous("the port is not a number from 1 to 65535"))?,
             ),
@@ -160,6 +170,12 @@ impl FromStr for Rendezvous {
         let plain = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
         if host.is_empty() || !host.chars().all(plain) || path.chars().any(char::is_whitespace) {
             return Err(BadRendezvous("the host is not a name or an address"));
+        }
+        if is_local(&host) {
+            return Err(BadRendezvous(
+                "a loopback or private address cannot be reached through Tor; publish the \
+                 server as an onion service (as `nightjar mailbox` does) and use that",
+            ));
         }
         let host = if host.ends_with(".onion") {
             Host::Onion(
@@ -174,6 +190,18 @@ impl FromStr for Rendezvous {
             host,
             port,
         })
+    }
+}
+
+/// Whether `host` names this machine or a private network, which a Tor exit would
+/// not (and must not) reach.
+fn is_local(host: &str) -> bool {
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    match host.parse::<std::net::Ipv4Addr>() {
+        Ok(ip) => ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified(),
+        Err(_) => false,
     }
 }
 
@@ -285,8 +313,10 @@ async fn settle(
     wormhole: &mut Wormhole<BoxStream>,
     task: &InviteTask,
 ) -> Result<ContactView, NodeError> {
-    step(wormhole.send(&task.ours.encode())).await?;
-    let theirs = step(wormhole.receive()).await?;
+    // Both carry an endpoint credential: wiped once read.
+    let ours = Zeroizing::new(task.ours.encode());
+    step(wormhole.send(&ours)).await?;
+    let theirs = Zeroizing::new(step(wormhole.receive()).await?);
     let theirs = Invitation::decode(&theirs)
         .map_err(|e| NodeError::Invite(format!("the other side sent a bad invitation: {e}")))?;
     let (stored, outcome) = oneshot::channel();
@@ -340,5 +370,57 @@ async fn step<T>(
     match tokio::time::timeout(STEP_WAIT, exchange).await {
         Ok(done) => done.map_err(invite_error),
         Err(_) => Err(rendezvous_silent()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_default_parses_as_a_public_host() {
+        let default = Rendezvous::default();
+        assert_eq!(default.url(), DEFAULT_RENDEZVOUS);
+        assert_eq!(default.port, 4000);
+        assert!(matches!(&default.host, Host::Name(name) if name == "relay.magic-wormhole.io"));
+        assert_eq!(DEFAULT_RENDEZVOUS.parse::<Rendezvous>().unwrap(), default);
+    }
+
+    #[test]
+    fn onion_urls_and_ports() {
+        let onion = "ws://2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion/v1";
+        let r: Rendezvous = onion.parse().unwrap();
+        assert!(matches!(r.host, Host::Onion(_)));
+        assert_eq!(r.port, 80);
+        let upper = onion.replace("ws://", "WS://").replace("/v1", "/V1");
+        assert_eq!(upper.parse::<Rendezvous>().unwrap().port, 80);
+        let r: Rendezvous = "ws://example.org:4000/v1".parse().unwrap();
+        assert_eq!(r.port, 4000);
+    }
+
+    #[test]
+    fn unusable_urls_say_why() {
+        for bad in [
+            "",
+            "relay.example.org/v1",
+            "http://example.org/v1",
+            "wss://example.org/v1",
+            "ws://example.org",
+            "ws://example.org:/v1",
+            "ws://example.org:+80/v1",
+            "ws://example.org:0/v1",
+            "ws://example.org:65536/v1",
+            "ws://[::1]:8080/v1",
+            "ws://user@example.org/v1",
+            "ws://127.0.0.1:8080/v1",
+            "ws://10.1.2.3/v1",
+            "ws://localhost:4000/v1",
+            "ws://notanonion.onion/v1",
+            "ws://exa mple.org/v1",
+        ] {
+            assert!(bad.parse::<Rendezvous>().is_err(), "{bad:?} was accepted");
+        }
     }
 }

@@ -19,8 +19,8 @@ use crate::startup::{self, TorArgs, TorState};
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Output: `onion: ADDRESS.onion` and `rendezvous: ws://ADDRESS.onion/v1` on stdout once \
-the onion is published (with --listen: `listening: ADDR` and `rendezvous: \
-ws://ADDR/v1`). Give the rendezvous URL to your friends' nightjar (--rendezvous, or \
+the onion is published (with --listen: `listening: ADDR`; publish that yourself as an \
+onion service and use ws://YOUR.onion/v1). Give the rendezvous URL to your friends' nightjar (--rendezvous, or \
 NIGHTJAR_RENDEZVOUS) so invite codes meet here. Everything is kept in memory only and \
 is gone when the server stops (Ctrl-C or SIGTERM).")]
 pub struct MailboxArgs {
@@ -47,11 +47,21 @@ pub async fn run(args: MailboxArgs, stop: impl Future<Output = ()> + Send + 'sta
             .with_context(|| format!("cannot listen on {addr}"))?;
         let addr = listener.local_addr()?;
         println!("listening: {addr}");
-        println!("rendezvous: ws://{addr}/v1");
         return nightjar_mailbox::serve(listener, config, stop)
             .await
             .context("the mailbox server failed");
     }
+
+    // The stop signal is wanted twice: by the server, and while waiting for the
+    // onion to be published.
+    let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stopped_tx.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let local = listener.local_addr()?;
@@ -62,13 +72,49 @@ pub async fn run(args: MailboxArgs, stop: impl Future<Output = ()> + Send + 'sta
         virtual_port: ONION_PORT,
         authorized_clients: None,
     };
-    let forward = Forward::start(tor.transport.as_ref(), service, local).await?;
-    let served = tokio::spawn(nightjar_mailbox::serve(listener, config, stop));
+    let forward = match Forward::start(tor.transport.as_ref(), service, local).await {
+        Ok(forward) => forward,
+        Err(e) => {
+            tor.shutdown().await.ok();
+            return Err(e.into());
+        }
+    };
+    let served = tokio::spawn(nightjar_mailbox::serve(
+        listener,
+        config,
+        until_stopped(stopped.clone()),
+    ));
     eprintln!("nightjar: publishing the mailbox's onion service…");
+    let published = tokio::select! {
+        published = published(&forward) => published,
+        () = until_stopped(stopped.clone()) => Ok(false),
+    };
+    if let Ok(true) = published {
+        let onion = forward.address();
+        println!("onion: {onion}");
+        println!("rendezvous: ws://{onion}/v1");
+    }
+    let result = match published {
+        Ok(_) => served
+            .await
+            .context("the mailbox server stopped unexpectedly")
+            .and_then(|r| r.context("the mailbox server failed")),
+        Err(e) => {
+            served.abort();
+            Err(e)
+        }
+    };
+    forward.shutdown().await.ok();
+    tor.shutdown().await?;
+    result
+}
+
+/// Waits until the onion's descriptor is uploaded (true), or fails.
+async fn published(forward: &Forward) -> Result<bool> {
     let mut status = forward.service().status();
     loop {
         match status.borrow_and_update().clone() {
-            ServiceStatus::Published => break,
+            ServiceStatus::Published => return Ok(true),
             ServiceStatus::Broken(why) => bail!("the onion service failed: {why}"),
             ServiceStatus::Stopped => bail!("the onion service stopped"),
             _ => {}
@@ -77,13 +123,4 @@ pub async fn run(args: MailboxArgs, stop: impl Future<Output = ()> + Send + 'sta
             bail!("Tor stopped before the onion service was published");
         }
     }
-    let onion = forward.address();
-    println!("onion: {onion}");
-    println!("rendezvous: ws://{onion}/v1");
-    let result = served.await;
-    forward.shutdown().await.ok();
-    tor.shutdown().await?;
-    result
-        .context("the mailbox server stopped unexpectedly")?
-        .context("the mailbox server failed")
 }

@@ -122,6 +122,8 @@ impl Auth {
                 self.run = Some(ours);
                 return Action::Nothing;
             }
+            // A step of no run (left over from one that ended): nothing to do.
+            None if !starts => return Action::Nothing,
             // The peer starts anew (or outranks our crossing run): a fresh run,
             // keeping what our user typed to answer it.
             previous => Run {
