@@ -766,14 +766,19 @@ impl Engine {
 
     async fn delete(&mut self, contact: &str) -> Result<(), NodeError> {
         let record = self.contact_named(contact)?;
-        self.store.delete_contact(record.id)?;
-        if let Some(link) = self.contacts_online.remove(&record.id) {
+        self.remove_contact(record.id).await
+    }
+
+    /// Deletes the contact, closes its link and revokes its access.
+    async fn remove_contact(&mut self, id: i64) -> Result<(), NodeError> {
+        self.store.delete_contact(id)?;
+        if let Some(link) = self.contacts_online.remove(&id) {
             self.links.remove(&link);
         }
-        self.dials.remove(&record.id);
-        self.presence.remove(&record.id);
-        self.unread.remove(&record.id);
-        self.last_auth.remove(&record.id);
+        self.dials.remove(&id);
+        self.presence.remove(&id);
+        self.unread.remove(&id);
+        self.last_auth.remove(&id);
         self.refresh_authorizations().await;
         Ok(())
     }

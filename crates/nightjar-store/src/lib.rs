@@ -472,8 +472,9 @@ impl Store {
 
     /// In one transaction: a contact both sides agreed on directly (through an
     /// invite code, whose exchange already proved who is on the other end), so it is
-    /// Active and verified at once. A pending request from or to the same key is
-    /// dropped: it is answered.
+    /// Active and verified at once. Pending requests from or to the same key stay
+    /// until [`Store::drop_requests_with`] (the caller decides when the new contact
+    /// is confirmed).
     pub fn add_direct_contact(
         &mut self,
         contact: &DirectContact<'_>,
@@ -486,10 +487,6 @@ impl Store {
             return Err(StoreError::KnownKey(known.name));
         }
         check_name_free(&tx, contact.name)?;
-        tx.execute(
-            "DELETE FROM requests WHERE peer_key = ?1",
-            [contact.identity_key.as_slice()],
-        )?;
         let record = NewContact {
             name: contact.name,
             identity_key: contact.identity_key,
@@ -507,6 +504,15 @@ impl Store {
         let record = contact_by_id(&tx, record.id)?;
         tx.commit()?;
         Ok(record)
+    }
+
+    /// Deletes every request from or to `peer_key` (answered another way).
+    pub fn drop_requests_with(&mut self, peer_key: &[u8; 32]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM requests WHERE peer_key = ?1",
+            [peer_key.as_slice()],
+        )?;
+        Ok(())
     }
 
     /// Deletes the contact and its whole conversation.

@@ -207,7 +207,7 @@ fn direct<'a>(name: &'a str, key: &'a [u8; 32], require_auth: bool) -> DirectCon
 #[test]
 fn a_direct_contact_is_active_and_verified_at_once() {
     let mut s = store();
-    // A request to the same person is answered by the direct contact.
+    // A request to the same person stays until the caller drops it.
     s.add_outgoing_request(&[9; 32], &[9; 32], &[9; 32], "old", "hi", 1)
         .unwrap();
     let c = s
@@ -216,6 +216,8 @@ fn a_direct_contact_is_active_and_verified_at_once() {
     assert_eq!(c.state, ContactState::Active);
     assert!(c.verified && c.require_auth && !c.share_presence);
     assert_eq!(c.created_at_ms, 50);
+    assert_eq!(s.requests().unwrap().len(), 1);
+    s.drop_requests_with(&[9; 32]).unwrap();
     assert!(s.requests().unwrap().is_empty());
 
     s.set_require_auth(c.id, false).unwrap();

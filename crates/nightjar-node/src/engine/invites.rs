@@ -1,7 +1,7 @@
 //! The engine's side of invite codes: starting the tasks that talk to the
 //! rendezvous server, and storing (or undoing) the contact they agree on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use nightjar_proto::invite::Invitation;
 use nightjar_proto::message::EndpointGrant;
@@ -18,6 +18,9 @@ use crate::{ContactView, Event, InviteView, NodeError, Reply};
 #[derive(Debug, Default)]
 pub(super) struct Invites {
     names: HashSet<String>,
+    /// Contacts stored by an invite whose other side has not confirmed yet, by
+    /// name: (contact id, their identity key).
+    unconfirmed: HashMap<String, (i64, [u8; 32])>,
 }
 
 impl Engine {
@@ -136,6 +139,9 @@ impl Engine {
         };
         let result = match result {
             Ok(record) => {
+                self.invites
+                    .unconfirmed
+                    .insert(name.clone(), (record.id, record.identity_key));
                 // Let them in before they try.
                 self.refresh_authorizations().await;
                 Ok(self.view(&record))
@@ -148,25 +154,28 @@ impl Engine {
     /// The other side confirmed the contact (it exists on both sides now), or did
     /// not (ours is removed again).
     pub(super) async fn invite_settled(&mut self, name: &str, confirmed: bool) {
-        let record = match self.store.contact_by_name(name) {
-            Ok(Some(record)) => record,
-            Ok(None) => return,
-            Err(e) => {
-                self.warn(format!("could not read contacts: {e}"));
-                return;
-            }
+        let Some((id, key)) = self.invites.unconfirmed.remove(name) else {
+            return;
         };
-        if confirmed {
-            self.dials.insert(record.id, Backoff::now());
-            self.emit(Event::ContactAdded {
-                contact: self.view(&record),
-            });
+        if !confirmed {
+            if let Err(e) = self.remove_contact(id).await {
+                self.warn(format!("could not undo an invite: {e}"));
+            }
             return;
         }
-        if let Err(e) = self.store.delete_contact(record.id) {
-            self.warn(format!("could not undo an invite: {e}"));
+        // Requests between us are answered by the invite.
+        if let Err(e) = self.store.drop_requests_with(&key) {
+            self.warn(format!("could not update requests: {e}"));
         }
-        self.refresh_authorizations().await;
+        match self.store.contact(id) {
+            Ok(record) => {
+                self.dials.insert(record.id, Backoff::now());
+                self.emit(Event::ContactAdded {
+                    contact: self.view(&record),
+                });
+            }
+            Err(e) => self.warn(format!("could not read contacts: {e}")),
+        }
     }
 
     pub(super) fn invite_finished(&mut self, name: String, result: Result<ContactView, String>) {
