@@ -198,7 +198,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         ("the library", AuthOutcome::Failed),
         ("the book club", AuthOutcome::Succeeded),
     ] {
-        let started = Instant::now();
+        let run_started = Instant::now();
         alice
             .authenticate("bob", "the book club", Some(question))
             .await?;
@@ -224,12 +224,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         );
         let level = alice.contact("bob").await?.level;
         detail(format!(
-            "both sides learn: {} after {:.1} s; Bob is now {} for Alice",
+            "both sides learn: {} after {:.1} s; for Alice, Bob is now {}",
             match expected {
                 AuthOutcome::Succeeded => "the secrets match",
                 _ => "the secrets differ (and nothing more)",
             },
-            started.elapsed().as_secs_f64(),
+            run_started.elapsed().as_secs_f64(),
             match level {
                 Level::Authenticated => "authenticated (cyan) until one of them disconnects",
                 Level::Verified => "still only verified (green)",
@@ -243,7 +243,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         "Alice invites Carol with a code read over the phone; Carol wants a secret first",
     );
     let (carol, mut carol_events) = start_node(bob_tor.clone(), &rendezvous).await?;
-    let started = Instant::now();
+    let invited = Instant::now();
     let invite = alice.create_invite("carol", false).await?;
     detail(format!(
         "Alice reads out \"{}\"; Carol types it, asking for authentication first",
@@ -256,7 +256,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     .await?;
     detail(format!(
         "contacts on both sides after {:.1} s, already verified (the code proved who is who): {:?}",
-        started.elapsed().as_secs_f64(),
+        invited.elapsed().as_secs_f64(),
         alice_seen.level
     ));
     let early = carol.send_message("alice", "Hi Alice, Carol here.").await?;

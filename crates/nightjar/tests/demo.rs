@@ -40,7 +40,7 @@ fn check(stdout: &str) {
         "marks Bob as verified",
         "answers \"the library\"",
         "the secrets differ (and nothing more)",
-        "Bob is now still only verified (green) for Alice",
+        "for Alice, Bob is now still only verified (green)",
         "the secrets match",
         "Bob is now authenticated (cyan)",
         "Carol types it, asking for authentication first",
