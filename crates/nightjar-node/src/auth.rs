@@ -1,7 +1,8 @@
-//! Shared-secret authentication on a link: the node's side of SMP.
+//! Shared-secret authentication on a link: driving SMP runs between two peers.
 //!
 //! The protocol itself lives in `nightjar_proto::smp`; here is only what a link
-//! remembers between steps and the rules for runs that cross:
+//! remembers between steps and the rules for runs that cross (the node and the
+//! one-shot chat both use it):
 //!
 //! - A run is bound to both identity keys and to the link's session, so it proves
 //!   something about this link only, and ends with it.
@@ -21,7 +22,7 @@ use crate::link::os_rng;
 
 /// Where a link is in authentication.
 #[derive(Debug, Default)]
-pub(crate) enum AuthState {
+pub enum AuthState {
     /// No run, and no success on this link.
     #[default]
     Idle,
@@ -50,7 +51,7 @@ fn framed(id: &RunId, step: Vec<u8>) -> Vec<u8> {
 }
 
 /// A run in progress.
-pub(crate) struct Run {
+pub struct Run {
     id: RunId,
     smp: Smp,
     /// Our user's secret if we started the run (kept to answer a crossing run).
@@ -61,7 +62,7 @@ pub(crate) struct Run {
 
 /// What the engine should do after a step.
 #[derive(Debug)]
-pub(crate) enum Action {
+pub enum Action {
     /// Nothing to do (a crossing run we outrank: the peer will answer ours).
     Nothing,
     /// Send these bytes (an SMP step) to the peer.
@@ -77,7 +78,7 @@ pub(crate) enum Action {
 
 /// What binds a run: both identity keys and the link's session.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Binding {
+pub struct Binding {
     pub ours: [u8; 32],
     pub theirs: [u8; 32],
     pub session_id: [u8; 32],
@@ -108,19 +109,29 @@ fn outcome(outcome: Outcome) -> AuthOutcome {
 }
 
 impl AuthState {
-    pub(crate) fn is_authenticated(&self) -> bool {
+    pub fn is_authenticated(&self) -> bool {
         matches!(self, Self::Authenticated)
     }
 
-    pub(crate) fn is_running(&self) -> bool {
+    pub fn is_running(&self) -> bool {
         matches!(self, Self::Running(_))
+    }
+
+    /// Whether the peer's run waits for our user's secret.
+    pub fn is_asked(&self) -> bool {
+        matches!(self, Self::Running(run) if run.awaiting_answer)
+    }
+
+    /// Whether our side of a run is done and the peer's next step is awaited.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self, Self::Running(run) if !run.awaiting_answer)
     }
 
     /// Our user starts a run, unless the peer's run waits for our answer: then
     /// this answers it (both typed the secret, in whichever order). Otherwise a run
     /// already in progress is aborted first. The returned steps go to the peer in
     /// order.
-    pub(crate) fn start(
+    pub fn start(
         &mut self,
         binding: &Binding,
         secret: &[u8],
@@ -149,7 +160,7 @@ impl AuthState {
     }
 
     /// A step arrived from the peer.
-    pub(crate) fn receive(&mut self, binding: &Binding, bytes: &[u8]) -> Action {
+    pub fn receive(&mut self, binding: &Binding, bytes: &[u8]) -> Action {
         let Some((id, step)) = bytes.split_first_chunk::<RUN_ID_LEN>() else {
             return Action::Nothing;
         };
@@ -222,7 +233,7 @@ impl AuthState {
     }
 
     /// Our user answers the peer's question.
-    pub(crate) fn answer(&mut self, secret: &[u8]) -> Option<Result<Vec<u8>, String>> {
+    pub fn answer(&mut self, secret: &[u8]) -> Option<Result<Vec<u8>, String>> {
         let Self::Running(run) = self else {
             return None;
         };
@@ -239,7 +250,7 @@ impl AuthState {
     }
 
     /// Our user gives up; `None` if nothing was running.
-    pub(crate) fn abort(&mut self) -> Option<Vec<u8>> {
+    pub fn abort(&mut self) -> Option<Vec<u8>> {
         let Self::Running(run) = self else {
             return None;
         };

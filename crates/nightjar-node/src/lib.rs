@@ -9,7 +9,7 @@ pub mod link;
 mod api;
 pub use api::*;
 
-mod auth;
+pub mod auth;
 mod engine;
 pub mod invite;
 mod net;

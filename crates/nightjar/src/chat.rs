@@ -17,10 +17,9 @@
 //! chatting (`--auth`), `0x00` when not (SMP steps are never one byte long). Each
 //! side waits for the other's opening before anything else. When either requires
 //! it, both are asked for the secret and no text is sent or shown until an SMP
-//! run ([`auth`]) succeeds; a failed run can be retried or the chat left. In any
+//! run ([`nightjar_node::auth`]) succeeds; a failed run can be retried or the chat left. In any
 //! chat, `/auth SECRET [QUESTION]` runs SMP on demand.
 
-mod auth;
 mod invite;
 mod ticket;
 
@@ -32,7 +31,6 @@ use clap::Args;
 use nightjar_node::link::{Link, os_rng};
 use nightjar_proto::identity::IdentityKeyPair;
 use nightjar_proto::message::{Message, MessageId};
-use nightjar_proto::smp::Outcome;
 use nightjar_tor::{
     ClientAuthPublic, ClientAuthSecret, ConnectOptions, IsolationKey, ServiceConfig, ServiceKey,
     ServiceStatus, Transport,
@@ -42,9 +40,10 @@ use rand_core::Rng as _;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncRead, AsyncWrite, Lines};
 use zeroize::Zeroizing;
 
-use self::auth::{Action, Auth, Binding};
 pub use self::ticket::Ticket;
 use crate::startup::{self, TorArgs, TorState};
+use nightjar_node::AuthOutcome as Outcome;
+use nightjar_node::auth::{Action, AuthState, Binding};
 
 /// Options of `nightjar chat`.
 #[derive(Debug, Args)]
@@ -295,7 +294,8 @@ impl<R, W, E: Write> Console<R, W, E> {
 
 /// A chat's state besides the link.
 struct Chat {
-    auth: Auth,
+    auth: AuthState,
+    binding: Binding,
     /// Either side requires a successful authentication before texts.
     required: bool,
     authenticated: bool,
@@ -360,7 +360,8 @@ where
         session_id: link.session_id(),
     };
     let mut chat = Chat {
-        auth: Auth::new(binding),
+        auth: AuthState::Idle,
+        binding,
         required: require_auth || theirs_require,
         authenticated: false,
     };
@@ -438,7 +439,7 @@ where
         }
         // A late opening changes nothing.
         Message::Smp(step) if step.len() == 1 => {}
-        Message::Smp(step) => match chat.auth.receive(step) {
+        Message::Smp(step) => match chat.auth.receive(&chat.binding, step) {
             Action::Nothing => {}
             Action::Send(reply) => send_step(link, reply).await?,
             Action::Ask { question } => {
@@ -560,7 +561,7 @@ where
     E: Write,
 {
     let answering = chat.auth.is_asked();
-    match chat.auth.start(secret.as_bytes(), question) {
+    match chat.auth.start(&chat.binding, secret.as_bytes(), question) {
         Ok(steps) => {
             for step in steps {
                 send_step(link, step).await?;
@@ -569,7 +570,7 @@ where
                 console.note("checking the secret with the other side …")?;
             }
         }
-        Err(e) => console.note(&format!("{e}"))?,
+        Err(e) => console.note(&e)?,
     }
     Ok(())
 }
