@@ -18,6 +18,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use data_encoding::HEXLOWER;
 use nightjar_proto::invite::Invitation;
 use nightjar_proto::onion::OnionAddress;
 use nightjar_tor::{BoxStream, ConnectOptions, IsolationKey, Transport};
@@ -70,7 +71,7 @@ impl Rendezvous {
         let mut tag = [0u8; 8];
         rand_core::Rng::fill_bytes(&mut os_rng(), &mut tag);
         let options = ConnectOptions {
-            isolation: IsolationKey(format!("rendezvous-{}", hex(&tag))),
+            isolation: IsolationKey(format!("rendezvous-{}", HEXLOWER.encode(&tag))),
             client_auth: None,
         };
         let stream = match &self.host {
@@ -86,10 +87,6 @@ impl Rendezvous {
             app_id: APP_ID.to_owned(),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Default for Rendezvous {
@@ -232,24 +229,22 @@ pub(crate) async fn host(
 ) -> Result<ContactView, NodeError> {
     let opened = async {
         let stream = task.rendezvous.connect(task.tor.as_ref()).await?;
-        tokio::time::timeout(
-            STEP_WAIT,
-            nightjar_wormhole::allocate(
-                stream,
-                &task.rendezvous.config(),
-                CODE_WORDS,
-                &mut os_rng(),
-            ),
-        )
+        let config = task.rendezvous.config();
+        step(nightjar_wormhole::allocate(
+            stream,
+            &config,
+            CODE_WORDS,
+            &mut os_rng(),
+        ))
         .await
-        .map_err(|_| rendezvous_silent())?
-        .map_err(invite_error)
     };
     let (code, pending) = match opened.await {
         Ok(opened) => opened,
         Err(e) => {
-            let _ = code_ready.send(Err(NodeError::Invite(e.to_string())));
-            return Err(e);
+            // The caller gets the error; the event that follows, its reason.
+            let reason = reason(&e);
+            let _ = code_ready.send(Err(e));
+            return Err(NodeError::Invite(reason));
         }
     };
     let view = InviteView {
@@ -276,14 +271,21 @@ pub(crate) async fn host(
 /// Joins an invite with the code the other side read out.
 pub(crate) async fn join(task: InviteTask, code: Code) -> Result<ContactView, NodeError> {
     let stream = task.rendezvous.connect(task.tor.as_ref()).await?;
-    let wormhole = tokio::time::timeout(
-        STEP_WAIT,
-        nightjar_wormhole::join(stream, &task.rendezvous.config(), &code),
-    )
-    .await
-    .map_err(|_| rendezvous_silent())?
-    .map_err(invite_error)?;
+    let wormhole = step(nightjar_wormhole::join(
+        stream,
+        &task.rendezvous.config(),
+        &code,
+    ))
+    .await?;
     exchange(wormhole, task).await
+}
+
+/// Why an invite failed, in words for its `invite_failed` event.
+pub(crate) fn reason(e: &NodeError) -> String {
+    match e {
+        NodeError::Invite(why) => why.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn rendezvous_silent() -> NodeError {

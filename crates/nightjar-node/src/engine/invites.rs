@@ -74,7 +74,7 @@ impl Engine {
         let (name, reports) = (task.name.clone(), task.reports.clone());
         tokio::spawn(async move {
             let result = invite::host(task, reply).await;
-            let result = result.map_err(|e| e.to_string());
+            let result = result.map_err(|e| invite::reason(&e));
             let _ = reports.send(Report::InviteFinished { name, result }).await;
         });
     }
@@ -101,7 +101,7 @@ impl Engine {
             let result = invite::join(task, code).await;
             let finished = Report::InviteFinished {
                 name,
-                result: result.as_ref().map(Clone::clone).map_err(|e| e.to_string()),
+                result: result.as_ref().map(Clone::clone).map_err(invite::reason),
             };
             let _ = reports.send(finished).await;
             let _ = reply.send(result);
