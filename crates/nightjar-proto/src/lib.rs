@@ -10,6 +10,7 @@ pub mod handshake;
 pub mod identity;
 pub mod invite;
 pub mod message;
+pub mod offline;
 pub mod onion;
 pub mod ratchet;
 pub mod session;

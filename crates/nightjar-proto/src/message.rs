@@ -6,8 +6,9 @@
 //! errors. To add a kind: a variant, a `KIND_*` byte, an arm in `encode` and in
 //! `decode`, and a case in the round-trip test.
 
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::offline::{self, DropGrant, MAX_MAILBOXES};
 use crate::wire::{Reader, WireError, Writer};
 
 /// The encoding version this code writes and reads.
@@ -26,6 +27,7 @@ const KIND_REQUEST_RECEIVED: u8 = 0x06;
 const KIND_ACCEPT: u8 = 0x07;
 const KIND_ACCEPTED: u8 = 0x08;
 const KIND_SMP: u8 = 0x09;
+const KIND_DROP_GRANT: u8 = 0x0A;
 /// The longest SMP step a message may carry, in bytes (the largest, SMP2, is 353
 /// bytes in the production group).
 pub const MAX_SMP_LEN: usize = 4096;
@@ -101,6 +103,9 @@ pub enum Message {
     Accepted,
     /// One step of a shared-secret authentication ([`crate::smp`]), opaque here.
     Smp(Vec<u8>),
+    /// Where and how to leave messages for the sender while it is offline
+    /// ([`crate::offline`]).
+    DropGrant(DropGrant),
 }
 
 /// Errors from decoding a message.
@@ -126,7 +131,8 @@ pub enum MessageError {
 
 impl Message {
     /// Encodes the message; fails only if a field exceeds its limit
-    /// ([`MAX_TEXT_LEN`], [`MAX_RECEIPT_IDS`]), which callers should check first.
+    /// ([`MAX_TEXT_LEN`], [`MAX_RECEIPT_IDS`]) or a drop grant does not list 1 to
+    /// [`MAX_MAILBOXES`] distinct mailboxes, which callers should check first.
     pub fn encode(&self) -> Result<Vec<u8>, MessageError> {
         let mut w = Writer::new();
         w.u8(VERSION);
@@ -185,6 +191,20 @@ impl Message {
                 w.u8(KIND_SMP);
                 w.var_bytes(step);
             }
+            Self::DropGrant(grant) => {
+                if grant.mailboxes.len() > MAX_MAILBOXES {
+                    return Err(MessageError::TooLarge);
+                }
+                offline::check_mailboxes(&grant.mailboxes)
+                    .map_err(|_| MessageError::Malformed(WireError::InvalidValue))?;
+                w.u8(KIND_DROP_GRANT);
+                // At most MAX_MAILBOXES, checked above.
+                w.u8(u8::try_from(grant.mailboxes.len()).unwrap_or(u8::MAX));
+                for mailbox in &grant.mailboxes {
+                    w.bytes(mailbox);
+                }
+                w.bytes(grant.seed.as_slice());
+            }
         }
         Ok(w.finish())
     }
@@ -234,6 +254,7 @@ impl Message {
             },
             KIND_ACCEPTED => Self::Accepted,
             KIND_SMP => Self::Smp(read_bytes(&mut r, MAX_SMP_LEN)?.to_vec()),
+            KIND_DROP_GRANT => Self::DropGrant(read_drop_grant(&mut r)?),
             other => return Err(MessageError::UnknownKind(other)),
         };
         r.finish()?;
@@ -246,6 +267,21 @@ fn read_bytes<'a>(r: &mut Reader<'a>, max: usize) -> Result<&'a [u8], MessageErr
         WireError::TooLong => MessageError::TooLarge,
         other => other.into(),
     })
+}
+
+/// A drop grant: count (u8, 1..=4) · count × mailbox (32) · seed (32). Duplicate
+/// mailboxes are refused too.
+fn read_drop_grant(r: &mut Reader<'_>) -> Result<DropGrant, MessageError> {
+    let count = usize::from(r.u8()?);
+    if count > MAX_MAILBOXES {
+        return Err(MessageError::TooLarge);
+    }
+    let mailboxes = (0..count)
+        .map(|_| r.array::<32>().copied())
+        .collect::<Result<Vec<_>, _>>()?;
+    offline::check_mailboxes(&mailboxes).map_err(|_| WireError::InvalidValue)?;
+    let seed = Zeroizing::new(*r.array::<32>()?);
+    Ok(DropGrant { mailboxes, seed })
 }
 
 fn read_text(r: &mut Reader<'_>, max: usize) -> Result<String, MessageError> {
@@ -288,6 +324,7 @@ impl core::fmt::Debug for Message {
             Self::Accept { .. } => f.write_str("Accept"),
             Self::Accepted => f.write_str("Accepted"),
             Self::Smp(step) => write!(f, "Smp({} bytes)", step.len()),
+            Self::DropGrant(grant) => write!(f, "{grant:?}"),
         }
     }
 }
@@ -334,7 +371,89 @@ mod tests {
             Message::Accepted,
             Message::Smp(vec![0x5a; 353]),
             Message::Smp(vec![]),
+            Message::DropGrant(drop_grant(1)),
+            Message::DropGrant(drop_grant(MAX_MAILBOXES)),
         ]
+    }
+
+    fn drop_grant(mailboxes: usize) -> DropGrant {
+        DropGrant {
+            mailboxes: (1..=mailboxes).map(|i| [i as u8; 32]).collect(),
+            seed: Zeroizing::new([0xee; 32]),
+        }
+    }
+
+    /// A drop grant's encoding with `count` as its count and `mailboxes` keys.
+    fn drop_grant_bytes(count: u8, mailboxes: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![1, KIND_DROP_GRANT, count];
+        for i in mailboxes {
+            bytes.extend_from_slice(&[*i; 32]);
+        }
+        bytes.extend_from_slice(&[0xee; 32]);
+        bytes
+    }
+
+    #[test]
+    fn drop_grant_encoding_is_exact() {
+        let bytes = Message::DropGrant(drop_grant(2)).encode().unwrap();
+        assert_eq!(bytes, drop_grant_bytes(2, &[1, 2]));
+        assert_eq!(bytes.len(), 3 + 2 * 32 + 32);
+        assert_eq!(
+            Message::decode(&bytes).unwrap(),
+            Message::DropGrant(drop_grant(2))
+        );
+    }
+
+    #[test]
+    fn drop_grant_decoding_is_strict() {
+        assert_eq!(
+            Message::decode(&drop_grant_bytes(0, &[])),
+            Err(MessageError::Malformed(WireError::InvalidValue))
+        );
+        assert_eq!(
+            Message::decode(&drop_grant_bytes(5, &[1, 2, 3, 4, 5])),
+            Err(MessageError::TooLarge)
+        );
+        assert_eq!(
+            Message::decode(&drop_grant_bytes(2, &[7, 7])),
+            Err(MessageError::Malformed(WireError::InvalidValue))
+        );
+        // A count that promises more mailboxes than follow.
+        let mut short = drop_grant_bytes(3, &[1, 2]);
+        assert_eq!(
+            Message::decode(&short),
+            Err(MessageError::Malformed(WireError::Truncated))
+        );
+        short.truncate(short.len() - 1);
+        assert!(Message::decode(&short).is_err());
+        let mut long = drop_grant_bytes(1, &[1]);
+        long.push(0);
+        assert_eq!(
+            Message::decode(&long),
+            Err(MessageError::Malformed(WireError::Trailing))
+        );
+    }
+
+    #[test]
+    fn invalid_drop_grants_are_refused_when_encoding() {
+        assert_eq!(
+            Message::DropGrant(drop_grant(MAX_MAILBOXES + 1)).encode(),
+            Err(MessageError::TooLarge)
+        );
+        assert!(Message::DropGrant(drop_grant(0)).encode().is_err());
+        let mut twice = drop_grant(2);
+        twice.mailboxes[1] = twice.mailboxes[0];
+        assert!(Message::DropGrant(twice).encode().is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_drop_seed() {
+        let shown = format!("{:?}", Message::DropGrant(drop_grant(3)));
+        assert!(shown.contains("mailboxes: 3"), "{shown}");
+        assert!(
+            !shown.contains("ee, ee") && !shown.contains("238"),
+            "{shown}"
+        );
     }
 
     #[test]
