@@ -39,10 +39,11 @@ pub use crate::offline::{IncomingText, NewSealed, RecvChainRecord, SealedRecord}
 
 /// A contact's row id.
 pub type ContactId = i64;
-/// Bytes in one sealed blob (the protocol's cell length).
-pub(crate) const BLOB_LEN: usize = 498;
 /// A contact request's row id.
 pub type RequestId = i64;
+
+/// Bytes in one sealed blob (the protocol's cell length).
+pub(crate) const BLOB_LEN: usize = 498;
 
 /// Errors, worded for the person using nightjar.
 #[non_exhaustive]
@@ -69,7 +70,8 @@ pub enum StoreError {
     /// The row asked for does not exist.
     #[error("not found")]
     NotFound,
-    /// A limit on how many of something the profile keeps (what, and the limit).
+    /// A limit on how many of something the profile keeps (names what, and the
+    /// limit).
     #[error("too many {0}")]
     TooMany(&'static str),
     /// The database was written by a newer nightjar.
