@@ -89,7 +89,10 @@ pub(crate) fn message(contact: &str, record: &MessageRecord) -> MessageView {
 pub(crate) fn state(state: nightjar_store::MessageState) -> MessageState {
     match state {
         nightjar_store::MessageState::Queued => MessageState::Queued,
-        nightjar_store::MessageState::Sent => MessageState::Sent,
+        // Out of our hands, no receipt yet: what Sent means to the reader.
+        nightjar_store::MessageState::Deposited | nightjar_store::MessageState::Sent => {
+            MessageState::Sent
+        }
         nightjar_store::MessageState::Delivered => MessageState::Delivered,
         nightjar_store::MessageState::Received => MessageState::Received,
     }

@@ -14,6 +14,7 @@
 mod files;
 mod kdf;
 mod lock;
+mod offline;
 mod rows;
 mod schema;
 
@@ -34,10 +35,15 @@ use crate::rows::{
     CONTACT_COLUMNS, MESSAGE_COLUMNS, PROFILE_COLUMNS, REQUEST_COLUMNS, time_to_sql,
 };
 
+pub use crate::offline::{IncomingText, NewSealed, RecvChainRecord, SealedRecord};
+
 /// A contact's row id.
 pub type ContactId = i64;
 /// A contact request's row id.
 pub type RequestId = i64;
+
+/// Bytes in one sealed blob (the protocol's cell length).
+pub(crate) const BLOB_LEN: usize = 498;
 
 /// Errors, worded for the person using nightjar.
 #[non_exhaustive]
@@ -64,6 +70,10 @@ pub enum StoreError {
     /// The row asked for does not exist.
     #[error("not found")]
     NotFound,
+    /// A limit on how many of something the profile keeps (names what, and the
+    /// limit).
+    #[error("too many {0}")]
+    TooMany(&'static str),
     /// The database was written by a newer nightjar.
     #[error("the profile was written by a newer version of nightjar (schema {0})")]
     TooNew(u32),
@@ -198,6 +208,8 @@ pub enum Direction {
 pub enum MessageState {
     /// Outgoing, stored, not yet written to a link.
     Queued,
+    /// Outgoing, left in one of their mailboxes, no receipt yet.
+    Deposited,
     /// Outgoing, written to a link, no receipt yet.
     Sent,
     /// Outgoing, the peer's receipt arrived.
@@ -221,6 +233,8 @@ pub struct MessageRecord {
     /// Our clock when it was stored.
     pub stored_at_ms: u64,
     pub state: MessageState,
+    /// Incoming: it came through one of our mailboxes rather than over a link.
+    pub via_mailbox: bool,
 }
 
 impl fmt::Debug for ProfileRecord {
@@ -274,6 +288,7 @@ impl fmt::Debug for MessageRecord {
             .field("contact", &self.contact)
             .field("direction", &self.direction)
             .field("state", &self.state)
+            .field("via_mailbox", &self.via_mailbox)
             .field("body_len", &self.body.len())
             .field("sent_at_ms", &self.sent_at_ms)
             .field("stored_at_ms", &self.stored_at_ms)
@@ -518,8 +533,15 @@ impl Store {
     /// Deletes the contact and its whole conversation.
     pub fn delete_contact(&mut self, id: ContactId) -> Result<(), StoreError> {
         let tx = self.begin()?;
-        // The foreign key would cascade too; saying it keeps the intent visible.
+        // The foreign keys would cascade too; saying it keeps the intent visible.
+        tx.execute(
+            "DELETE FROM sealed WHERE message_seq IN \
+             (SELECT seq FROM messages WHERE contact = ?1)",
+            [id],
+        )?;
         tx.execute("DELETE FROM messages WHERE contact = ?1", [id])?;
+        tx.execute("DELETE FROM drop_send WHERE contact = ?1", [id])?;
+        tx.execute("DELETE FROM drop_recv WHERE contact = ?1", [id])?;
         if tx.execute("DELETE FROM contacts WHERE id = ?1", [id])? == 0 {
             return Err(StoreError::NotFound);
         }
@@ -696,6 +718,7 @@ impl Store {
             sent_at_ms,
             now_ms,
             state: MessageState::Queued,
+            via_mailbox: false,
         };
         let tx = self.begin()?;
         let record = message.insert(&tx)?.ok_or_else(|| {
@@ -705,19 +728,20 @@ impl Store {
         Ok(record)
     }
 
-    /// Queued -> Sent (Delivered ones stay Delivered).
+    /// Queued or Deposited -> Sent (Delivered ones stay Delivered).
     pub fn mark_sent(&mut self, contact: ContactId, id: &[u8; 16]) -> Result<(), StoreError> {
         let outgoing = rows::direction_code(Direction::Outgoing);
         let tx = self.begin()?;
         let changed = tx.execute(
             "UPDATE messages SET state = ?4 \
-             WHERE contact = ?1 AND direction = ?2 AND msg_id = ?3 AND state = ?5",
+             WHERE contact = ?1 AND direction = ?2 AND msg_id = ?3 AND state IN (?5, ?6)",
             params![
                 contact,
                 outgoing,
                 id.as_slice(),
                 rows::message_state_code(MessageState::Sent),
                 rows::message_state_code(MessageState::Queued),
+                rows::message_state_code(MessageState::Deposited),
             ],
         )?;
         if changed == 0 {
@@ -736,7 +760,7 @@ impl Store {
     }
 
     /// -> Delivered; returns the ids that changed (unknown or already delivered ids
-    /// are skipped).
+    /// are skipped). Their sealed blobs, if any, are no longer needed and go.
     pub fn mark_delivered(
         &mut self,
         contact: ContactId,
@@ -751,10 +775,15 @@ impl Store {
                 "UPDATE messages SET state = ?4 \
                  WHERE contact = ?1 AND direction = ?2 AND msg_id = ?3 AND state <> ?4",
             )?;
+            let mut unseal = tx.prepare_cached(
+                "DELETE FROM sealed WHERE message_seq IN (SELECT seq FROM messages \
+                 WHERE contact = ?1 AND direction = ?2 AND msg_id = ?3 AND state = ?4)",
+            )?;
             for id in ids {
                 if update.execute(params![contact, outgoing, id.as_slice(), delivered])? > 0 {
                     changed.push(*id);
                 }
+                unseal.execute(params![contact, outgoing, id.as_slice(), delivered])?;
             }
         }
         tx.commit()?;
@@ -779,6 +808,7 @@ impl Store {
             sent_at_ms,
             now_ms,
             state: MessageState::Received,
+            via_mailbox: false,
         };
         let tx = self.begin()?;
         let record = message.insert(&tx)?;
@@ -786,16 +816,17 @@ impl Store {
         Ok(record)
     }
 
-    /// Outgoing messages without a receipt (Queued or Sent), oldest first.
+    /// Outgoing messages without a receipt (Queued, Deposited or Sent), oldest first.
     pub fn undelivered(&self, contact: ContactId) -> Result<Vec<MessageRecord>, StoreError> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages \
-             WHERE contact = ?1 AND direction = ?2 AND state IN (?3, ?4) ORDER BY seq"
+             WHERE contact = ?1 AND direction = ?2 AND state IN (?3, ?4, ?5) ORDER BY seq"
         );
         let params = params![
             contact,
             rows::direction_code(Direction::Outgoing),
             rows::message_state_code(MessageState::Queued),
+            rows::message_state_code(MessageState::Deposited),
             rows::message_state_code(MessageState::Sent),
         ];
         query_all(&self.conn, &sql, params, rows::message)
@@ -889,6 +920,21 @@ fn request_by_id(conn: &Connection, id: RequestId) -> Result<RequestRecord, Stor
     query_one(conn, &sql, [id], rows::request)?.ok_or(StoreError::NotFound)
 }
 
+/// `NotFound` unless the contact exists: checked before inserting rows that refer
+/// to it, so a missing contact reads as such rather than as a foreign key failure.
+fn check_contact(conn: &Connection, id: ContactId) -> Result<(), StoreError> {
+    let known: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM contacts WHERE id = ?1)",
+        [id],
+        |row| row.get(0),
+    )?;
+    if known {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
 /// Names are unique across contacts and outgoing requests together, which no single
 /// UNIQUE constraint can say; each table's own constraint backs this up.
 fn check_name_free(conn: &Connection, name: &str) -> Result<(), StoreError> {
@@ -947,6 +993,7 @@ struct NewMessage<'a> {
     sent_at_ms: u64,
     now_ms: u64,
     state: MessageState,
+    via_mailbox: bool,
 }
 
 impl NewMessage<'_> {
@@ -954,20 +1001,11 @@ impl NewMessage<'_> {
     /// direction: the UNIQUE constraint decides, so a duplicate is caught however
     /// it arrives.
     fn insert(&self, conn: &Connection) -> Result<Option<MessageRecord>, StoreError> {
-        // Checked first so a missing contact reads as NotFound rather than as a
-        // foreign key failure.
-        let known: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM contacts WHERE id = ?1)",
-            [self.contact],
-            |row| row.get(0),
-        )?;
-        if !known {
-            return Err(StoreError::NotFound);
-        }
+        check_contact(conn, self.contact)?;
         let inserted = conn.execute(
             "INSERT INTO messages \
-             (contact, msg_id, direction, body, sent_at_ms, stored_at_ms, state) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             (contact, msg_id, direction, body, sent_at_ms, stored_at_ms, state, via_mailbox) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              ON CONFLICT (contact, direction, msg_id) DO NOTHING",
             params![
                 self.contact,
@@ -977,6 +1015,7 @@ impl NewMessage<'_> {
                 time_to_sql(self.sent_at_ms)?,
                 time_to_sql(self.now_ms)?,
                 rows::message_state_code(self.state),
+                self.via_mailbox,
             ],
         )?;
         if inserted == 0 {

@@ -4,8 +4,8 @@ use rusqlite::Row;
 use zeroize::Zeroizing;
 
 use crate::{
-    ContactRecord, ContactState, Direction, MessageRecord, MessageState, ProfileRecord,
-    RequestDirection, RequestRecord, StoreError,
+    BLOB_LEN, ContactRecord, ContactState, Direction, MessageRecord, MessageState, ProfileRecord,
+    RecvChainRecord, RequestDirection, RequestRecord, SealedRecord, StoreError,
 };
 
 pub(crate) const PROFILE_COLUMNS: &str =
@@ -16,7 +16,10 @@ pub(crate) const CONTACT_COLUMNS: &str = "id, name, identity_key, their_endpoint
 pub(crate) const REQUEST_COLUMNS: &str = "id, direction, peer_key, peer_request_onion, \
      their_endpoint, their_credential, our_credential, name, greeting, delivered, created_at_ms";
 pub(crate) const MESSAGE_COLUMNS: &str =
-    "seq, contact, msg_id, direction, body, sent_at_ms, stored_at_ms, state";
+    "seq, contact, msg_id, direction, body, sent_at_ms, stored_at_ms, state, via_mailbox";
+pub(crate) const SEALED_COLUMNS: &str = "message_seq, counter, slot_seed, blobs, mailboxes, \
+     deposited_to, instance, deposited_at_ms";
+pub(crate) const RECV_CHAIN_COLUMNS: &str = "id, contact, grant_id, state, used, created_at_ms";
 
 /// A time as stored.
 pub(crate) fn time_to_sql(ms: u64) -> Result<i64, StoreError> {
@@ -25,6 +28,15 @@ pub(crate) fn time_to_sql(ms: u64) -> Result<i64, StoreError> {
 
 fn time_from_sql(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored time {v} out of range")))
+}
+
+/// A chain counter as stored.
+pub(crate) fn counter_to_sql(counter: u32) -> i64 {
+    i64::from(counter)
+}
+
+fn counter_from_sql(v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored counter {v} out of range")))
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -82,6 +94,7 @@ pub(crate) fn message_state_code(state: MessageState) -> i64 {
         MessageState::Sent => 1,
         MessageState::Delivered => 2,
         MessageState::Received => 3,
+        MessageState::Deposited => 4,
     }
 }
 
@@ -91,6 +104,7 @@ fn message_state(code: i64) -> Result<MessageState, StoreError> {
         1 => Ok(MessageState::Sent),
         2 => Ok(MessageState::Delivered),
         3 => Ok(MessageState::Received),
+        4 => Ok(MessageState::Deposited),
         _ => Err(corrupt("unknown message state")),
     }
 }
@@ -116,6 +130,41 @@ fn secret<const N: usize>(row: &Row<'_>, idx: usize) -> Result<Zeroizing<[u8; N]
     let mut out = Zeroizing::new([0u8; N]);
     copy_blob(row, idx, out.as_mut_slice())?;
     Ok(out)
+}
+
+/// A BLOB holding fixed-size items one after the other.
+fn array_list<const N: usize>(row: &Row<'_>, idx: usize) -> Result<Vec<[u8; N]>, StoreError> {
+    let blob = row
+        .get_ref(idx)?
+        .as_blob()
+        .map_err(|_| corrupt("a list column is not a blob"))?;
+    let chunks = blob.chunks_exact(N);
+    if !chunks.remainder().is_empty() {
+        return Err(corrupt("a list column has a partial item"));
+    }
+    chunks
+        .map(|chunk| <[u8; N]>::try_from(chunk).map_err(|_| corrupt("a list item is misread")))
+        .collect()
+}
+
+/// A secret BLOB of any length, copied straight from SQLite's buffer into zeroizing
+/// memory.
+fn secret_vec(row: &Row<'_>, idx: usize) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let blob = row
+        .get_ref(idx)?
+        .as_blob()
+        .map_err(|_| corrupt("a state column is not a blob"))?;
+    Ok(Zeroizing::new(blob.to_vec()))
+}
+
+/// A secret BLOB on its own, as a query's only column.
+pub(crate) fn chain_state(row: &Row<'_>) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    secret_vec(row, 0)
+}
+
+/// An onion key on its own, as a query's only column.
+pub(crate) fn onion_key(row: &Row<'_>) -> Result<[u8; 32], StoreError> {
+    array(row, 0)
 }
 
 fn copy_blob(row: &Row<'_>, idx: usize, out: &mut [u8]) -> Result<(), StoreError> {
@@ -193,6 +242,35 @@ pub(crate) fn message(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
         sent_at_ms: time_from_sql(row.get(5)?)?,
         stored_at_ms: time_from_sql(row.get(6)?)?,
         state: message_state(row.get(7)?)?,
+        via_mailbox: flag(row.get(8)?)?,
+    })
+}
+
+pub(crate) fn sealed(row: &Row<'_>) -> Result<SealedRecord, StoreError> {
+    let blobs = array_list::<BLOB_LEN>(row, 3)?;
+    if blobs.is_empty() {
+        return Err(corrupt("a sealed message without blobs"));
+    }
+    Ok(SealedRecord {
+        message_seq: row.get(0)?,
+        counter: counter_from_sql(row.get(1)?)?,
+        slot_seed: secret(row, 2)?,
+        blobs,
+        mailboxes: array_list(row, 4)?,
+        deposited_to: optional(row, 5, array)?,
+        instance: optional(row, 6, array)?,
+        deposited_at_ms: optional(row, 7, |row, idx| time_from_sql(row.get(idx)?))?,
+    })
+}
+
+pub(crate) fn recv_chain(row: &Row<'_>) -> Result<RecvChainRecord, StoreError> {
+    Ok(RecvChainRecord {
+        id: row.get(0)?,
+        contact: row.get(1)?,
+        grant_id: array(row, 2)?,
+        state: secret_vec(row, 3)?,
+        used: flag(row.get(4)?)?,
+        created_at_ms: time_from_sql(row.get(5)?)?,
     })
 }
 
@@ -213,12 +291,23 @@ mod tests {
         }
         for s in [
             MessageState::Queued,
+            MessageState::Deposited,
             MessageState::Sent,
             MessageState::Delivered,
             MessageState::Received,
         ] {
             assert_eq!(message_state(message_state_code(s)).unwrap(), s);
         }
+        // Stored codes never change meaning; a new state takes a new code.
+        let codes = [
+            MessageState::Queued,
+            MessageState::Sent,
+            MessageState::Delivered,
+            MessageState::Received,
+            MessageState::Deposited,
+        ]
+        .map(message_state_code);
+        assert_eq!(codes, [0, 1, 2, 3, 4]);
         assert!(matches!(contact_state(7), Err(StoreError::Corrupt(_))));
         assert!(matches!(message_state(-1), Err(StoreError::Corrupt(_))));
         assert!(matches!(flag(2), Err(StoreError::Corrupt(_))));
@@ -230,5 +319,18 @@ mod tests {
         assert_eq!(time_to_sql(i64::MAX as u64).unwrap(), i64::MAX);
         assert!(matches!(time_to_sql(u64::MAX), Err(StoreError::Corrupt(_))));
         assert!(matches!(time_from_sql(-1), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn counters_are_checked() {
+        assert_eq!(
+            counter_from_sql(counter_to_sql(u32::MAX)).unwrap(),
+            u32::MAX
+        );
+        assert!(matches!(counter_from_sql(-1), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            counter_from_sql(i64::from(u32::MAX) + 1),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

@@ -10,10 +10,10 @@ use crate::StoreError;
 
 /// Step `i` takes a database from version `i` to `i + 1`. Steps are only ever
 /// appended; a released step is never edited.
-const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this code writes.
-pub(crate) const LATEST: u32 = 2;
+pub(crate) const LATEST: u32 = 3;
 
 const _: () = assert!(MIGRATIONS.len() == LATEST as usize);
 
@@ -80,6 +80,50 @@ const V2: &str = "
 ALTER TABLE contacts ADD COLUMN require_auth INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 3: offline delivery through mailboxes. Our own mailboxes; per contact
+/// the chain we seal messages with and the chains we open theirs with (opaque
+/// state, secret); the sealed blobs of outgoing messages until their receipt; and
+/// which incoming messages came through a mailbox.
+const V3: &str = "
+CREATE TABLE mailboxes (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    onion_key BLOB    NOT NULL UNIQUE CHECK (length(onion_key) = 32)
+) STRICT;
+
+CREATE TABLE drop_send (
+    contact INTEGER PRIMARY KEY REFERENCES contacts (id) ON DELETE CASCADE,
+    state   BLOB    NOT NULL
+) STRICT;
+
+CREATE TABLE drop_recv (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    contact       INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    grant_id      BLOB    NOT NULL CHECK (length(grant_id) = 16),
+    state         BLOB    NOT NULL,
+    used          INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX drop_recv_by_contact ON drop_recv (contact, id);
+
+-- blobs: the 498-byte blobs one after the other; mailboxes: 32-byte onion keys
+-- likewise. The three deposit columns are set and cleared together.
+CREATE TABLE sealed (
+    message_seq     INTEGER PRIMARY KEY REFERENCES messages (seq) ON DELETE CASCADE,
+    counter         INTEGER NOT NULL CHECK (counter BETWEEN 0 AND 4294967295),
+    slot_seed       BLOB    NOT NULL CHECK (length(slot_seed) = 32),
+    blobs           BLOB    NOT NULL CHECK (length(blobs) > 0 AND length(blobs) % 498 = 0),
+    mailboxes       BLOB    NOT NULL CHECK (length(mailboxes) > 0 AND length(mailboxes) % 32 = 0),
+    deposited_to    BLOB    CHECK (length(deposited_to) = 32),
+    instance        BLOB    CHECK (length(instance) = 16),
+    deposited_at_ms INTEGER,
+    CHECK ((deposited_to IS NULL) = (instance IS NULL)
+       AND (instance IS NULL) = (deposited_at_ms IS NULL))
+) STRICT;
+
+ALTER TABLE messages ADD COLUMN via_mailbox INTEGER NOT NULL DEFAULT 0;
+";
+
 /// The database's schema version.
 pub(crate) fn version(conn: &Connection) -> Result<u32, StoreError> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -137,6 +181,60 @@ mod tests {
             )
             .unwrap();
         assert_eq!((verified, require_auth), (1, 0));
+    }
+
+    #[test]
+    fn a_version_2_conversation_survives_the_step_to_version_3() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.execute_batch(V2).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO contacts (name, identity_key, their_endpoint, their_credential, \
+             our_credential, state, verified, share_presence, created_at_ms, require_auth) \
+             VALUES ('bob', ?1, ?1, ?1, ?1, 1, 1, 0, 5, 1)",
+            [[7u8; 32].as_slice()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO messages (contact, msg_id, direction, body, sent_at_ms, \
+             stored_at_ms, state) VALUES (1, ?1, 0, 'hello', 6, 7, 3)",
+            [[9u8; 16].as_slice()],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn).unwrap(), 3);
+        let (require_auth, body, via_mailbox): (i64, String, i64) = conn
+            .query_row(
+                "SELECT require_auth, body, via_mailbox FROM contacts \
+                 JOIN messages ON messages.contact = contacts.id WHERE name = 'bob'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((require_auth, body.as_str(), via_mailbox), (1, "hello", 0));
+        // The new tables hang off the old rows.
+        conn.execute(
+            "INSERT INTO sealed (message_seq, counter, slot_seed, blobs, mailboxes) \
+             VALUES (1, 0, ?1, zeroblob(498), ?1)",
+            [[1u8; 32].as_slice()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO drop_send (contact, state) VALUES (1, x'00')",
+            [],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM contacts", []).unwrap();
+        let left: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM sealed) + (SELECT count(*) FROM drop_send)",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]
