@@ -341,6 +341,7 @@ mod tests {
                 challenge: Hex([7; CHALLENGE_LEN]),
                 difficulty: 8,
             },
+            instance: Hex([0; 16]),
         };
         let client = Client::new("mailbox.example").unwrap();
         let slot = SlotKey::from_seed(&[1; 32]).slot();

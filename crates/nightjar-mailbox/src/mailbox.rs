@@ -13,7 +13,8 @@ use crate::replay::{NonceCache, NonceError};
 use crate::store::{Inserted, Limits, Store, StoreError};
 use crate::wire::{
     AckResponse, Base64, BatchRequest, BlobId, CHALLENGE_LEN, DepositBody, DepositReceipt,
-    FetchResponse, FetchedBlob, Info, ListResponse, Operation, SlotAck, SlotBlobs, SlotListing,
+    FetchResponse, FetchedBlob, Hex, INSTANCE_LEN, Info, ListResponse, Operation, SlotAck,
+    SlotBlobs, SlotListing,
 };
 
 /// Why a request was refused. Each maps to an HTTP status and a short reason.
@@ -122,6 +123,8 @@ struct State {
 
 struct Inner {
     config: Config,
+    /// Chosen at creation: a new `Mailbox` (a restart) has a new one.
+    instance: [u8; INSTANCE_LEN],
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
 }
@@ -169,9 +172,12 @@ impl Mailbox {
             nonces: NonceCache::new(config.max_request_nonces),
             next_sweep: now.saturating_add(config.sweep_interval_secs),
         };
+        let mut instance = [0u8; INSTANCE_LEN];
+        getrandom::fill(&mut instance).map_err(|_| MailboxError::Random)?;
         Ok(Mailbox {
             inner: Arc::new(Inner {
                 config,
+                instance,
                 clock,
                 state: Mutex::new(state),
             }),
@@ -245,6 +251,7 @@ impl Mailbox {
             window_secs: c.request_window_secs,
             max_batch: c.max_batch,
             pow: st.pow.params(st.store.fill_permille()),
+            instance: Hex(self.inner.instance),
         }
     }
 

@@ -16,6 +16,8 @@ pub const BLOB_ID_LEN: usize = 16;
 pub const CHALLENGE_LEN: usize = 32;
 /// Length of a proof-of-work nonce.
 pub const POW_NONCE_LEN: usize = 16;
+/// Length of a mailbox's instance id.
+pub const INSTANCE_LEN: usize = 16;
 /// Length of the random nonce in a signed request item.
 pub const REQUEST_NONCE_LEN: usize = 16;
 /// Bytes in a deposit body before the blob: slot, challenge, proof-of-work nonce.
@@ -253,6 +255,10 @@ pub struct Info {
     pub max_batch: usize,
     /// The current proof-of-work puzzle.
     pub pow: PowParams,
+    /// Random, chosen when the mailbox started. Blobs live in RAM only, so a
+    /// sender that finds a different instance than the one it deposited to
+    /// knows its deposits were lost and deposits them again.
+    pub instance: Hex<INSTANCE_LEN>,
 }
 
 /// A proof-of-work puzzle: find a nonce such that

@@ -137,6 +137,26 @@ async fn info_describes_the_mailbox() {
     assert_eq!(info.time, T0);
     assert_eq!(info.pow.difficulty, 6);
     assert_eq!(info.max_batch, 4);
+    // The instance id is the mailbox's own: the same on every answer, and
+    // different for a new mailbox (as after a restart, which loses every blob).
+    assert_eq!(h.info().await.instance, info.instance);
+    assert_eq!(info.instance, h.mailbox.info().instance);
+    let restarted = harness();
+    assert_ne!(restarted.info().await.instance, info.instance);
+}
+
+#[tokio::test]
+async fn info_carries_the_instance_as_hex() {
+    let h = harness();
+    let (status, body) = h.raw("GET", "/v2/info", Vec::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let hex = json["instance"].as_str().unwrap();
+    assert_eq!(hex.len(), 32);
+    assert_eq!(
+        nightjar_mailbox::wire::decode_hex::<16>(hex),
+        Some(h.mailbox.info().instance.0)
+    );
 }
 
 #[tokio::test]
