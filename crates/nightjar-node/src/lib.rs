@@ -10,6 +10,8 @@ mod api;
 pub use api::*;
 
 pub mod auth;
+#[allow(dead_code)]
+mod courier;
 mod engine;
 pub mod invite;
 mod net;
