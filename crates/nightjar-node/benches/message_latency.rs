@@ -157,6 +157,7 @@ async fn start_node(tor: Arc<dyn Transport>) -> (Node, broadcast::Receiver<Event
         transport: tor,
         ephemeral: true,
         rendezvous: nightjar_node::Rendezvous::default(),
+        offline: nightjar_node::OfflineConfig::default(),
     })
     .await
     .unwrap();

@@ -201,6 +201,8 @@ pub enum MessageDirection {
 pub enum MessageState {
     /// Stored, waiting for a link.
     Queued,
+    /// In the peer's mailbox, waiting for the peer to come online and fetch it.
+    Deposited,
     /// Written to the peer's link.
     Sent,
     /// The peer's receipt arrived.
@@ -221,6 +223,8 @@ pub struct MessageView {
     /// By the sender's clock.
     pub sent_at_ms: u64,
     pub state: MessageState,
+    /// Incoming: it came through our mailbox rather than over a link.
+    pub via_mailbox: bool,
 }
 
 /// What the node reports, in the order it happened.
@@ -352,6 +356,15 @@ pub(crate) enum Command {
         name: String,
         require_auth: bool,
         reply: Reply<ContactView>,
+    },
+    Mailboxes(Reply<Vec<String>>),
+    AddMailbox {
+        onion: String,
+        reply: Reply<Vec<String>>,
+    },
+    RemoveMailbox {
+        onion: String,
+        reply: Reply<Vec<String>>,
     },
     Shutdown(Reply<()>),
 }
@@ -568,6 +581,29 @@ impl Node {
             reply,
         })
         .await
+    }
+
+    /// The mailboxes our contacts leave messages in while we are offline, as
+    /// onion addresses.
+    pub async fn mailboxes(&self) -> Result<Vec<String>, NodeError> {
+        self.ask(Command::Mailboxes).await
+    }
+
+    /// Names a mailbox (a `nightjar mailbox` onion: `….onion`, or the
+    /// `ws://….onion/v1` it prints) for contacts to leave messages in while we
+    /// are offline; contacts learn it on their next link. At most four.
+    /// Returns the list.
+    pub async fn add_mailbox(&self, onion: &str) -> Result<Vec<String>, NodeError> {
+        let onion = onion.to_owned();
+        self.ask(|reply| Command::AddMailbox { onion, reply }).await
+    }
+
+    /// Stops naming a mailbox. Messages already in it are still fetched until
+    /// contacts have switched. Returns the list.
+    pub async fn remove_mailbox(&self, onion: &str) -> Result<Vec<String>, NodeError> {
+        let onion = onion.to_owned();
+        self.ask(|reply| Command::RemoveMailbox { onion, reply })
+            .await
     }
 
     /// Tells contacts who get our presence that we are leaving, closes links and

@@ -26,7 +26,11 @@ use tokio::sync::{broadcast, mpsc};
 use zeroize::Zeroizing;
 
 mod invites;
+mod offline;
 use invites::Invites;
+pub(crate) use offline::FoundSlot;
+use offline::Offline;
+pub use offline::OfflineConfig;
 
 use crate::auth::{Action, AuthState, Binding};
 use crate::invite::Rendezvous;
@@ -48,6 +52,8 @@ pub struct NodeConfig {
     pub ephemeral: bool,
     /// Where invite codes meet.
     pub rendezvous: Rendezvous,
+    /// Timers of offline delivery through mailboxes.
+    pub offline: OfflineConfig,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -102,6 +108,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         transport,
         ephemeral,
         rendezvous,
+        offline,
     } = config;
     let profile = store.profile()?;
     let identity = IdentityKeyPair::from_secret_bytes(profile.identity_secret.as_ref())
@@ -163,6 +170,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         last_auth: HashMap::new(),
         rendezvous,
         invites: Invites::default(),
+        offline: Offline::new(offline),
         acceptors,
     };
     tokio::spawn(engine.run(commands, reports));
@@ -297,6 +305,7 @@ struct Engine {
     last_auth: HashMap<i64, AuthOutcome>,
     rendezvous: Rendezvous,
     invites: Invites,
+    offline: Offline,
     acceptors: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -327,7 +336,10 @@ impl Engine {
                     }
                 },
                 Some(report) = reports.recv() => self.report(report).await,
-                _ = tick.tick() => self.start_due_work(),
+                _ = tick.tick() => {
+                    self.start_due_work();
+                    self.start_offline_work();
+                }
             }
         }
     }
@@ -423,6 +435,11 @@ impl Engine {
                 require_auth,
                 reply,
             } => self.join_invite(&code, &name, require_auth, reply),
+            Command::Mailboxes(reply) => answer(reply, self.mailboxes()),
+            Command::AddMailbox { onion, reply } => answer(reply, self.add_mailbox(&onion)),
+            Command::RemoveMailbox { onion, reply } => {
+                answer(reply, self.remove_mailbox(&onion));
+            }
             Command::Shutdown(reply) => {
                 // Handled in `run`; unreachable in practice but harmless.
                 let _ = reply.send(Ok(()));
@@ -432,10 +449,15 @@ impl Engine {
 
     fn info(&self) -> Result<ProfileInfo, NodeError> {
         let identity = *self.identity.public().signing_key();
+        let mailbox = self
+            .store
+            .mailboxes()?
+            .first()
+            .map(|key| OnionAddress::from_public_key(*key));
         let address = ContactAddress {
             request_onion: self.request_service.address(),
             identity,
-            mailbox: None,
+            mailbox,
             suggested_name: None,
         };
         Ok(ProfileInfo {
@@ -587,8 +609,11 @@ impl Engine {
             if may_send(&record, link) {
                 send_text(link, &stored);
             }
-        } else if let Some(dial) = self.dials.get_mut(&record.id) {
-            dial.hurry();
+        } else {
+            if let Some(dial) = self.dials.get_mut(&record.id) {
+                dial.hurry();
+            }
+            self.hurry_deposit(record.id);
         }
         Ok(views::message(&record.name, &stored))
     }
@@ -752,6 +777,7 @@ impl Engine {
             require_auth: false,
             ..contact.clone()
         };
+        self.offer_grant(link, &released);
         self.flush_outbox(link, &released);
     }
 
@@ -981,6 +1007,16 @@ impl Engine {
                 self.invite_settled(&contact, confirmed).await;
             }
             Report::InviteFinished { name, result } => self.invite_finished(name, result),
+            Report::Deposited {
+                contact,
+                seq,
+                id,
+                mailbox,
+                instance,
+            } => self.deposited(contact, seq, id, mailbox, instance),
+            Report::DepositLost { contact, seq, id } => self.deposit_lost(contact, seq, id),
+            Report::DepositEnded { contact, result } => self.deposit_ended(contact, result),
+            Report::Drained { found } => self.drained(found),
         }
     }
 
@@ -1144,6 +1180,9 @@ impl Engine {
             });
             return;
         }
+        // The grant goes first, so anything the contact reads after it on this
+        // link was sent after it.
+        self.offer_grant(link, contact);
         self.flush_outbox(link, contact);
     }
 
@@ -1285,6 +1324,9 @@ impl Engine {
             }
             (Message::Smp(step), Some(contact)) if self.is_adopted(link, &contact) => {
                 self.auth_step(link, &contact, step);
+            }
+            (Message::DropGrant(grant), Some(contact)) if self.is_adopted(link, &contact) => {
+                self.grant_received(contact.id, grant);
             }
             (Message::Quit, Some(contact)) => self.emit(Event::PeerQuit {
                 contact: contact.name,

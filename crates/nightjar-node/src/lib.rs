@@ -10,11 +10,10 @@ mod api;
 pub use api::*;
 
 pub mod auth;
-#[allow(dead_code)]
 mod courier;
 mod engine;
 pub mod invite;
 mod net;
 mod views;
-pub use engine::{NodeConfig, new_profile, start};
+pub use engine::{NodeConfig, OfflineConfig, new_profile, start};
 pub use invite::Rendezvous;

@@ -69,6 +69,29 @@ pub(crate) enum Report {
         name: String,
         result: Result<ContactView, String>,
     },
+    /// A sealed message went into a mailbox.
+    Deposited {
+        contact: i64,
+        seq: i64,
+        id: [u8; 16],
+        mailbox: [u8; 32],
+        instance: [u8; 16],
+    },
+    /// The mailbox a message went to restarted and no longer holds it.
+    DepositLost {
+        contact: i64,
+        seq: i64,
+        id: [u8; 16],
+    },
+    /// A round of deposits for a contact ended (at the first failure, if any).
+    DepositEnded {
+        contact: i64,
+        result: Result<(), String>,
+    },
+    /// A drain of our mailboxes found these non-empty slots.
+    Drained {
+        found: Vec<crate::engine::FoundSlot>,
+    },
 }
 
 /// What the engine asks of a link task.

@@ -83,16 +83,15 @@ pub(crate) fn message(contact: &str, record: &MessageRecord) -> MessageView {
         body: record.body.clone(),
         sent_at_ms: record.sent_at_ms,
         state: state(record.state),
+        via_mailbox: record.via_mailbox,
     }
 }
 
 pub(crate) fn state(state: nightjar_store::MessageState) -> MessageState {
     match state {
         nightjar_store::MessageState::Queued => MessageState::Queued,
-        // Out of our hands, no receipt yet: what Sent means to the reader.
-        nightjar_store::MessageState::Deposited | nightjar_store::MessageState::Sent => {
-            MessageState::Sent
-        }
+        nightjar_store::MessageState::Deposited => MessageState::Deposited,
+        nightjar_store::MessageState::Sent => MessageState::Sent,
         nightjar_store::MessageState::Delivered => MessageState::Delivered,
         nightjar_store::MessageState::Received => MessageState::Received,
     }

@@ -246,36 +246,52 @@ impl Store {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let now = time_to_sql(now_ms)?;
-        let tx = self.begin()?;
-        let changed = tx.execute(
+        self.update_deposit(
+            message_seq,
             "UPDATE sealed SET deposited_to = ?2, instance = ?3, deposited_at_ms = ?4 \
              WHERE message_seq = ?1",
             params![message_seq, mailbox.as_slice(), instance.as_slice(), now],
-        )?;
-        if changed == 0 {
+            (MessageState::Queued, MessageState::Deposited),
+        )
+    }
+
+    /// The mailbox lost the sealed message (it restarted): it is no longer
+    /// deposited anywhere, and a Deposited message is Queued again.
+    pub fn mark_lost(&mut self, message_seq: i64) -> Result<(), StoreError> {
+        self.update_deposit(
+            message_seq,
+            "UPDATE sealed SET deposited_to = NULL, instance = NULL, deposited_at_ms = NULL \
+             WHERE message_seq = ?1",
+            params![message_seq],
+            (MessageState::Deposited, MessageState::Queued),
+        )
+    }
+
+    /// Runs `sealed_update` on the message's sealed row (`NotFound` without one)
+    /// and moves the outgoing message from one state to another if it is in the
+    /// first, in one transaction.
+    fn update_deposit(
+        &mut self,
+        message_seq: i64,
+        sealed_update: &str,
+        params: impl rusqlite::Params,
+        (from, to): (MessageState, MessageState),
+    ) -> Result<(), StoreError> {
+        let tx = self.begin()?;
+        if tx.execute(sealed_update, params)? == 0 {
             return Err(StoreError::NotFound);
         }
         tx.execute(
             "UPDATE messages SET state = ?2 WHERE seq = ?1 AND direction = ?3 AND state = ?4",
             params![
                 message_seq,
-                rows::message_state_code(MessageState::Deposited),
+                rows::message_state_code(to),
                 rows::direction_code(Direction::Outgoing),
-                rows::message_state_code(MessageState::Queued),
+                rows::message_state_code(from),
             ],
         )?;
         tx.commit()?;
         Ok(())
-    }
-
-    /// The mailbox lost the sealed message (it restarted): it is no longer
-    /// deposited anywhere.
-    pub fn mark_lost(&mut self, message_seq: i64) -> Result<(), StoreError> {
-        self.update_one(
-            "UPDATE sealed SET deposited_to = NULL, instance = NULL, deposited_at_ms = NULL \
-             WHERE message_seq = ?1",
-            [message_seq],
-        )
     }
 
     /// Every receive chain, of all contacts, oldest first.

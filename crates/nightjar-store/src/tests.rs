@@ -399,8 +399,9 @@ fn a_lost_deposit_is_cleared() {
         (r.deposited_to, r.instance, r.deposited_at_ms),
         (None, None, None)
     );
-    // The blobs stay, to be deposited again.
+    // The blobs stay, to be deposited again; the message waits again.
     assert_eq!(r.blobs.len(), 2);
+    assert_eq!(s.undelivered(c[0]).unwrap()[0].state, MessageState::Queued);
     assert!(matches!(s.mark_lost(999), Err(StoreError::NotFound)));
     // A message without sealed blobs has no deposit to lose.
     let plain = s.queue_message(c[0], &[2; 16], "m", 1, 1).unwrap();

@@ -59,6 +59,12 @@ Commands (one per line on stdin):
                                 Also answers NAME's request to authenticate
   /auth-abort NAME              give up an authentication in progress
   /delete NAME                  delete NAME and your conversation
+  /mailbox                      the mailboxes contacts leave messages in while you
+                                are offline
+  /mailbox-add ONION            name a mailbox (what `nightjar mailbox` prints:
+                                ….onion or ws://….onion/v1); contacts learn it on
+                                their next link. At most four
+  /mailbox-remove ONION         stop naming a mailbox
   /quit                         leave (also: end of input)
 
 Output (stable; one line each, stdout, flushed per line):
@@ -68,9 +74,12 @@ Output (stable; one line each, stdout, flushed per line):
   [HH:MM:SS] request #ID accepted: NAME | request #ID declined
   [HH:MM:SS] contact NAME added
   [HH:MM:SS] NAME connected | disconnected | is online | is away | is offline | left
-  [HH:MM:SS] <NAME> TEXT              a message from NAME
+  [HH:MM:SS] <NAME> TEXT [(via mailbox)]
+                                      a message from NAME (through your mailbox)
   [HH:MM:SS] -> NAME: TEXT (id ID)    a message you sent, queued
-  [HH:MM:SS] ✓ sent | delivered NAME (id ID)
+  [HH:MM:SS] ✓ sent | delivered | via mailbox | queued NAME (id ID)
+                                      via mailbox: NAME is offline; it waits in
+                                      their mailbox (queued again if it was lost)
   [HH:MM:SS] NAME asks to authenticate[: \"QUESTION\"] (answer with /auth NAME SECRET)
   [HH:MM:SS] authentication with NAME succeeded | failed: … | aborted
   [HH:MM:SS] NAME connected; messages wait until you authenticate …
@@ -80,7 +89,9 @@ Output (stable; one line each, stdout, flushed per line):
   NAME is verified    NAME deleted    talking to NAME: …
   /peer: name: NAME, level: authenticated|verified|unverified, fingerprint: …, online: yes|no
   /convs: NAME authenticated|verified|unverified online|offline [(N unread)]
-  /history: [HH:MM:SS] <NAME> TEXT | [HH:MM:SS] -> NAME: TEXT (queued|sent|delivered)
+  /history: [HH:MM:SS] <NAME> TEXT [(via mailbox)]
+            [HH:MM:SS] -> NAME: TEXT (queued|via mailbox|sent|delivered)
+  /mailbox: mailbox: ….onion (one line each) | no mailbox
   error: SENTENCE                     a command failed; the next line is read
 Names are coloured by trust (red: unverified, green: verified, cyan:
 authenticated in this session) on a terminal, unless NO_COLOR is set.";
@@ -138,6 +149,9 @@ pub enum Command {
         require_auth: bool,
     },
     Delete(String),
+    Mailboxes,
+    MailboxAdd(String),
+    MailboxRemove(String),
     Quit,
     /// Nothing (a blank line).
     Nothing,
@@ -274,6 +288,9 @@ pub fn parse(line: &str, current: Option<&str>) -> Result<Command, String> {
             }
         }
         "delete" => Command::Delete(one_name(args, "NAME")?),
+        "mailbox" if args.is_empty() => Command::Mailboxes,
+        "mailbox-add" => Command::MailboxAdd(one_name(args, "ONION")?),
+        "mailbox-remove" => Command::MailboxRemove(one_name(args, "ONION")?),
         _ => {
             return Err(format!(
                 "unknown command /{word} (/help lists the commands)"
@@ -396,9 +413,14 @@ fn presence_word(p: PresenceState) -> &'static str {
     }
 }
 
+fn mailbox_note(m: &MessageView) -> &'static str {
+    if m.via_mailbox { " (via mailbox)" } else { "" }
+}
+
 fn state_word(s: MessageState) -> &'static str {
     match s {
         MessageState::Queued => "queued",
+        MessageState::Deposited => "via mailbox",
         MessageState::Sent => "sent",
         MessageState::Delivered => "delivered",
         MessageState::Received => "received",
@@ -462,7 +484,11 @@ impl<W: Write> Session<W> {
             }
             Event::MessageReceived { message } => {
                 let name = s.name(&message.contact);
-                s.event(&format!("<{name}> {}", clean(&message.body)));
+                s.event(&format!(
+                    "<{name}> {}{}",
+                    clean(&message.body),
+                    mailbox_note(message)
+                ));
             }
             Event::MessageState { contact, id, state } => {
                 let name = s.name(contact);
@@ -725,6 +751,18 @@ impl<W: Write> Session<W> {
                 }
                 self.screen.line(&format!("{} deleted", clean(&name)));
             }
+            Command::Mailboxes => {
+                let list = node.mailboxes().await?;
+                self.show_mailboxes(&list);
+            }
+            Command::MailboxAdd(onion) => {
+                let list = node.add_mailbox(&onion).await?;
+                self.show_mailboxes(&list);
+            }
+            Command::MailboxRemove(onion) => {
+                let list = node.remove_mailbox(&onion).await?;
+                self.show_mailboxes(&list);
+            }
         }
         Ok(())
     }
@@ -790,13 +828,24 @@ impl<W: Write> Session<W> {
         }
     }
 
+    fn show_mailboxes(&mut self, list: &[String]) {
+        if list.is_empty() {
+            self.screen
+                .line("no mailbox: messages to you wait until you are online");
+        }
+        for onion in list {
+            self.screen.line(&format!("mailbox: {onion}"));
+        }
+    }
+
     fn history_line(&self, m: &MessageView) -> String {
         let when = clock(m.sent_at_ms);
         match m.direction {
             MessageDirection::Incoming => format!(
-                "[{when}] <{}> {}",
+                "[{when}] <{}> {}{}",
                 self.screen.name(&m.contact),
-                clean(&m.body)
+                clean(&m.body),
+                mailbox_note(m)
             ),
             MessageDirection::Outgoing => format!(
                 "[{when}] -> {}: {} ({})",
@@ -824,7 +873,10 @@ impl<W: Write> Session<W> {
             let history = self.node.history(&c.name, OUTBOX_SCAN).await?;
             if history.iter().any(|m| {
                 m.direction == MessageDirection::Outgoing
-                    && matches!(m.state, MessageState::Queued | MessageState::Sent)
+                    && matches!(
+                        m.state,
+                        MessageState::Queued | MessageState::Deposited | MessageState::Sent
+                    )
             }) {
                 return Ok(false);
             }

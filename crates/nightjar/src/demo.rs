@@ -36,7 +36,7 @@ pub struct DemoArgs {
     testnet: Option<std::path::PathBuf>,
 }
 
-const STEPS: u32 = 9;
+const STEPS: u32 = 10;
 /// How long any one step may wait for the network (a young private network can
 /// take a minute or two to make new onion services reachable).
 const STEP_LIMIT: Duration = Duration::from_secs(300);
@@ -65,14 +65,25 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }
     };
 
-    step(2, "Alice and Bob each start Tor and an ephemeral profile");
+    step(
+        2,
+        "Alice and Bob each start Tor and a profile (Alice's ephemeral, Bob's on disk)",
+    );
     let (alice_tor, bob_tor) = tokio::try_join!(
         start_tor("Alice", args.alice, &net),
         start_tor("Bob  ", args.bob, &net)
     )?;
     let (mailbox, rendezvous) = start_mailbox(alice_tor.as_ref()).await?;
-    let (alice, mut alice_events) = start_node(alice_tor.clone(), &rendezvous).await?;
-    let (bob, mut bob_events) = start_node(bob_tor.clone(), &rendezvous).await?;
+    let (alice, mut alice_events) = start_node(alice_tor.clone(), &rendezvous, None).await?;
+    // Bob's profile is kept (in a temporary directory) so that he can come back.
+    let bob_home = tempfile::tempdir()?;
+    let bob_store = Store::create(
+        bob_home.path(),
+        BOB_PASSPHRASE,
+        nightjar_store::KdfParams::DEFAULT,
+        &nightjar_node::new_profile(),
+    )?;
+    let (bob, mut bob_events) = start_node(bob_tor.clone(), &rendezvous, Some(bob_store)).await?;
     detail("each profile: an identity key, a public request onion, and a private endpoint");
     detail("onion that only accepted contacts can even see (v3 client authorization)");
     detail("and a nightjar mailbox server (RAM only) on its own onion, where invite codes meet");
@@ -242,7 +253,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         8,
         "Alice invites Carol with a code read over the phone; Carol wants a secret first",
     );
-    let (carol, mut carol_events) = start_node(bob_tor.clone(), &rendezvous).await?;
+    let (carol, mut carol_events) = start_node(bob_tor.clone(), &rendezvous, None).await?;
     let invited = Instant::now();
     let invite = alice.create_invite("carol", false).await?;
     detail(format!(
@@ -292,7 +303,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     ));
     carol.shutdown().await?;
 
-    step(9, "Bob shares his presence with Alice, then leaves");
+    step(
+        9,
+        "Bob names the mailbox for messages sent while he is away, shares his presence, leaves",
+    );
+    bob.add_mailbox(&mailbox.address().to_string()).await?;
+    detail("Bob's contacts learn it over their link, with a fresh chain of slot keys for each");
     bob.set_presence("alice", true).await?;
     let presence = |e: &Event| match e {
         Event::Presence { presence, .. } => Some(*presence),
@@ -303,7 +319,73 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     bob.shutdown().await?;
     let now = wait_for(&mut alice_events, "Bob's goodbye", presence).await?;
     detail(format!("Bob quit; Alice sees Bob: {now:?}"));
+    bob_tor.shutdown().await?;
+
+    step(
+        10,
+        "While Bob is away, Alice's messages wait in his mailbox; he gets them on return",
+    );
+    let away = [
+        "Bob, are you there?",
+        "The meeting moved to Thursday.",
+        "Bring the blue folder.",
+    ];
+    let left = Instant::now();
+    let mut ids = Vec::new();
+    for text in away {
+        ids.push(alice.send_message("bob", text).await?.id);
+    }
+    for id in &ids {
+        wait_for(
+            &mut alice_events,
+            "a deposit in Bob's mailbox",
+            |e| match e {
+                Event::MessageState { id: got, state, .. }
+                    if got == id && *state == nightjar_node::MessageState::Deposited =>
+                {
+                    Some(())
+                }
+                _ => None,
+            },
+        )
+        .await?;
+    }
+    detail(format!(
+        "Bob's onion is gone: after {:.1} s each message is a 498-byte blob in his mailbox,",
+        left.elapsed().as_secs_f64()
+    ));
+    detail("under a slot id only Bob can derive; the mailbox cannot tell whose they are");
     alice.shutdown().await?;
+    detail("Alice closes nightjar too; Bob comes back later on a new Tor client");
+    let bob_tor = start_tor("Bob  ", args.bob, &net).await?;
+    let back = Instant::now();
+    let bob_store = Store::open(bob_home.path(), BOB_PASSPHRASE)?;
+    let (bob, mut bob_events) = start_node(bob_tor.clone(), &rendezvous, Some(bob_store)).await?;
+    for text in away {
+        let message = wait_for(&mut bob_events, "a message from the mailbox", |e| match e {
+            Event::MessageReceived { message } => Some(message.clone()),
+            _ => None,
+        })
+        .await?;
+        anyhow::ensure!(
+            message.body == text,
+            "expected \"{text}\" next, got \"{}\"",
+            message.body
+        );
+        detail(format!(
+            "Bob ← Alice  \"{}\"{} after {:.1} s",
+            message.body,
+            if message.via_mailbox {
+                " (via mailbox)"
+            } else {
+                ""
+            },
+            back.elapsed().as_secs_f64()
+        ));
+    }
+    detail("in order, each once; Alice's node will resend until Bob's receipts reach it,");
+    detail("and Bob's drops the copies it already has");
+    bob.shutdown().await?;
     mailbox.shutdown().await?;
     alice_tor.shutdown().await?;
     bob_tor.shutdown().await?;
@@ -332,16 +414,32 @@ async fn start_mailbox(tor: &dyn Transport) -> Result<(Forward, Rendezvous)> {
     Ok((forward, rendezvous))
 }
 
+/// The passphrase of Bob's profile (a throwaway, in a temporary directory).
+const BOB_PASSPHRASE: &str = "nightjar demo";
+
+/// Starts a node on `store`, or on a new ephemeral profile.
 async fn start_node(
     tor: Arc<dyn Transport>,
     rendezvous: &Rendezvous,
+    store: Option<Store>,
 ) -> Result<(Node, broadcast::Receiver<Event>)> {
-    let store = Store::in_memory(&nightjar_node::new_profile())?;
+    let ephemeral = store.is_none();
+    let store = match store {
+        Some(store) => store,
+        None => Store::in_memory(&nightjar_node::new_profile())?,
+    };
     let node = nightjar_node::start(NodeConfig {
         store,
         transport: tor,
-        ephemeral: true,
+        ephemeral,
         rendezvous: rendezvous.clone(),
+        // A demo does not wait ten minutes: the mailbox is visited often, and a
+        // message goes to it after a few seconds without a link.
+        offline: nightjar_node::OfflineConfig {
+            drain_every: Duration::from_secs(5),
+            check_every: Duration::from_secs(5),
+            deposit_after: Duration::from_secs(5),
+        },
     })
     .await?;
     let events = node.subscribe();

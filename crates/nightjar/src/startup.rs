@@ -64,6 +64,18 @@ pub struct ProfileArgs {
     /// $NIGHTJAR_PASSPHRASE, else a prompt on the terminal).
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// How often, in seconds, to fetch what contacts left in your mailboxes
+    /// while you were offline, and to check that the mailboxes holding your
+    /// undelivered messages still have them (a restarted mailbox has lost
+    /// them; they are deposited again). More often means less delay, and more
+    /// visits a mailbox could observe.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub mailbox_every: u64,
     #[command(flatten)]
     pub tor: TorArgs,
 }
@@ -265,6 +277,11 @@ pub async fn start_node(args: &ProfileArgs) -> Result<Running> {
         transport: tor.transport.clone(),
         ephemeral: args.ephemeral,
         rendezvous: args.tor.rendezvous.clone(),
+        offline: nightjar_node::OfflineConfig {
+            drain_every: std::time::Duration::from_secs(args.mailbox_every),
+            check_every: std::time::Duration::from_secs(args.mailbox_every),
+            ..nightjar_node::OfflineConfig::default()
+        },
     })
     .await;
     match node {

@@ -24,11 +24,36 @@ struct Person {
 
 impl Person {
     fn start(name: &'static str, backend: &str, testnet: &std::path::Path, extra: &[&str]) -> Self {
+        let mut args = vec!["--ephemeral"];
+        args.extend_from_slice(extra);
+        Self::start_with(name, backend, testnet, &args)
+    }
+
+    /// With a persistent profile called `name` under `data`.
+    fn start_persistent(
+        name: &'static str,
+        backend: &str,
+        testnet: &std::path::Path,
+        data: &std::path::Path,
+        extra: &[&str],
+    ) -> Self {
+        let mut args = vec!["--profile", name, "--data-dir", data.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Self::start_with(name, backend, testnet, &args)
+    }
+
+    fn start_with(
+        name: &'static str,
+        backend: &str,
+        testnet: &std::path::Path,
+        args: &[&str],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_nightjar"))
-            .args(["cli", "--ephemeral", "--tor", backend, "--testnet"])
+            .args(["cli", "--tor", backend, "--testnet"])
             .arg(testnet)
-            .args(extra)
+            .args(args)
             .env_remove("NIGHTJAR_TESTNET")
+            .env("NIGHTJAR_PASSPHRASE", "a long enough test passphrase")
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -230,4 +255,163 @@ async fn an_invite_code_through_a_nightjar_mailbox_then_authentication() {
 
     quit_both(alice, bob).await;
     mailbox.start_kill().unwrap();
+}
+
+/// Reads `nightjar mailbox` output until a line starts with `prefix`.
+async fn mailbox_line(out: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> String {
+    tokio::time::timeout(HANG_GUARD, async {
+        while let Some(line) = out.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.to_owned();
+            }
+        }
+        panic!("the mailbox ended without printing {prefix:?}");
+    })
+    .await
+    .expect("the mailbox never printed its address")
+}
+
+/// `nightjar mailbox --listen ADDR`, published by the test's own tor so that a
+/// restart of the mailbox keeps its onion.
+async fn mailbox_on(addr: &str) -> Child {
+    let mut mailbox = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args(["mailbox", "--listen", addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(mailbox.stdout.take().unwrap()).lines();
+    assert_eq!(mailbox_line(&mut out, "listening: ").await, addr);
+    mailbox
+}
+
+/// Resident memory of a process, from /proc, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Deposits with made-up work, as fast as one connection goes: every one refused.
+async fn flood(addr: &str, deposits: usize) {
+    use http_body_util::{BodyExt as _, Full};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for i in 0..deposits {
+        let mut body = vec![0u8; 32 + 32 + 16 + 498];
+        body[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let request = http::Request::post("/v2/deposit")
+            .header(http::header::HOST, "mailbox")
+            .header(http::header::CONTENT_TYPE, "application/octet-stream")
+            .body(Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        sender.ready().await.unwrap();
+        let answer = sender.send_request(request).await.unwrap();
+        assert_eq!(answer.status(), http::StatusCode::FORBIDDEN);
+        answer.into_body().collect().await.unwrap();
+    }
+}
+
+/// Bob is offline: Alice's twenty messages wait in his mailbox. A flood of
+/// deposits without valid work leaves the mailbox's memory flat; the mailbox
+/// restarts and loses them, Alice notices and deposits them again; Bob comes back
+/// while Alice is away and gets all twenty from the mailbox, in order, once;
+/// when Alice is back her receipts come.
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_wait_in_a_mailbox_while_bob_is_offline() {
+    let net = shared_network().await;
+    let data = tempfile::tempdir().unwrap();
+    let addr = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().to_string()
+    };
+    let mut mailbox = mailbox_on(&addr).await;
+    let onion = nightjar_test_support::onion::PublishedOnion::start(net, addr.parse().unwrap())
+        .await
+        .unwrap();
+    let rendezvous = onion.rendezvous_url();
+    let extra = ["--rendezvous", rendezvous.as_str(), "--mailbox-every", "3"];
+
+    let mut alice = Person::start_persistent("alice", "arti", net.dir(), data.path(), &extra);
+    let mut bob = Person::start_persistent("bob", "ctor", net.dir(), data.path(), &extra);
+    bob.say(&format!("/mailbox-add {}", onion.address())).await;
+    bob.expect(&format!("mailbox: {}", onion.address())).await;
+    bob.say("/invite alice").await;
+    let line = bob.expect("invite code for alice: ").await;
+    let code = after_stamp(&line)
+        .strip_prefix("invite code for alice: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    alice.say(&format!("/join {code} bob")).await;
+    alice.expect("invite for bob completed").await;
+    bob.expect("alice connected").await;
+    // Bob's grant goes out before anything else he sends on the link.
+    bob.say("/msg alice see you").await;
+    alice.expect("<bob> see you").await;
+    bob.say("/quit").await;
+    assert!(bob.child.wait().await.unwrap().success());
+    alice.expect("bob disconnected").await;
+
+    let before = rss_kib(mailbox.id().unwrap());
+    flood(&addr, 20_000).await;
+    let after = rss_kib(mailbox.id().unwrap());
+    assert!(
+        after < before + 8 * 1024,
+        "the mailbox grew from {before} KiB to {after} KiB under bad work"
+    );
+    println!("mailbox RSS before a flood of 20000 bad deposits: {before} KiB, after: {after} KiB");
+
+    for i in 0..20 {
+        alice
+            .say(&format!("/msg bob while you were away {i}"))
+            .await;
+    }
+    for _ in 0..20 {
+        alice.expect("✓ via mailbox bob").await;
+    }
+
+    // The mailbox restarts: its memory, and Alice's deposits, are gone.
+    mailbox.start_kill().unwrap();
+    mailbox.wait().await.unwrap();
+    let _mailbox = mailbox_on(&addr).await;
+    for _ in 0..20 {
+        alice.expect("✓ queued bob").await;
+        alice.expect("✓ via mailbox bob").await;
+    }
+    alice.say("/quit").await;
+    assert!(alice.child.wait().await.unwrap().success());
+
+    let mut bob = Person::start_persistent("bob", "ctor", net.dir(), data.path(), &extra);
+    for i in 0..20 {
+        bob.expect(&format!("<alice> while you were away {i} (via mailbox)"))
+            .await;
+    }
+    let mut alice = Person::start_persistent("alice", "arti", net.dir(), data.path(), &extra);
+    for _ in 0..20 {
+        alice.expect("✓ delivered bob").await;
+    }
+    bob.say("/history alice 100").await;
+    bob.expect("-> alice: see you").await;
+    for i in 0..20 {
+        bob.expect(&format!("<alice> while you were away {i} (via mailbox)"))
+            .await;
+    }
+    bob.say("/convs").await;
+    bob.expect("alice verified").await;
+    let copies = bob
+        .seen
+        .iter()
+        .filter(|l| l.contains("while you were away 7 "))
+        .count();
+    assert_eq!(copies, 2, "once as it arrived, once in the history");
+    quit_both(alice, bob).await;
 }

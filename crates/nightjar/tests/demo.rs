@@ -49,6 +49,10 @@ fn check(stdout: &str) {
         "then Alice got \"Hi Alice, Carol here.\"",
         "Alice sees Bob: Online",
         "Bob quit; Alice sees Bob: Offline",
+        "each message is a 498-byte blob in his mailbox",
+        "Bob ← Alice  \"Bob, are you there?\" (via mailbox)",
+        "Bob ← Alice  \"The meeting moved to Thursday.\" (via mailbox)",
+        "Bob ← Alice  \"Bring the blue folder.\" (via mailbox)",
         "Done in",
     ] {
         assert!(

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nightjar_node::{Event, MessageState, Node, NodeConfig, Rendezvous};
+use nightjar_node::{Event, MessageState, Node, NodeConfig, OfflineConfig, Rendezvous};
 use nightjar_store::{KdfParams, Store};
 use nightjar_tor::Transport;
 use nightjar_tor::loopback::LoopbackNetwork;
@@ -31,11 +31,21 @@ pub async fn start_with(
     transport: Arc<dyn Transport>,
     rendezvous: Rendezvous,
 ) -> (Node, broadcast::Receiver<Event>) {
+    start_configured(store, transport, rendezvous, OfflineConfig::default()).await
+}
+
+pub async fn start_configured(
+    store: Store,
+    transport: Arc<dyn Transport>,
+    rendezvous: Rendezvous,
+    offline: OfflineConfig,
+) -> (Node, broadcast::Receiver<Event>) {
     let node = nightjar_node::start(NodeConfig {
         store,
         transport,
         ephemeral: true,
         rendezvous,
+        offline,
     })
     .await
     .unwrap();

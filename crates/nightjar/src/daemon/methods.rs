@@ -71,6 +71,13 @@ pub(crate) enum NodeCall {
         name: String,
         require_auth: bool,
     },
+    Mailboxes,
+    AddMailbox {
+        onion: String,
+    },
+    RemoveMailbox {
+        onion: String,
+    },
 }
 
 /// Every method a client may call.
@@ -145,6 +152,13 @@ impl Call {
                 name: p.string("name")?,
                 require_auth: p.opt_boolean("require_auth")?.unwrap_or(false),
             },
+            "mailboxes" => NodeCall::Mailboxes,
+            "add_mailbox" => NodeCall::AddMailbox {
+                onion: p.string("onion")?,
+            },
+            "remove_mailbox" => NodeCall::RemoveMailbox {
+                onion: p.string("onion")?,
+            },
             "subscribe" => {
                 p.finish()?;
                 return Ok(Self::Subscribe);
@@ -204,6 +218,9 @@ pub(crate) async fn execute(call: NodeCall, node: &Node) -> Result<Value, RpcErr
             name,
             require_auth,
         } => to_json(node.join_invite(&code, &name, require_auth).await),
+        NodeCall::Mailboxes => to_json(node.mailboxes().await),
+        NodeCall::AddMailbox { onion } => to_json(node.add_mailbox(&onion).await),
+        NodeCall::RemoveMailbox { onion } => to_json(node.remove_mailbox(&onion).await),
     }
 }
 
@@ -397,6 +414,9 @@ mod tests {
             "abort_auth",
             "create_invite",
             "join_invite",
+            "mailboxes",
+            "add_mailbox",
+            "remove_mailbox",
             "subscribe",
             "shutdown",
         ] {

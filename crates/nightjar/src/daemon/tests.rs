@@ -29,6 +29,7 @@ async fn node(net: &LoopbackNetwork) -> Node {
         transport: net.transport(),
         ephemeral: true,
         rendezvous: nightjar_node::Rendezvous::default(),
+        offline: nightjar_node::OfflineConfig::default(),
     })
     .await
     .unwrap()

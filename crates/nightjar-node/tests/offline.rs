@@ -1,0 +1,284 @@
+//! Offline delivery through a mailbox, on the in-process loopback network: a
+//! real mailbox server (on a loopback TCP port, published as an onion of the
+//! loopback network) and persistent profiles that stop and start.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use nightjar_node::{Event, MessageDirection, MessageState, Node, OfflineConfig, Rendezvous};
+use nightjar_store::Store;
+use nightjar_tor::forward::Forward;
+use nightjar_tor::loopback::LoopbackNetwork;
+use nightjar_tor::{ServiceConfig, ServiceKey, Transport};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, oneshot};
+
+/// A mailbox server on a loopback port; stopping and starting it again on the
+/// same port is a restart (the onion in front of it stays).
+struct MailboxServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MailboxServer {
+    async fn start_at(addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            nightjar_mailbox::serve(listener, nightjar_mailbox::Config::default(), shutdown)
+                .await
+                .unwrap();
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn restart(mut self) -> Self {
+        let addr = self.addr;
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+        Self::start_at(addr).await
+    }
+}
+
+/// The mailbox's onion, and the transport that must live as long as it.
+async fn publish(net: &LoopbackNetwork, server: &MailboxServer) -> (Forward, Arc<dyn Transport>) {
+    let config = ServiceConfig {
+        nickname: "mailbox".into(),
+        key: ServiceKey::Ephemeral,
+        virtual_port: 80,
+        authorized_clients: None,
+    };
+    let tor = net.transport();
+    let forward = Forward::start(&*tor, config, server.addr).await.unwrap();
+    (forward, tor)
+}
+
+fn quick() -> OfflineConfig {
+    OfflineConfig {
+        drain_every: Duration::from_secs(1),
+        check_every: Duration::from_secs(1),
+        deposit_after: Duration::from_secs(60),
+    }
+}
+
+async fn open(dir: &Path, transport: Arc<dyn Transport>) -> (Node, broadcast::Receiver<Event>) {
+    let store = Store::open(dir, "pass").unwrap();
+    start_configured(store, transport, Rendezvous::default(), quick()).await
+}
+
+/// Alice and Bob, contacts, with Bob naming `mailbox`; returns once Alice has
+/// Bob's grant (a text Bob sent after it arrived) and Bob is gone.
+async fn alice_with_bob_away(
+    net: &LoopbackNetwork,
+    root: &Path,
+    mailbox: &Forward,
+) -> (Node, broadcast::Receiver<Event>) {
+    let alice_store = create_profile(&root.join("alice"));
+    let bob_store = create_profile(&root.join("bob"));
+    let (alice, mut alice_events) =
+        start_configured(alice_store, net.transport(), Rendezvous::default(), quick()).await;
+    let (bob, mut bob_events) =
+        start_configured(bob_store, net.transport(), Rendezvous::default(), quick()).await;
+    let listed = bob
+        .add_mailbox(&mailbox.address().to_string())
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![mailbox.address().to_string()]);
+    befriend(&alice, &mut alice_events, &bob, &mut bob_events).await;
+    until_online(&bob, &mut bob_events, "alice").await;
+    // The grant goes out on the link before anything else Bob sends on it.
+    bob.send_message("alice", "see you").await.unwrap();
+    assert_eq!(received(&mut alice_events).await.1, "see you");
+    bob.shutdown().await.unwrap();
+    next_matching(&mut alice_events, |e| {
+        matches!(e, Event::Disconnected { .. }).then_some(())
+    })
+    .await;
+    (alice, alice_events)
+}
+
+async fn deposited(events: &mut broadcast::Receiver<Event>, ids: &[String]) {
+    for id in ids {
+        next_matching(events, |e| match e {
+            Event::MessageState { id: got, state, .. }
+                if got == id && *state == MessageState::Deposited =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    }
+}
+
+async fn send_all(alice: &Node, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let sent = alice
+            .send_message("bob", &format!("while you were away {i}"))
+            .await
+            .unwrap();
+        ids.push(sent.id);
+    }
+    ids
+}
+
+/// Bob comes back while Alice is away: everything arrives from the mailbox, in
+/// order, once.
+async fn bob_drains(net: &LoopbackNetwork, root: &Path, n: usize) -> Node {
+    let (bob, mut bob_events) = open(&root.join("bob"), net.transport()).await;
+    for i in 0..n {
+        let message = next_matching(&mut bob_events, |e| match e {
+            Event::MessageReceived { message } => Some(message.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(message.body, format!("while you were away {i}"));
+        assert!(message.via_mailbox, "message {i} came over a link");
+    }
+    bob
+}
+
+/// A mailbox on its onion; Bob names it, then goes away; Alice sends `n`
+/// messages and sees each deposited.
+struct Scene {
+    net: LoopbackNetwork,
+    root: tempfile::TempDir,
+    server: MailboxServer,
+    _mailbox: (Forward, Arc<dyn Transport>),
+    alice: Node,
+    alice_events: broadcast::Receiver<Event>,
+    ids: Vec<String>,
+}
+
+async fn scene(n: usize) -> Scene {
+    let net = LoopbackNetwork::new();
+    let root = tempfile::tempdir().unwrap();
+    let server = MailboxServer::start_at("127.0.0.1:0".parse().unwrap()).await;
+    let mailbox = publish(&net, &server).await;
+    let (alice, mut alice_events) = alice_with_bob_away(&net, root.path(), &mailbox.0).await;
+    let ids = send_all(&alice, n).await;
+    deposited(&mut alice_events, &ids).await;
+    Scene {
+        net,
+        root,
+        server,
+        _mailbox: mailbox,
+        alice,
+        alice_events,
+        ids,
+    }
+}
+
+#[tokio::test]
+async fn twenty_messages_wait_in_the_mailbox_and_arrive_once_in_order() {
+    let Scene {
+        net,
+        root,
+        server: _server,
+        _mailbox,
+        alice,
+        ids,
+        ..
+    } = scene(20).await;
+    alice.shutdown().await.unwrap();
+
+    let bob = bob_drains(&net, root.path(), 20).await;
+    // Alice comes back: her copies go over the link too, Bob keeps one of each
+    // and confirms them all.
+    let (alice, mut alice_events) = open(&root.path().join("alice"), net.transport()).await;
+    for id in &ids {
+        delivered(&mut alice_events, id).await;
+    }
+    let history = bob.history("alice", 100).await.unwrap();
+    let incoming: Vec<_> = history
+        .iter()
+        .filter(|m| m.direction == MessageDirection::Incoming)
+        .collect();
+    assert_eq!(incoming.len(), 20, "each message stored exactly once");
+    for (i, m) in incoming.iter().enumerate() {
+        assert_eq!(m.body, format!("while you were away {i}"));
+        assert!(m.via_mailbox);
+    }
+    alice.shutdown().await.unwrap();
+    bob.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_mailbox_restart_loses_deposits_and_the_sender_deposits_them_again() {
+    let Scene {
+        net,
+        root,
+        server,
+        _mailbox,
+        alice,
+        mut alice_events,
+        ids,
+    } = scene(5).await;
+    // Everything in the mailbox's memory is gone.
+    let _server = server.restart().await;
+    // Alice notices the new instance: each message, in order, is queued again
+    // and deposited again.
+    for id in &ids {
+        for wanted in [MessageState::Queued, MessageState::Deposited] {
+            next_matching(&mut alice_events, |e| match e {
+                Event::MessageState { id: got, state, .. } if got == id && *state == wanted => {
+                    Some(())
+                }
+                _ => None,
+            })
+            .await;
+        }
+    }
+    alice.shutdown().await.unwrap();
+
+    let bob = bob_drains(&net, root.path(), 5).await;
+    assert_eq!(bob.history("alice", 100).await.unwrap().len(), 6);
+    bob.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn mailbox_names_are_checked_and_at_most_four_kept() {
+    let net = LoopbackNetwork::new();
+    let (node, _events) = ephemeral(&net).await;
+    assert!(node.mailboxes().await.unwrap().is_empty());
+    let address = node.info().await.unwrap().address;
+    for bad in [
+        "",
+        "mailbox.example.com",
+        "ws://127.0.0.1:4000/v1",
+        "abc.onion",
+    ] {
+        assert!(node.add_mailbox(bad).await.is_err(), "{bad:?}");
+    }
+    let onions: Vec<String> = (1u8..=5)
+        .map(|i| nightjar_proto::onion::OnionAddress::from_public_key([i; 32]).to_string())
+        .collect();
+    for onion in &onions[..4] {
+        node.add_mailbox(&format!("ws://{onion}/v1")).await.unwrap();
+    }
+    // The same one again changes nothing.
+    assert_eq!(node.add_mailbox(&onions[0]).await.unwrap(), onions[..4]);
+    assert!(node.add_mailbox(&onions[4]).await.is_err());
+    // The address now names the first mailbox.
+    let with_mailbox = node.info().await.unwrap().address;
+    assert!(with_mailbox.len() > address.len());
+    assert_eq!(node.remove_mailbox(&onions[0]).await.unwrap(), onions[1..4]);
+    assert!(node.remove_mailbox(&onions[0]).await.is_err());
+    node.shutdown().await.unwrap();
+}
