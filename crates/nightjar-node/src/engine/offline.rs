@@ -374,6 +374,7 @@ impl Engine {
         };
         let Some(state) = self.store.send_chain(contact)? else {
             // They never told us where to leave messages.
+            tracing::debug!("no mailbox grant from this contact: messages wait for a link");
             return Ok(None);
         };
         let unreachable = self.dials.get(&contact).is_some_and(|b| b.failures > 0);
@@ -423,6 +424,15 @@ impl Engine {
             .filter_map(|record| deposit_item(record, &ids))
             .collect();
         let needed = items.iter().any(|i| i.deposited.is_none() || check_due);
+        if needed {
+            tracing::debug!(
+                messages = items.len(),
+                unreachable,
+                waited,
+                check_due,
+                "depositing in a contact's mailbox"
+            );
+        }
         Ok(needed.then_some(items))
     }
 
@@ -479,6 +489,7 @@ impl Engine {
         };
         match result {
             Ok(()) => {
+                tracing::debug!("deposits done");
                 b.in_flight = false;
                 b.failures = 0;
                 b.next = Instant::now() + IDLE_LOOK;
