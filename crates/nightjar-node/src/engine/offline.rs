@@ -99,7 +99,6 @@ pub(crate) struct DepositItem {
 
 /// A slot a drain found non-empty.
 pub(crate) struct FoundSlot {
-    contact: i64,
     chain: i64,
     counter: u32,
     mailbox: [u8; 32],
@@ -524,8 +523,9 @@ impl Engine {
         }
     }
 
+    /// Our mailboxes and the slots to fetch from them, if there are both.
     #[allow(clippy::type_complexity)]
-    fn drain_work(&self) -> Result<Option<(Vec<[u8; 32]>, DrainSlots)>, NodeError> {
+    fn drain_work(&self) -> Result<Option<(Vec<[u8; 32]>, Vec<Wanted>)>, NodeError> {
         let mailboxes = self.store.mailboxes()?;
         if mailboxes.is_empty() {
             return Ok(None);
@@ -537,15 +537,18 @@ impl Engine {
             .filter(|c| c.require_auth || c.state != ContactState::Active)
             .map(|c| c.id)
             .collect();
-        let mut slots: DrainSlots = BTreeMap::new();
+        let mut slots = Vec::new();
         for record in self.store.recv_chains()? {
             if blocked.contains(&record.contact) {
                 continue;
             }
             let receiving = Receiving::from_bytes(&record.state)?;
-            let entry = slots.entry(record.contact).or_default();
             for slot in receiving.chain.slots_to_scan() {
-                entry.push((record.id, slot.counter, slot.slot_seed));
+                slots.push(Wanted {
+                    chain: record.id,
+                    counter: slot.counter,
+                    slot_seed: slot.slot_seed,
+                });
             }
         }
         if slots.is_empty() {
@@ -561,26 +564,24 @@ impl Engine {
         for slot in found {
             by_chain.entry(slot.chain).or_default().push(slot);
         }
-        let mut acks: BTreeMap<(i64, [u8; 32]), Vec<AckItem>> = BTreeMap::new();
+        let mut acks: BTreeMap<[u8; 32], Vec<AckItem>> = BTreeMap::new();
         for (chain, slots) in by_chain {
             match self.open_drained(chain, &slots) {
                 Ok(done) => {
                     for slot in slots {
                         if done.contains(&slot.counter) {
-                            acks.entry((slot.contact, slot.mailbox))
-                                .or_default()
-                                .push(AckItem {
-                                    slot_seed: slot.slot_seed,
-                                    ids: slot.blobs.into_iter().map(|(id, _)| id).collect(),
-                                });
+                            acks.entry(slot.mailbox).or_default().push(AckItem {
+                                slot_seed: slot.slot_seed,
+                                ids: slot.blobs.into_iter().map(|(id, _)| id).collect(),
+                            });
                         }
                     }
                 }
                 Err(e) => self.warn(format!("could not store messages from a mailbox: {e}")),
             }
         }
-        for ((contact, mailbox), items) in acks {
-            tokio::spawn(ack_task(self.transport.clone(), contact, mailbox, items));
+        for (mailbox, items) in acks {
+            tokio::spawn(ack_task(self.transport.clone(), mailbox, items));
         }
     }
 
@@ -688,8 +689,12 @@ impl Engine {
 /// Before looking again at a contact with nothing to deposit.
 const IDLE_LOOK: Duration = Duration::from_secs(5);
 
-/// Per contact: (receive chain id, counter, slot seed) to fetch.
-pub(crate) type DrainSlots = BTreeMap<i64, Vec<(i64, u32, Zeroizing<[u8; 32]>)>>;
+/// A slot to fetch: its receive chain, counter and seed.
+pub(crate) struct Wanted {
+    chain: i64,
+    counter: u32,
+    slot_seed: Zeroizing<[u8; 32]>,
+}
 
 pub(crate) struct AckItem {
     slot_seed: Zeroizing<[u8; 32]>,
@@ -741,7 +746,10 @@ async fn deposit_task(
     items: Vec<DepositItem>,
     reports: mpsc::Sender<Report>,
 ) {
-    let isolation = format!("deposit-{contact}");
+    // Asking whether the mailbox restarted reveals nothing; each deposit goes on
+    // a circuit of its own, so the mailbox cannot tell which deposits came
+    // together.
+    let isolation = format!("mailbox-check-{contact}");
     let mut instances: HashMap<[u8; 32], Option<[u8; 16]>> = HashMap::new();
     let mut result = Ok(());
     'items: for item in items {
@@ -775,7 +783,8 @@ async fn deposit_task(
                     None => {}
                 }
             }
-            match courier::deposit(&*transport, &mailbox, &item.slot_seed, &item.blobs).await {
+            let alone = mailbox_at(key, format!("deposit-{}", item.seq));
+            match courier::deposit(&*transport, &alone, &item.slot_seed, &item.blobs).await {
                 Ok(instance) => {
                     instances.insert(key, Some(instance));
                     let _ = reports
@@ -798,61 +807,57 @@ async fn deposit_task(
     let _ = reports.send(Report::DepositEnded { contact, result }).await;
 }
 
-/// Fetches every slot to scan from every mailbox, one contact at a time, each
-/// contact on circuits of its own.
+/// Fetches every slot to scan from every mailbox: the slots of all contacts in
+/// one request (split only at the mailbox's batch size), in the order of their
+/// ids, which says nothing of which conversation a slot belongs to.
 async fn drain_task(
     transport: Arc<dyn Transport>,
     mailboxes: Vec<[u8; 32]>,
-    slots: DrainSlots,
+    slots: Vec<Wanted>,
     reports: mpsc::Sender<Report>,
 ) {
+    let mut wanted: Vec<(SlotKey, Wanted)> = slots
+        .into_iter()
+        .map(|w| (SlotKey::from_seed(&w.slot_seed), w))
+        .collect();
+    wanted.sort_by_key(|(key, _)| key.slot().0);
+    let keys: Vec<&SlotKey> = wanted.iter().map(|(key, _)| key).collect();
     let mut found = Vec::new();
-    for &key in &mailboxes {
-        for (&contact, wanted) in &slots {
-            let mailbox = mailbox_at(key, format!("drain-{contact}"));
-            let keys: Vec<SlotKey> = wanted
-                .iter()
-                .map(|(_, _, seed)| SlotKey::from_seed(seed))
-                .collect();
-            let refs: Vec<&SlotKey> = keys.iter().collect();
-            match courier::fetch(&*transport, &mailbox, &refs).await {
-                Ok(blobs) => {
-                    for ((chain, counter, seed), blobs) in wanted.iter().zip(blobs) {
-                        if !blobs.is_empty() {
-                            found.push(FoundSlot {
-                                contact,
-                                chain: *chain,
-                                counter: *counter,
-                                mailbox: key,
-                                slot_seed: seed.clone(),
-                                blobs,
-                            });
-                        }
+    for &mailbox in &mailboxes {
+        match courier::fetch(&*transport, &mailbox_at(mailbox, DRAIN.into()), &keys).await {
+            Ok(blobs) => {
+                for ((_, w), blobs) in wanted.iter().zip(blobs) {
+                    if !blobs.is_empty() {
+                        found.push(FoundSlot {
+                            chain: w.chain,
+                            counter: w.counter,
+                            mailbox,
+                            slot_seed: w.slot_seed.clone(),
+                            blobs,
+                        });
                     }
                 }
-                Err(e) => tracing::debug!("mailbox drain failed: {e}"),
             }
+            Err(e) => tracing::debug!("mailbox drain failed: {e}"),
         }
     }
     let _ = reports.send(Report::Drained { found }).await;
 }
 
-async fn ack_task(
-    transport: Arc<dyn Transport>,
-    contact: i64,
-    mailbox: [u8; 32],
-    items: Vec<AckItem>,
-) {
-    let mailbox = mailbox_at(mailbox, format!("drain-{contact}"));
-    let keys: Vec<(SlotKey, Vec<BlobId>)> = items
+/// The circuit isolation of drains and their acknowledgements.
+const DRAIN: &str = "mailbox-drain";
+
+async fn ack_task(transport: Arc<dyn Transport>, mailbox: [u8; 32], items: Vec<AckItem>) {
+    let mut keys: Vec<(SlotKey, Vec<BlobId>)> = items
         .into_iter()
         .map(|item| (SlotKey::from_seed(&item.slot_seed), item.ids))
         .collect();
+    keys.sort_by_key(|(key, _)| key.slot().0);
     let refs: Vec<(&SlotKey, Vec<BlobId>)> =
         keys.iter().map(|(key, ids)| (key, ids.clone())).collect();
     // A lost ack costs nothing: the blobs are fetched again, found consumed, and
     // acknowledged then.
-    if let Err(e) = courier::ack(&*transport, &mailbox, &refs).await {
+    if let Err(e) = courier::ack(&*transport, &mailbox_at(mailbox, DRAIN.into()), &refs).await {
         tracing::debug!("mailbox ack failed: {e}");
     }
 }
