@@ -73,7 +73,7 @@ pub(crate) enum Report {
     Deposited {
         contact: i64,
         seq: i64,
-        id: [u8; 16],
+        id: Option<[u8; 16]>,
         mailbox: [u8; 32],
         instance: [u8; 16],
     },
@@ -81,7 +81,7 @@ pub(crate) enum Report {
     DepositLost {
         contact: i64,
         seq: i64,
-        id: [u8; 16],
+        id: Option<[u8; 16]>,
     },
     /// A round of deposits for a contact ended (at the first failure, if any).
     DepositEnded {

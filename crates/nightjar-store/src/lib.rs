@@ -776,7 +776,8 @@ impl Store {
                  WHERE contact = ?1 AND direction = ?2 AND msg_id = ?3 AND state <> ?4",
             )?;
             let mut unseal = tx.prepare_cached(
-                "DELETE FROM sealed WHERE message_seq IN (SELECT seq FROM messages \
+                "DELETE FROM sealed WHERE deposited_to IS NOT NULL AND message_seq IN \
+                 (SELECT seq FROM messages \
                  WHERE contact = ?1 AND direction = ?2 AND msg_id = ?3 AND state = ?4)",
             )?;
             for id in ids {

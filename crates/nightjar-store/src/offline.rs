@@ -224,12 +224,15 @@ impl Store {
         Ok(())
     }
 
-    /// The contact's sealed messages whose message has no receipt yet, in message
-    /// order.
+    /// The contact's sealed messages to deposit or keep an eye on, in message
+    /// order: those whose message has no receipt yet, and those never deposited
+    /// although their message was delivered another way (deposited all the same,
+    /// so the recipient's window of counters moves past them).
     pub fn sealed_pending(&self, contact: ContactId) -> Result<Vec<SealedRecord>, StoreError> {
         let sql = format!(
             "SELECT {SEALED_COLUMNS} FROM sealed JOIN messages ON messages.seq = message_seq \
-             WHERE messages.contact = ?1 AND messages.state <> ?2 ORDER BY message_seq"
+             WHERE messages.contact = ?1 AND (messages.state <> ?2 OR deposited_to IS NULL) \
+             ORDER BY message_seq"
         );
         let delivered = rows::message_state_code(MessageState::Delivered);
         query_all(&self.conn, &sql, params![contact, delivered], rows::sealed)
@@ -252,7 +255,17 @@ impl Store {
              WHERE message_seq = ?1",
             params![message_seq, mailbox.as_slice(), instance.as_slice(), now],
             (MessageState::Queued, MessageState::Deposited),
-        )
+        )?;
+        // Delivered another way meanwhile: nothing more to watch.
+        self.conn.execute(
+            "DELETE FROM sealed WHERE message_seq = ?1 AND EXISTS \
+             (SELECT 1 FROM messages WHERE seq = ?1 AND state = ?2)",
+            params![
+                message_seq,
+                rows::message_state_code(MessageState::Delivered)
+            ],
+        )?;
+        Ok(())
     }
 
     /// The mailbox lost the sealed message (it restarted): it is no longer

@@ -320,22 +320,34 @@ fn sealed_pending_is_in_message_order_without_delivered_ones() {
     };
     assert_eq!(order(&s), seqs);
 
-    // A receipt removes its sealed blobs.
+    // A receipt removes the sealed blobs of a deposited message.
+    s.mark_deposited(seqs[1], &[0x30; 32], &[0x44; 16], 5)
+        .unwrap();
     assert_eq!(s.mark_delivered(c[0], &[[2; 16]]).unwrap(), [[2; 16]]);
     assert_eq!(order(&s), [seqs[0], seqs[2], seqs[3]]);
     assert_eq!(count(&s, "sealed"), 4);
-    // Also for a message already delivered whose blobs were somehow left behind;
-    // and until then such a message is not pending.
+    // One never deposited stays pending after its receipt (it is deposited all
+    // the same, so the recipient's window moves past its counter) ...
+    assert_eq!(s.mark_delivered(c[0], &[[4; 16]]).unwrap(), [[4; 16]]);
+    assert_eq!(order(&s), [seqs[0], seqs[2], seqs[3]]);
+    // ... until it is deposited: then nothing is left to watch.
+    s.mark_deposited(seqs[3], &[0x30; 32], &[0x44; 16], 6)
+        .unwrap();
+    assert_eq!(order(&s), [seqs[0], seqs[2]]);
+    assert_eq!(count(&s, "sealed"), 3);
+    // A deposited, delivered message whose blobs were somehow left behind is
+    // not pending, and the next receipt for it removes them.
+    s.mark_deposited(seqs[2], &[0x30; 32], &[0x44; 16], 7)
+        .unwrap();
     s.conn
         .execute(
             "UPDATE messages SET state = ?2 WHERE seq = ?1",
-            params![seqs[3], rows::message_state_code(MessageState::Delivered)],
+            params![seqs[2], rows::message_state_code(MessageState::Delivered)],
         )
         .unwrap();
-    assert_eq!(order(&s), [seqs[0], seqs[2]]);
-    assert_eq!(count(&s, "sealed"), 4);
-    assert!(s.mark_delivered(c[0], &[[4; 16]]).unwrap().is_empty());
-    assert_eq!(count(&s, "sealed"), 3);
+    assert_eq!(order(&s), [seqs[0]]);
+    assert!(s.mark_delivered(c[0], &[[3; 16]]).unwrap().is_empty());
+    assert_eq!(count(&s, "sealed"), 2);
     assert_eq!(s.sealed_pending(c[1]).unwrap().len(), 1);
 }
 

@@ -90,7 +90,8 @@ impl Offline {
 /// One message's deposit work: what the task needs of a sealed record.
 pub(crate) struct DepositItem {
     seq: i64,
-    id: [u8; 16],
+    /// The message's id while it waits for a receipt (None: delivered already).
+    id: Option<[u8; 16]>,
     slot_seed: Zeroizing<[u8; 32]>,
     blobs: Vec<[u8; nightjar_proto::offline::BLOB_LEN]>,
     mailboxes: Vec<[u8; 32]>,
@@ -368,21 +369,26 @@ impl Engine {
         check_due: bool,
     ) -> Result<Option<Vec<DepositItem>>, NodeError> {
         let waiting = self.store.undelivered(contact)?;
-        let Some(oldest) = waiting.first() else {
+        let sealed = self.store.sealed_pending(contact)?;
+        // Sealed, never deposited, delivered over a link since: deposited all the
+        // same, or the contact's window of counters would stop short of what follows.
+        let fillers = sealed.iter().any(|s| s.deposited_to.is_none());
+        if waiting.is_empty() && !fillers {
             return Ok(None);
-        };
+        }
         let Some(state) = self.store.send_chain(contact)? else {
             // They never told us where to leave messages.
             tracing::debug!("no mailbox grant from this contact: messages wait for a link");
             return Ok(None);
         };
         let unreachable = self.dials.get(&contact).is_some_and(|b| b.failures > 0);
-        let waited = now_ms().saturating_sub(oldest.stored_at_ms)
-            >= u64::try_from(self.offline.config.deposit_after.as_millis()).unwrap_or(u64::MAX);
-        let sealed = self.store.sealed_pending(contact)?;
+        let waited = waiting.first().is_some_and(|oldest| {
+            now_ms().saturating_sub(oldest.stored_at_ms)
+                >= u64::try_from(self.offline.config.deposit_after.as_millis()).unwrap_or(u64::MAX)
+        });
         let any_deposited = sealed.iter().any(|s| s.deposited_to.is_some());
         // Away, or time to check that the mailboxes still hold what we left.
-        let due = unreachable || waited || (check_due && any_deposited);
+        let due = unreachable || waited || (check_due && (any_deposited || fillers));
         if !due {
             return Ok(None);
         }
@@ -420,7 +426,7 @@ impl Engine {
             .store
             .sealed_pending(contact)?
             .into_iter()
-            .filter_map(|record| deposit_item(record, &ids))
+            .map(|record| deposit_item(record, &ids))
             .collect();
         let needed = items.iter().any(|i| i.deposited.is_none() || check_due);
         if needed {
@@ -439,18 +445,23 @@ impl Engine {
         &mut self,
         contact: i64,
         seq: i64,
-        id: [u8; 16],
+        id: Option<[u8; 16]>,
         mailbox: [u8; 32],
         instance: [u8; 16],
     ) {
-        if let Err(e) = self
+        match self
             .store
             .mark_deposited(seq, &mailbox, &instance, now_ms())
         {
-            self.warn(format!("could not record a deposit: {e}"));
-            return;
+            Ok(()) => {}
+            // A receipt came meanwhile and nothing is left to watch.
+            Err(StoreError::NotFound) => return,
+            Err(e) => {
+                self.warn(format!("could not record a deposit: {e}"));
+                return;
+            }
         }
-        let Ok(record) = self.store.contact(contact) else {
+        let (Some(id), Ok(record)) = (id, self.store.contact(contact)) else {
             return;
         };
         // A receipt may have come meanwhile; only report what still waits.
@@ -467,13 +478,22 @@ impl Engine {
         }
     }
 
-    pub(super) fn deposit_lost(&mut self, contact: i64, seq: i64, id: [u8; 16]) {
+    pub(super) fn deposit_lost(&mut self, contact: i64, seq: i64, id: Option<[u8; 16]>) {
         tracing::debug!("a mailbox restarted and lost a deposit; depositing again");
-        if let Err(e) = self.store.mark_lost(seq) {
-            self.warn(format!("could not record a lost deposit: {e}"));
-            return;
+        match self.store.mark_lost(seq) {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return,
+            Err(e) => {
+                self.warn(format!("could not record a lost deposit: {e}"));
+                return;
+            }
         }
-        if let Ok(record) = self.store.contact(contact) {
+        // Reported only if it really waits again (not if it went over a link).
+        let queued = self.store.undelivered(contact).is_ok_and(|w| {
+            w.iter()
+                .any(|m| m.seq == seq && m.state == nightjar_store::MessageState::Queued)
+        });
+        if let (true, Some(id), Ok(record)) = (queued, id, self.store.contact(contact)) {
             self.emit(Event::MessageState {
                 contact: record.name,
                 id: views::id_text(&id),
@@ -701,17 +721,16 @@ pub(crate) struct AckItem {
     ids: Vec<BlobId>,
 }
 
-fn deposit_item(record: SealedRecord, ids: &HashMap<i64, [u8; 16]>) -> Option<DepositItem> {
-    let id = *ids.get(&record.message_seq)?;
+fn deposit_item(record: SealedRecord, undelivered: &HashMap<i64, [u8; 16]>) -> DepositItem {
     let deposited = record.deposited_to.zip(record.instance);
-    Some(DepositItem {
+    DepositItem {
         seq: record.message_seq,
-        id,
+        id: undelivered.get(&record.message_seq).copied(),
         slot_seed: record.slot_seed,
         blobs: record.blobs,
         mailboxes: record.mailboxes,
         deposited,
-    })
+    }
 }
 
 /// Accepts `name.onion`, the bare 56 characters, or what `nightjar mailbox`
@@ -753,36 +772,33 @@ async fn deposit_task(
     let mut instances: HashMap<[u8; 32], Option<[u8; 16]>> = HashMap::new();
     let mut result = Ok(());
     'items: for item in items {
+        if let Some((to, instance)) = item.deposited {
+            let current = match instances.get(&to) {
+                Some(known) => *known,
+                None => {
+                    let info = courier::info(&*transport, &mailbox_at(to, isolation.clone())).await;
+                    let current = info.ok().map(|i| i.instance.0);
+                    instances.insert(to, current);
+                    current
+                }
+            };
+            match current {
+                Some(current) if current == instance => continue 'items,
+                Some(_) => {
+                    let _ = reports
+                        .send(Report::DepositLost {
+                            contact,
+                            seq: item.seq,
+                            id: item.id,
+                        })
+                        .await;
+                }
+                // Unreachable now: deposit again, where it is taken.
+                None => {}
+            }
+        }
         let mut last_error = String::from("no mailbox");
         for &key in &item.mailboxes {
-            let mailbox = mailbox_at(key, isolation.clone());
-            if let Some((to, instance)) = item.deposited
-                && to == key
-            {
-                let current = match instances.get(&key) {
-                    Some(known) => *known,
-                    None => {
-                        let info = courier::info(&*transport, &mailbox).await;
-                        let current = info.ok().map(|i| i.instance.0);
-                        instances.insert(key, current);
-                        current
-                    }
-                };
-                match current {
-                    Some(current) if current == instance => continue 'items,
-                    Some(_) => {
-                        let _ = reports
-                            .send(Report::DepositLost {
-                                contact,
-                                seq: item.seq,
-                                id: item.id,
-                            })
-                            .await;
-                    }
-                    // Unreachable now: another mailbox may take it.
-                    None => {}
-                }
-            }
             let alone = mailbox_at(key, format!("deposit-{}", item.seq));
             match courier::deposit(&*transport, &alone, &item.slot_seed, &item.blobs).await {
                 Ok(instance) => {
@@ -855,8 +871,8 @@ async fn ack_task(transport: Arc<dyn Transport>, mailbox: [u8; 32], items: Vec<A
     keys.sort_by_key(|(key, _)| key.slot().0);
     let refs: Vec<(&SlotKey, Vec<BlobId>)> =
         keys.iter().map(|(key, ids)| (key, ids.clone())).collect();
-    // A lost ack costs nothing: the blobs are fetched again, found consumed, and
-    // acknowledged then.
+    // A lost ack leaves the blobs in the mailbox until they expire (its time to
+    // live); the chain has moved past them, so they are never opened again.
     if let Err(e) = courier::ack(&*transport, &mailbox_at(mailbox, DRAIN.into()), &refs).await {
         tracing::debug!("mailbox ack failed: {e}");
     }
