@@ -598,8 +598,10 @@ impl Node {
         self.ask(|reply| Command::AddMailbox { onion, reply }).await
     }
 
-    /// Stops naming a mailbox. Messages already in it are still fetched until
-    /// contacts have switched. Returns the list.
+    /// Stops naming a mailbox; contacts learn the new list on their next link.
+    /// It is no longer visited: what contacts leave in it before they have
+    /// learnt the new list waits until they reach us over a link. Returns the
+    /// list.
     pub async fn remove_mailbox(&self, onion: &str) -> Result<Vec<String>, NodeError> {
         let onion = onion.to_owned();
         self.ask(|reply| Command::RemoveMailbox { onion, reply })
