@@ -164,6 +164,14 @@ fn seal(store: &mut Store, contact: ContactId, seq: i64, counter: u32) {
     store.put_sealed(contact, &state, &sealed).unwrap();
 }
 
+fn text<'a>(id: &'a [u8; 16], body: &'a str, sent_at_ms: u64) -> IncomingText<'a> {
+    IncomingText {
+        id,
+        body,
+        sent_at_ms,
+    }
+}
+
 fn count(store: &Store, table: &str) -> i64 {
     store
         .conn
@@ -513,26 +521,10 @@ fn store_drained_dedupes_and_marks_the_way_in() {
     // Already came over a link.
     s.store_incoming(c[0], &[1; 16], "direct", 5, 6).unwrap();
     let texts = [
-        IncomingText {
-            id: &[1; 16],
-            body: "direct again",
-            sent_at_ms: 5,
-        },
-        IncomingText {
-            id: &[2; 16],
-            body: "second",
-            sent_at_ms: 7,
-        },
-        IncomingText {
-            id: &[2; 16],
-            body: "second twice",
-            sent_at_ms: 7,
-        },
-        IncomingText {
-            id: &[3; 16],
-            body: "third",
-            sent_at_ms: 8,
-        },
+        text(&[1; 16], "direct again", 5),
+        text(&[2; 16], "second", 7),
+        text(&[2; 16], "second twice", 7),
+        text(&[3; 16], "third", 8),
     ];
     let stored = s.store_drained(chain, &[9; 12], &texts, 20).unwrap();
     type Seen<'a> = Option<(&'a str, bool, MessageState, u64, u64)>;
@@ -599,16 +591,8 @@ fn a_failed_drain_stores_nothing() {
     let (mut s, c) = with_contacts(&["ann"]);
     let chain = s.add_recv_chain(c[0], &[1; 16], &[1; 10], 1).unwrap();
     let texts = [
-        IncomingText {
-            id: &[1; 16],
-            body: "fine",
-            sent_at_ms: 5,
-        },
-        IncomingText {
-            id: &[2; 16],
-            body: "bad clock",
-            sent_at_ms: u64::MAX,
-        },
+        text(&[1; 16], "fine", 5),
+        text(&[2; 16], "bad clock", u64::MAX),
     ];
     assert!(matches!(
         s.store_drained(chain, &[9; 12], &texts, 20),
@@ -717,11 +701,7 @@ fn a_version_2_profile_opens_at_version_3_with_its_messages() {
     );
     // A drained duplicate of the old incoming message is recognised.
     let chain = s.add_recv_chain(bob.id, &[1; 16], &[1], 9).unwrap();
-    let again = IncomingText {
-        id: &[9; 16],
-        body: "received before",
-        sent_at_ms: 6,
-    };
+    let again = text(&[9; 16], "received before", 6);
     let stored = s.store_drained(chain, &[2], &[again], 10).unwrap();
     assert!(matches!(stored.as_slice(), [None]));
     assert_eq!(s.history(bob.id, 10).unwrap().len(), 2);
@@ -745,11 +725,7 @@ fn offline_records_hide_their_secrets_in_debug_output() {
     let sealed = s.sealed_pending(c[0]).unwrap();
     s.add_recv_chain(c[0], &[0xab; 16], &[0xab; 8], 1).unwrap();
     let chains = s.recv_chains().unwrap();
-    let text = IncomingText {
-        id: &[0xab; 16],
-        body: "secretbody",
-        sent_at_ms: 1,
-    };
+    let text = text(&[0xab; 16], "secretbody", 1);
     let out = format!("{new:?} {sealed:?} {chains:?} {text:?}");
     for hidden in ["171", "ab, ", "secretbody"] {
         assert!(!out.contains(hidden), "{hidden} in {out}");

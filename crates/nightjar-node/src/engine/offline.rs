@@ -179,15 +179,15 @@ impl Engine {
 
     pub(super) fn add_mailbox(&mut self, onion: &str) -> Result<Vec<String>, NodeError> {
         let onion = parse_mailbox(onion)?;
-        if self.store.mailboxes()?.len() >= MAX_MAILBOXES
-            && !self.store.mailboxes()?.contains(onion.public_key())
-        {
-            return Err(NodeError::BadAddress(format!(
-                "a profile names at most {MAX_MAILBOXES} mailboxes"
-            )));
-        }
-        if self.store.add_mailbox(onion.public_key())? {
-            self.regrant_all();
+        match self.store.add_mailbox(onion.public_key()) {
+            Ok(true) => self.regrant_all(),
+            Ok(false) => {}
+            Err(StoreError::TooMany(_)) => {
+                return Err(NodeError::BadAddress(format!(
+                    "a profile names at most {MAX_MAILBOXES} mailboxes"
+                )));
+            }
+            Err(e) => return Err(e.into()),
         }
         self.mailboxes()
     }
