@@ -10,6 +10,8 @@ command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v perl >/dev/null 2>&1 || need+=(perl)
+# The terminal interface's end-to-end test drives it inside tmux.
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 
 if ((${#need[@]})); then
     sudo=""

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::ctor::{CTor, CTorOptions, TorProcessConfig};
 use crate::testnet::NetworkDescription;
-use crate::{TorError, Transport};
+use crate::{BootstrapStatus, TorError, Transport};
 
 /// Which Tor implementation carries nightjar's traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,21 +51,23 @@ impl Backend {
     /// Starts this backend as a client of the public Tor network and waits until it
     /// has bootstrapped. `data_dir` keeps Tor's state between runs (guards, directory
     /// cache); `None` uses a temporary directory removed at shutdown. `tor` is the C
-    /// tor program (unused by Arti).
+    /// tor program (unused by Arti). `progress`, when given, follows the bootstrap.
     pub async fn launch(
         self,
         data_dir: Option<PathBuf>,
         tor: PathBuf,
+        progress: Option<&watch::Sender<BootstrapStatus>>,
     ) -> Result<Arc<dyn Transport>, TorError> {
         match self {
             #[cfg(feature = "arti")]
             Self::Arti => {
                 use crate::arti::{Arti, ArtiConfig};
-                let arti = Arti::launch(ArtiConfig {
+                let arti = Arti::create(ArtiConfig {
                     storage: arti_storage(data_dir),
                     ..ArtiConfig::default()
                 })
                 .await?;
+                observed(arti.bootstrap_status(), progress, arti.bootstrap()).await?;
                 Ok(Arc::new(arti))
             }
             Self::CTor => {
@@ -73,7 +77,7 @@ impl Backend {
                     ..TorProcessConfig::default()
                 };
                 let tor = CTor::launch(config, CTorOptions::default()).await?;
-                tor.wait_bootstrapped().await?;
+                observed(tor.bootstrap_status(), progress, tor.wait_bootstrapped()).await?;
                 Ok(Arc::new(tor))
             }
         }
@@ -87,22 +91,24 @@ impl Backend {
         net: &NetworkDescription,
         tor: PathBuf,
     ) -> Result<Arc<dyn Transport>, TorError> {
-        self.launch_on_testnet_in(net, tor, None).await
+        self.launch_on_testnet_in(net, tor, None, None).await
     }
 
     /// [`Backend::launch_on_testnet`], with Tor's state in `data_dir` when given
-    /// (a profile's own directory, or one on tmpfs for an ephemeral profile).
+    /// (a profile's own directory, or one on tmpfs for an ephemeral profile), and
+    /// the bootstrap followed on `progress` when given.
     pub async fn launch_on_testnet_in(
         self,
         net: &NetworkDescription,
         tor: PathBuf,
         data_dir: Option<PathBuf>,
+        progress: Option<&watch::Sender<BootstrapStatus>>,
     ) -> Result<Arc<dyn Transport>, TorError> {
         match self {
             #[cfg(feature = "arti")]
             Self::Arti => {
                 use crate::arti::{Arti, ArtiConfig, Network, PrivateNetwork};
-                let arti = Arti::launch(ArtiConfig {
+                let arti = Arti::create(ArtiConfig {
                     storage: arti_storage(data_dir),
                     network: Network::Private(PrivateNetwork::from_testnet(net)?),
                     // A young private network takes a while to publish fresh services.
@@ -111,6 +117,7 @@ impl Backend {
                     ..ArtiConfig::default()
                 })
                 .await?;
+                observed(arti.bootstrap_status(), progress, arti.bootstrap()).await?;
                 Ok(Arc::new(arti))
             }
             Self::CTor => {
@@ -124,9 +131,33 @@ impl Backend {
                     ..CTorOptions::default()
                 };
                 let tor = CTor::launch(config, options).await?;
-                tor.wait_bootstrapped().await?;
+                observed(tor.bootstrap_status(), progress, tor.wait_bootstrapped()).await?;
                 Ok(Arc::new(tor))
             }
+        }
+    }
+}
+
+/// Runs `work` (a bootstrap), copying each `status` it goes through to `progress`.
+async fn observed<T>(
+    mut status: watch::Receiver<BootstrapStatus>,
+    progress: Option<&watch::Sender<BootstrapStatus>>,
+    work: impl Future<Output = T>,
+) -> T {
+    let Some(progress) = progress else {
+        return work.await;
+    };
+    let mut work = std::pin::pin!(work);
+    loop {
+        progress.send_replace(status.borrow_and_update().clone());
+        tokio::select! {
+            done = &mut work => {
+                progress.send_replace(status.borrow().clone());
+                return done;
+            }
+            changed = status.changed() => if changed.is_err() {
+                return work.await;
+            },
         }
     }
 }

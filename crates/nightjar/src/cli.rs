@@ -385,7 +385,7 @@ fn short_id(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-fn clock(ms: u64) -> String {
+pub(crate) fn clock(ms: u64) -> String {
     i64::try_from(ms)
         .ok()
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
@@ -397,7 +397,7 @@ fn clock(ms: u64) -> String {
         .unwrap_or_else(|| "--:--:--".into())
 }
 
-fn level_word(level: Level) -> &'static str {
+pub(crate) fn level_word(level: Level) -> &'static str {
     match level {
         Level::Authenticated => "authenticated",
         Level::Verified => "verified",
@@ -417,7 +417,7 @@ fn mailbox_note(m: &MessageView) -> &'static str {
     if m.via_mailbox { " (via mailbox)" } else { "" }
 }
 
-fn state_word(s: MessageState) -> &'static str {
+pub(crate) fn state_word(s: MessageState) -> &'static str {
     match s {
         MessageState::Queued => "queued",
         MessageState::Deposited => "via mailbox",
@@ -429,13 +429,13 @@ fn state_word(s: MessageState) -> &'static str {
 
 /// What happens after a line.
 #[derive(Debug, PartialEq, Eq)]
-enum Flow {
+pub(crate) enum Flow {
     Continue,
     Quit,
 }
 
 /// The session: the node, the screen, the current peer.
-struct Session<W> {
+pub(crate) struct Session<W> {
     node: Node,
     screen: Screen<W>,
     current: Option<String>,
@@ -443,8 +443,44 @@ struct Session<W> {
     asked: HashSet<String>,
 }
 
+impl Session<Vec<u8>> {
+    /// A session whose output is collected rather than printed: the terminal
+    /// interface runs the same commands and shows the same lines.
+    pub(crate) fn collecting(node: Node) -> Self {
+        Self {
+            node,
+            screen: Screen {
+                out: Vec::new(),
+                colour: false,
+                verified: HashMap::new(),
+                authenticated: HashSet::new(),
+            },
+            current: None,
+            asked: HashSet::new(),
+        }
+    }
+
+    /// The lines printed since the last call.
+    pub(crate) fn take_lines(&mut self) -> Vec<String> {
+        let out = std::mem::take(&mut self.screen.out);
+        String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 impl<W: Write> Session<W> {
-    fn show_event(&mut self, event: &Event) {
+    /// The peer lines without a slash go to.
+    pub(crate) fn current(&self) -> Option<&str> {
+        self.current.as_deref()
+    }
+
+    pub(crate) fn set_current(&mut self, current: Option<String>) {
+        self.current = current;
+    }
+
+    pub(crate) fn show_event(&mut self, event: &Event) {
         let s = &mut self.screen;
         match event {
             Event::Online => s.event("online: your onion services are published"),
@@ -565,7 +601,7 @@ impl<W: Write> Session<W> {
         }
     }
 
-    async fn handle(&mut self, line: &str) -> Flow {
+    pub(crate) async fn handle(&mut self, line: &str) -> Flow {
         match parse(line, self.current.as_deref()) {
             Ok(Command::Quit) => Flow::Quit,
             Ok(command) => {

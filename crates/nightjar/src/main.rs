@@ -7,8 +7,12 @@ mod demo;
 mod mailbox;
 mod startup;
 mod testnet;
+mod tui;
 
-use clap::{CommandFactory as _, Parser, Subcommand};
+use std::io::IsTerminal as _;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// nightjar: a messenger over Tor onion services that hides who talks to whom.
 #[derive(Debug, Parser)]
@@ -31,6 +35,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The terminal interface (also what `nightjar` alone opens): contacts,
+    /// conversations, invite codes, authentication, your address as a QR code.
+    /// Without --profile or --ephemeral it starts with the list of profiles.
+    Tui(tui::TuiArgs),
     /// Show nightjar at work: Alice and Bob talk over a private Tor network started
     /// on this machine (needs Debian's `tor`; takes about a minute).
     Demo(demo::DemoArgs),
@@ -105,16 +113,60 @@ fn interactive(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Res
     Ok(())
 }
 
+/// `nightjar tui` with no options (but those from the environment).
+fn default_tui() -> anyhow::Result<tui::TuiArgs> {
+    match Cli::try_parse_from(["nightjar", "tui"])?.command {
+        Some(Command::Tui(args)) => Ok(args),
+        _ => anyhow::bail!("the terminal interface has no default options"),
+    }
+}
+
+/// Sends the log to stderr, or for the terminal interface (whose screen stderr
+/// is) to the file it names, or nowhere.
+fn init_logging(log_file: Option<&std::path::Path>, to_stderr: bool) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("cannot write the log to {}: {e}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        None if to_stderr => builder.with_writer(std::io::stderr).init(),
+        None => builder.with_writer(std::io::sink).init(),
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
-    match cli.command {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let on_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let command = match cli.command {
+        None if on_terminal => Some(Command::Tui(default_tui()?)),
+        other => other,
+    };
+    match &command {
+        Some(Command::Tui(args)) => init_logging(args.log_file.as_deref(), false)?,
+        _ => init_logging(None, true)?,
+    }
+    match command {
+        Some(Command::Tui(args)) => {
+            // Which profile to run was said on the command line; else the list.
+            let explicit = matches
+                .subcommand_matches("tui")
+                .and_then(|m| m.value_source("profile"))
+                == Some(ValueSource::CommandLine);
+            let pick = !explicit && !args.profile.ephemeral;
+            interactive(tui::run(args, pick))
+        }
         Some(Command::Demo(args)) => interactive(demo::run(args)),
         Some(Command::Testnet(cmd)) => {
             if let Err(e) = testnet::run(cmd) {

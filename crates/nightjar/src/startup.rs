@@ -17,7 +17,8 @@ use clap::Args;
 use nightjar_node::{Node, NodeConfig, Rendezvous};
 use nightjar_store::{KdfParams, Store, StoreError};
 use nightjar_tor::testnet::TestNetwork;
-use nightjar_tor::{Backend, Transport};
+use nightjar_tor::{Backend, BootstrapStatus, Transport};
+use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 /// Which Tor network to join, and how.
@@ -25,7 +26,12 @@ use zeroize::Zeroizing;
 pub struct TorArgs {
     /// Tor backend: `arti` (embedded, nothing to install) or `ctor` (the system's
     /// tor program).
-    #[arg(long = "tor", value_name = "BACKEND", default_value = "arti")]
+    #[arg(
+        long = "tor",
+        value_name = "BACKEND",
+        env = "NIGHTJAR_TOR_BACKEND",
+        default_value = "arti"
+    )]
     pub backend: Backend,
     /// Join the private Tor network running in DIR (started by `nightjar testnet
     /// up`) instead of the public Tor network.
@@ -122,13 +128,29 @@ pub enum TorState {
 /// what it is doing on stderr.
 pub async fn start_tor(args: &TorArgs, state: TorState) -> Result<Tor> {
     let started = Instant::now();
-    let progress = Progress::start(args.backend);
-    let result = launch(args, state).await;
-    progress.finish(&result, started.elapsed());
+    let (progress, status) = watch::channel(starting());
+    let shown = Progress::start(args.backend, status);
+    let result = launch(args, state, &progress).await;
+    shown.finish(&result, started.elapsed());
     result
 }
 
-async fn launch(args: &TorArgs, state: TorState) -> Result<Tor> {
+/// How a bootstrap is reported before Tor has said anything.
+pub fn starting() -> BootstrapStatus {
+    BootstrapStatus {
+        percent: 0,
+        summary: "starting".into(),
+        blocked: None,
+    }
+}
+
+/// Starts Tor and waits until it has joined the network, reporting its progress
+/// on `progress` and nowhere else.
+pub async fn launch(
+    args: &TorArgs,
+    state: TorState,
+    progress: &watch::Sender<BootstrapStatus>,
+) -> Result<Tor> {
     let backend = args.backend;
     let (dir, scratch) = match state {
         TorState::Persistent(dir) => (dir, None),
@@ -147,12 +169,19 @@ async fn launch(args: &TorArgs, state: TorState) -> Result<Tor> {
             // an ephemeral profile's stays on tmpfs.
             let state_dir = scratch.as_ref().map(|_| dir);
             let transport = backend
-                .launch_on_testnet_in(network.description(), args.tor_program.clone(), state_dir)
+                .launch_on_testnet_in(
+                    network.description(),
+                    args.tor_program.clone(),
+                    state_dir,
+                    Some(progress),
+                )
                 .await;
             (transport, Some(network))
         }
         None => (
-            backend.launch(Some(dir), args.tor_program.clone()).await,
+            backend
+                .launch(Some(dir), args.tor_program.clone(), Some(progress))
+                .await,
             None,
         ),
     };
@@ -182,23 +211,27 @@ pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir> {
         .context("could not create a temporary directory")
 }
 
-/// "Joining the Tor network…" on a terminal, with the seconds ticking, so a slow
-/// start does not look like a hang.
+/// "Joining the Tor network… 45% (loading relay descriptors)" on a terminal, with
+/// the seconds ticking, so a slow start does not look like a hang.
 struct Progress {
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Progress {
-    fn start(backend: Backend) -> Self {
+    fn start(backend: Backend, status: watch::Receiver<BootstrapStatus>) -> Self {
         if !std::io::stderr().is_terminal() {
             return Self { ticker: None };
         }
         let ticker = tokio::spawn(async move {
             let started = Instant::now();
             loop {
+                let now = status.borrow().clone();
+                // Pad so a shorter line fully covers a longer one.
                 eprint!(
-                    "\rjoining the Tor network ({}) … {} s",
+                    "\rjoining the Tor network ({}) … {:>3}% {:<40.40} {} s ",
                     backend.describe(),
+                    now.percent,
+                    now.summary,
                     started.elapsed().as_secs()
                 );
                 let _ = std::io::stderr().flush();
@@ -215,7 +248,8 @@ impl Progress {
             ticker.abort();
             match result {
                 Ok(_) => eprintln!(
-                    "\rjoined the Tor network in {:.1} s       ",
+                    "\r{:<100}\rjoined the Tor network in {:.1} s",
+                    "",
                     took.as_secs_f64()
                 ),
                 Err(_) => eprintln!(),
@@ -257,21 +291,60 @@ impl Running {
 
 /// Opens (or creates) the profile, starts Tor and starts the node.
 pub async fn start_node(args: &ProfileArgs) -> Result<Running> {
-    let (store, tor_state, profile) = if args.ephemeral {
+    let opened = open_profile(args, None).await?;
+    let tor = start_tor(&args.tor, opened.tor_state.clone()).await?;
+    run_node(args, opened, tor).await
+}
+
+/// A profile's store, open, before anything runs.
+pub struct Opened {
+    store: Store,
+    tor_state: TorState,
+    profile: Option<String>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened").finish_non_exhaustive()
+    }
+}
+
+impl Opened {
+    /// Where this profile's Tor keeps its state.
+    pub fn tor_state(&self) -> TorState {
+        self.tor_state.clone()
+    }
+}
+
+/// Opens the profile `args` names (creating it if it does not exist), or makes an
+/// ephemeral one. The passphrase is `passphrase` when given, else it comes from
+/// `--passphrase-file`, `NIGHTJAR_PASSPHRASE` or a prompt on the terminal.
+pub async fn open_profile(
+    args: &ProfileArgs,
+    passphrase: Option<Zeroizing<String>>,
+) -> Result<Opened> {
+    if args.ephemeral {
         let store = Store::in_memory(&nightjar_node::new_profile())
             .context("could not create the ephemeral profile")?;
-        (store, TorState::Scratch, None)
-    } else {
-        check_profile_name(&args.profile)?;
-        let dir = profile_dir(args.data_dir.as_deref(), &args.profile)?;
-        let store = open_or_create(args, &dir).await?;
-        (
+        return Ok(Opened {
             store,
-            TorState::Persistent(dir.join("tor")),
-            Some(args.profile.clone()),
-        )
-    };
-    let tor = start_tor(&args.tor, tor_state).await?;
+            tor_state: TorState::Scratch,
+            profile: None,
+        });
+    }
+    check_profile_name(&args.profile)?;
+    let dir = profile_dir(args.data_dir.as_deref(), &args.profile)?;
+    let store = open_or_create(args, &dir, passphrase).await?;
+    Ok(Opened {
+        store,
+        tor_state: TorState::Persistent(dir.join("tor")),
+        profile: Some(args.profile.clone()),
+    })
+}
+
+/// Starts the node of an opened profile on a running Tor.
+pub async fn run_node(args: &ProfileArgs, opened: Opened, tor: Tor) -> Result<Running> {
+    let Opened { store, profile, .. } = opened;
     let node = nightjar_node::start(NodeConfig {
         store,
         transport: tor.transport.clone(),
@@ -293,10 +366,18 @@ pub async fn start_node(args: &ProfileArgs) -> Result<Running> {
     }
 }
 
-async fn open_or_create(args: &ProfileArgs, dir: &Path) -> Result<Store> {
+async fn open_or_create(
+    args: &ProfileArgs,
+    dir: &Path,
+    given: Option<Zeroizing<String>>,
+) -> Result<Store> {
     let name = &args.profile;
     let creating = !Store::exists(dir);
-    let passphrase = passphrase(args, creating, name)?;
+    let passphrase = match given {
+        Some(p) if p.is_empty() => bail!("an empty passphrase is not allowed"),
+        Some(p) => p,
+        None => passphrase(args, creating, name)?,
+    };
     let dir = dir.to_owned();
     let opened = tokio::task::spawn_blocking({
         let dir = dir.clone();
@@ -379,6 +460,19 @@ fn default_data_dir(xdg: Option<PathBuf>, home: Option<PathBuf>) -> Result<PathB
 /// The passphrase from the environment, a file, or the terminal (twice when
 /// creating). Never empty.
 fn passphrase(args: &ProfileArgs, creating: bool, name: &str) -> Result<Zeroizing<String>> {
+    let passphrase = match given_passphrase(args)? {
+        Some(p) => p,
+        None => prompt(creating, name)?,
+    };
+    if passphrase.is_empty() {
+        bail!("an empty passphrase is not allowed");
+    }
+    Ok(passphrase)
+}
+
+/// The passphrase from `--passphrase-file` or `NIGHTJAR_PASSPHRASE`, if either
+/// gives one.
+pub fn given_passphrase(args: &ProfileArgs) -> Result<Option<Zeroizing<String>>> {
     let given = if let Some(file) = &args.passphrase_file {
         let text =
             Zeroizing::new(std::fs::read_to_string(file).with_context(|| {
@@ -388,14 +482,7 @@ fn passphrase(args: &ProfileArgs, creating: bool, name: &str) -> Result<Zeroizin
     } else {
         std::env::var(PASSPHRASE_VAR).ok().map(Zeroizing::new)
     };
-    let passphrase = match given {
-        Some(p) => p,
-        None => prompt(creating, name)?,
-    };
-    if passphrase.is_empty() {
-        bail!("an empty passphrase is not allowed");
-    }
-    Ok(passphrase)
+    Ok(given)
 }
 
 fn first_line(text: &str) -> &str {

@@ -1,0 +1,1044 @@
+//! The main screen's state: what is shown, and what each key does.
+//!
+//! Nothing here touches the node or the terminal. Keys and node events go in;
+//! [`Effect`]s come out for the driver to carry out, and their results come back
+//! as [`Done`]. That keeps every screen and dialog testable on its own.
+
+use std::collections::HashMap;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use nightjar_node::{
+    AuthOutcome, ContactView, Event, InviteView, MessageView, ProfileInfo, RequestDirection,
+    RequestView,
+};
+use zeroize::Zeroizing;
+
+use super::complete::Tab;
+use super::input::{InputHistory, InputOutcome, LineInput};
+
+/// How many messages of a conversation are loaded.
+pub const HISTORY_LOADED: usize = 500;
+
+/// How many lines of the status log are kept.
+const LOG_KEPT: usize = 1000;
+
+/// What the driver should do.
+#[derive(Debug)]
+pub enum Effect {
+    /// Fetch the contacts and requests again.
+    Refresh,
+    /// Fetch a conversation (which also marks it read).
+    LoadHistory(String),
+    /// Run a line of the line interface, with `current` as the peer lines
+    /// without a slash go to.
+    RunLine {
+        line: String,
+        current: Option<String>,
+    },
+    SendRequest {
+        address: String,
+        name: String,
+        greeting: String,
+    },
+    Accept {
+        id: i64,
+        name: String,
+    },
+    Decline(i64),
+    CreateInvite {
+        name: String,
+        require_auth: bool,
+    },
+    JoinInvite {
+        code: Zeroizing<String>,
+        name: String,
+        require_auth: bool,
+    },
+    Authenticate {
+        name: String,
+        secret: Zeroizing<String>,
+        question: Option<String>,
+    },
+    AbortAuth(String),
+    Verify {
+        name: String,
+        fingerprint: String,
+    },
+    /// Leave: stop the node (telling contacts) and restore the terminal.
+    Quit,
+}
+
+/// What the driver reports back.
+#[derive(Debug)]
+pub enum Done {
+    Info(ProfileInfo),
+    Contacts(Vec<ContactView>),
+    Requests(Vec<RequestView>),
+    History(String, Vec<MessageView>),
+    /// Lines the line interface printed.
+    Log(Vec<String>),
+    /// A line has run; `current` is the line interface's peer now (`/peer`
+    /// changes it).
+    LineDone {
+        current: Option<String>,
+    },
+    RequestSent(Result<RequestView, String>),
+    Accepted(Result<ContactView, String>),
+    Declined(Result<i64, String>),
+    InviteCreated(Result<InviteView, String>),
+    Joined(Result<ContactView, String>),
+    AuthStarted(Result<(), String>),
+    Verified(Result<ContactView, String>),
+}
+
+/// Which conversation is on screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// The status log: what the line interface prints.
+    Status,
+    Contact(String),
+}
+
+/// One field of a form.
+#[derive(Debug)]
+pub struct Field {
+    pub label: &'static str,
+    pub kind: FieldKind,
+}
+
+#[derive(Debug)]
+pub enum FieldKind {
+    Text(LineInput),
+    /// A yes/no choice, toggled with Space.
+    Toggle(bool),
+}
+
+impl Field {
+    fn text(label: &'static str) -> Self {
+        Self {
+            label,
+            kind: FieldKind::Text(LineInput::new()),
+        }
+    }
+
+    fn secret(label: &'static str) -> Self {
+        Self {
+            label,
+            kind: FieldKind::Text(LineInput::masked()),
+        }
+    }
+
+    fn toggle(label: &'static str) -> Self {
+        Self {
+            label,
+            kind: FieldKind::Toggle(false),
+        }
+    }
+
+    fn value(&self) -> &str {
+        match &self.kind {
+            FieldKind::Text(input) => input.text().trim(),
+            FieldKind::Toggle(_) => "",
+        }
+    }
+
+    fn on(&self) -> bool {
+        matches!(self.kind, FieldKind::Toggle(true))
+    }
+}
+
+/// A few fields, one of them focused; Enter on the last one submits.
+#[derive(Debug)]
+pub struct Form {
+    pub fields: Vec<Field>,
+    pub focus: usize,
+    /// Why the last submission was refused, or what is happening.
+    pub note: Option<Note>,
+}
+
+/// A line under a form: an error, progress, or good news.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Error(String),
+    Working(String),
+    Success(String),
+}
+
+/// What a key did to a form.
+enum FormKey {
+    Submit,
+    Cancel,
+    Handled,
+}
+
+impl Form {
+    fn new(fields: Vec<Field>) -> Self {
+        Self {
+            fields,
+            focus: 0,
+            note: None,
+        }
+    }
+
+    fn key(&mut self, key: KeyEvent) -> FormKey {
+        let last = self.fields.len().saturating_sub(1);
+        match key.code {
+            KeyCode::Esc => return FormKey::Cancel,
+            KeyCode::Tab | KeyCode::Down => {
+                self.focus = (self.focus + 1).min(last);
+                return FormKey::Handled;
+            }
+            KeyCode::BackTab | KeyCode::Up => {
+                self.focus = self.focus.saturating_sub(1);
+                return FormKey::Handled;
+            }
+            KeyCode::Enter if self.focus < last => {
+                self.focus += 1;
+                return FormKey::Handled;
+            }
+            KeyCode::Enter => return FormKey::Submit,
+            _ => {}
+        }
+        let Some(field) = self.fields.get_mut(self.focus) else {
+            return FormKey::Handled;
+        };
+        match &mut field.kind {
+            FieldKind::Toggle(on) => {
+                if key.code == KeyCode::Char(' ') {
+                    *on = !*on;
+                }
+            }
+            FieldKind::Text(input) => {
+                // Enter and Esc were handled above.
+                let _ = input.handle(key);
+            }
+        }
+        FormKey::Handled
+    }
+
+    fn value(&self, index: usize) -> &str {
+        self.fields.get(index).map(Field::value).unwrap_or_default()
+    }
+
+    fn on(&self, index: usize) -> bool {
+        self.fields.get(index).is_some_and(Field::on)
+    }
+
+    fn secret(&self, index: usize) -> Zeroizing<String> {
+        Zeroizing::new(self.value(index).to_owned())
+    }
+}
+
+/// Invite codes: make one to read out, or type one read to you.
+#[derive(Debug)]
+pub enum InviteDialog {
+    /// Choosing between the two.
+    Choose { join: bool },
+    /// Name (and whether to require authentication) for a code we make.
+    Show(Form),
+    /// The code is made; waiting for the other side.
+    Waiting {
+        invite: InviteView,
+        outcome: Option<Note>,
+    },
+    /// Code, name, require authentication.
+    Join(Form),
+}
+
+/// Where a shared-secret authentication is.
+#[derive(Debug)]
+pub struct AuthDialog {
+    pub contact: String,
+    /// The contact asked us, with this question (if any).
+    pub asked: Option<Option<String>>,
+    /// Question (when we ask) and secret.
+    pub form: Form,
+    pub outcome: Option<AuthOutcome>,
+}
+
+/// Comparing fingerprints with a contact.
+#[derive(Debug)]
+pub struct VerifyDialog {
+    pub contact: String,
+    pub mine: String,
+    pub theirs: String,
+    /// What they read out to us.
+    pub form: Form,
+}
+
+/// The requests list; Enter accepts (after naming), `d` declines.
+#[derive(Debug)]
+pub struct RequestsDialog {
+    pub selected: usize,
+    /// Naming the contact of the selected request before accepting it.
+    pub naming: Option<Form>,
+    pub note: Option<Note>,
+}
+
+/// A window over the main screen.
+#[derive(Debug)]
+pub enum Dialog {
+    /// Ask someone to become a contact: address, name, greeting.
+    AddContact(Form),
+    Invite(InviteDialog),
+    Auth(AuthDialog),
+    Verify(VerifyDialog),
+    /// Our address, fingerprint and QR code.
+    Address,
+    Requests(RequestsDialog),
+    Help,
+}
+
+/// One line of the status log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine(pub String);
+
+/// The main screen.
+#[derive(Debug)]
+pub struct App {
+    /// "profile NAME" or "ephemeral profile".
+    pub profile: String,
+    pub info: Option<ProfileInfo>,
+    pub contacts: Vec<ContactView>,
+    pub requests: Vec<RequestView>,
+    pub selection: Selection,
+    /// Loaded conversations, oldest first.
+    pub conversations: HashMap<String, Vec<MessageView>>,
+    pub log: Vec<LogLine>,
+    /// Log lines not seen yet (the status log is not on screen).
+    pub unseen_log: usize,
+    pub input: LineInput,
+    pub tab: Tab,
+    pub history: InputHistory,
+    /// How many lines the conversation is scrolled up from its end.
+    pub scroll: usize,
+    pub dialog: Option<Dialog>,
+    /// Contacts that asked us to authenticate, with their question.
+    pub asked: HashMap<String, Option<String>>,
+    /// Whether the node reported its services published.
+    pub online: bool,
+    /// The newest thing worth a glance, in the bottom bar.
+    pub notice: Option<String>,
+    /// A line is running in the line interface.
+    pub busy: bool,
+}
+
+impl App {
+    pub fn new(profile: String) -> Self {
+        Self {
+            profile,
+            info: None,
+            contacts: Vec::new(),
+            requests: Vec::new(),
+            selection: Selection::Status,
+            conversations: HashMap::new(),
+            log: Vec::new(),
+            unseen_log: 0,
+            input: LineInput::new(),
+            tab: Tab::new(),
+            history: InputHistory::new(),
+            scroll: 0,
+            dialog: None,
+            asked: HashMap::new(),
+            online: false,
+            notice: None,
+            busy: false,
+        }
+    }
+
+    /// The contact on screen, if any.
+    pub fn selected_contact(&self) -> Option<&ContactView> {
+        match &self.selection {
+            Selection::Contact(name) => self.contacts.iter().find(|c| &c.name == name),
+            Selection::Status => None,
+        }
+    }
+
+    fn selected_name(&self) -> Option<String> {
+        match &self.selection {
+            Selection::Contact(name) => Some(name.clone()),
+            Selection::Status => None,
+        }
+    }
+
+    /// Incoming requests, which wait for us.
+    pub fn incoming(&self) -> impl Iterator<Item = &RequestView> {
+        self.requests
+            .iter()
+            .filter(|r| r.direction == RequestDirection::Incoming)
+    }
+
+    fn contact_names(&self) -> Vec<String> {
+        self.contacts.iter().map(|c| c.name.clone()).collect()
+    }
+
+    fn select(&mut self, selection: Selection) -> Vec<Effect> {
+        if self.selection == selection {
+            return Vec::new();
+        }
+        self.selection = selection;
+        self.scroll = 0;
+        match &self.selection {
+            Selection::Contact(name) => vec![Effect::LoadHistory(name.clone())],
+            Selection::Status => {
+                self.unseen_log = 0;
+                Vec::new()
+            }
+        }
+    }
+
+    /// The conversations in the order the contacts pane shows them: the status
+    /// log first, then contacts.
+    fn entries(&self) -> Vec<Selection> {
+        std::iter::once(Selection::Status)
+            .chain(
+                self.contacts
+                    .iter()
+                    .map(|c| Selection::Contact(c.name.clone())),
+            )
+            .collect()
+    }
+
+    fn move_selection(&mut self, down: bool) -> Vec<Effect> {
+        let entries = self.entries();
+        let at = entries
+            .iter()
+            .position(|e| *e == self.selection)
+            .unwrap_or(0);
+        let next = if down {
+            (at + 1) % entries.len()
+        } else {
+            (at + entries.len() - 1) % entries.len()
+        };
+        match entries.into_iter().nth(next) {
+            Some(selection) => self.select(selection),
+            None => Vec::new(),
+        }
+    }
+
+    fn push_log(&mut self, lines: Vec<String>) {
+        if lines.is_empty() {
+            return;
+        }
+        if let Some(last) = lines.last() {
+            self.notice = Some(last.clone());
+        }
+        if self.selection != Selection::Status {
+            self.unseen_log += lines.len();
+        }
+        self.log.extend(lines.into_iter().map(LogLine));
+        let excess = self.log.len().saturating_sub(LOG_KEPT);
+        self.log.drain(..excess);
+    }
+
+    /// A key pressed on the main screen or in a dialog.
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q')) {
+            return vec![Effect::Quit];
+        }
+        if let Some(dialog) = self.dialog.take() {
+            return self.dialog_key(dialog, key);
+        }
+        if key.code != KeyCode::Tab {
+            self.tab.reset();
+        }
+        match key.code {
+            KeyCode::F(1) => return self.open(Dialog::Help),
+            KeyCode::Char('?') if self.input.is_empty() => return self.open(Dialog::Help),
+            KeyCode::F(2) => return self.open(Dialog::AddContact(add_contact_form())),
+            KeyCode::F(3) => {
+                return self.open(Dialog::Invite(InviteDialog::Choose { join: false }));
+            }
+            KeyCode::F(4) => return self.open_auth(),
+            KeyCode::F(5) => return self.open_verify(),
+            KeyCode::F(6) => return self.open(Dialog::Address),
+            KeyCode::F(7) => return self.open_requests(),
+            KeyCode::Char('n') if ctrl => return self.move_selection(true),
+            KeyCode::Char('p') if ctrl => return self.move_selection(false),
+            KeyCode::Down if key.modifiers.contains(KeyModifiers::ALT) => {
+                return self.move_selection(true);
+            }
+            KeyCode::Up if key.modifiers.contains(KeyModifiers::ALT) => {
+                return self.move_selection(false);
+            }
+            KeyCode::PageUp => {
+                self.scroll = self.scroll.saturating_add(10);
+                return Vec::new();
+            }
+            KeyCode::PageDown => {
+                self.scroll = self.scroll.saturating_sub(10);
+                return Vec::new();
+            }
+            KeyCode::Up => {
+                if let Some(line) = self.history.up(self.input.text()) {
+                    self.input.set_text(&line);
+                }
+                return Vec::new();
+            }
+            KeyCode::Down => {
+                if let Some(line) = self.history.down() {
+                    self.input.set_text(&line);
+                }
+                return Vec::new();
+            }
+            KeyCode::Tab => {
+                let names = self.contact_names();
+                let line = self.tab.press(self.input.text(), &names);
+                self.input.set_text(&line);
+                return Vec::new();
+            }
+            _ => {}
+        }
+        match self.input.handle(key) {
+            InputOutcome::Submit(line) => self.submit(&line),
+            InputOutcome::Cancel => {
+                self.input.clear();
+                Vec::new()
+            }
+            InputOutcome::Edited | InputOutcome::Ignored => Vec::new(),
+        }
+    }
+
+    fn open(&mut self, dialog: Dialog) -> Vec<Effect> {
+        let refresh = matches!(dialog, Dialog::Requests(_));
+        self.dialog = Some(dialog);
+        if refresh {
+            vec![Effect::Refresh]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn open_requests(&mut self) -> Vec<Effect> {
+        self.open(Dialog::Requests(RequestsDialog {
+            selected: 0,
+            naming: None,
+            note: None,
+        }))
+    }
+
+    fn open_auth(&mut self) -> Vec<Effect> {
+        let Some(contact) = self.selected_name() else {
+            self.notice = Some("choose a contact first (Ctrl-N / Ctrl-P)".into());
+            return Vec::new();
+        };
+        let asked = self.asked.get(&contact).cloned();
+        let fields = if asked.is_some() {
+            vec![Field::secret("Secret")]
+        } else {
+            vec![Field::text("Question (optional)"), Field::secret("Secret")]
+        };
+        self.open(Dialog::Auth(AuthDialog {
+            contact,
+            asked,
+            form: Form::new(fields),
+            outcome: None,
+        }))
+    }
+
+    fn open_verify(&mut self) -> Vec<Effect> {
+        let Some(contact) = self.selected_contact().cloned() else {
+            self.notice = Some("choose a contact first (Ctrl-N / Ctrl-P)".into());
+            return Vec::new();
+        };
+        let mine = self
+            .info
+            .as_ref()
+            .map(|i| i.fingerprint.clone())
+            .unwrap_or_default();
+        self.open(Dialog::Verify(VerifyDialog {
+            contact: contact.name,
+            mine,
+            theirs: contact.fingerprint,
+            form: Form::new(vec![Field::text("Fingerprint they read to you")]),
+        }))
+    }
+
+    /// A line typed on the main screen.
+    fn submit(&mut self, line: &str) -> Vec<Effect> {
+        let line = line.trim();
+        if line.is_empty() {
+            return Vec::new();
+        }
+        self.history.push(line);
+        self.scroll = 0;
+        match line.split_whitespace().next() {
+            Some("/help") => return self.open(Dialog::Help),
+            Some("/quit" | "/exit") => return vec![Effect::Quit],
+            _ => {}
+        }
+        if !line.starts_with('/') && self.selection == Selection::Status {
+            self.notice =
+                Some("choose a contact (Ctrl-N / Ctrl-P) to talk to, or type a /command".into());
+            return Vec::new();
+        }
+        self.busy = true;
+        vec![Effect::RunLine {
+            line: line.to_owned(),
+            current: self.selected_name(),
+        }]
+    }
+
+    fn dialog_key(&mut self, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
+        match dialog {
+            Dialog::Help | Dialog::Address => {
+                // Any key closes them.
+                Vec::new()
+            }
+            Dialog::AddContact(mut form) => match form.key(key) {
+                FormKey::Cancel => Vec::new(),
+                FormKey::Handled => {
+                    self.dialog = Some(Dialog::AddContact(form));
+                    Vec::new()
+                }
+                FormKey::Submit => {
+                    let (address, name) = (form.value(0).to_owned(), form.value(1).to_owned());
+                    let greeting = form.value(2).to_owned();
+                    if address.is_empty() || name.is_empty() {
+                        form.note = Some(Note::Error(
+                            "an address (nj1…) and a name are needed".into(),
+                        ));
+                        self.dialog = Some(Dialog::AddContact(form));
+                        return Vec::new();
+                    }
+                    form.note = Some(Note::Working("sending the request…".into()));
+                    self.dialog = Some(Dialog::AddContact(form));
+                    vec![Effect::SendRequest {
+                        address,
+                        name,
+                        greeting,
+                    }]
+                }
+            },
+            Dialog::Invite(invite) => self.invite_key(invite, key),
+            Dialog::Auth(mut auth) => {
+                if auth.outcome.is_some() {
+                    return Vec::new();
+                }
+                match auth.form.key(key) {
+                    FormKey::Cancel => {
+                        let working = matches!(auth.form.note, Some(Note::Working(_)));
+                        if working {
+                            vec![Effect::AbortAuth(auth.contact)]
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    FormKey::Handled => {
+                        self.dialog = Some(Dialog::Auth(auth));
+                        Vec::new()
+                    }
+                    FormKey::Submit => {
+                        let (question, secret) = if auth.asked.is_some() {
+                            (None, auth.form.secret(0))
+                        } else {
+                            let q = auth.form.value(0);
+                            ((!q.is_empty()).then(|| q.to_owned()), auth.form.secret(1))
+                        };
+                        if secret.is_empty() {
+                            auth.form.note =
+                                Some(Note::Error("type the secret you both know".into()));
+                            self.dialog = Some(Dialog::Auth(auth));
+                            return Vec::new();
+                        }
+                        auth.form.note = Some(Note::Working(format!(
+                            "waiting for {}… (Esc gives up)",
+                            auth.contact
+                        )));
+                        let name = auth.contact.clone();
+                        self.dialog = Some(Dialog::Auth(auth));
+                        vec![Effect::Authenticate {
+                            name,
+                            secret,
+                            question,
+                        }]
+                    }
+                }
+            }
+            Dialog::Verify(mut verify) => match verify.form.key(key) {
+                FormKey::Cancel => Vec::new(),
+                FormKey::Handled => {
+                    self.dialog = Some(Dialog::Verify(verify));
+                    Vec::new()
+                }
+                FormKey::Submit => {
+                    if matches!(verify.form.note, Some(Note::Success(_))) {
+                        return Vec::new();
+                    }
+                    let fingerprint = verify.form.value(0).to_owned();
+                    let name = verify.contact.clone();
+                    verify.form.note = Some(Note::Working("checking…".into()));
+                    self.dialog = Some(Dialog::Verify(verify));
+                    vec![Effect::Verify { name, fingerprint }]
+                }
+            },
+            Dialog::Requests(requests) => self.requests_key(requests, key),
+        }
+    }
+
+    fn invite_key(&mut self, invite: InviteDialog, key: KeyEvent) -> Vec<Effect> {
+        match invite {
+            InviteDialog::Choose { join } => {
+                let next = match key.code {
+                    KeyCode::Esc => return Vec::new(),
+                    KeyCode::Up | KeyCode::Down | KeyCode::Tab | KeyCode::BackTab => {
+                        InviteDialog::Choose { join: !join }
+                    }
+                    KeyCode::Char('s') => InviteDialog::Show(invite_form()),
+                    KeyCode::Char('j') => InviteDialog::Join(join_form()),
+                    KeyCode::Enter if join => InviteDialog::Join(join_form()),
+                    KeyCode::Enter => InviteDialog::Show(invite_form()),
+                    _ => InviteDialog::Choose { join },
+                };
+                self.dialog = Some(Dialog::Invite(next));
+                Vec::new()
+            }
+            InviteDialog::Show(mut form) => match form.key(key) {
+                FormKey::Cancel => Vec::new(),
+                FormKey::Handled => {
+                    self.dialog = Some(Dialog::Invite(InviteDialog::Show(form)));
+                    Vec::new()
+                }
+                FormKey::Submit => {
+                    let name = form.value(0).to_owned();
+                    let require_auth = form.on(1);
+                    if name.is_empty() {
+                        form.note = Some(Note::Error(
+                            "the name the new contact will have here".into(),
+                        ));
+                        self.dialog = Some(Dialog::Invite(InviteDialog::Show(form)));
+                        return Vec::new();
+                    }
+                    form.note = Some(Note::Working(
+                        "making a code at the rendezvous server…".into(),
+                    ));
+                    self.dialog = Some(Dialog::Invite(InviteDialog::Show(form)));
+                    vec![Effect::CreateInvite { name, require_auth }]
+                }
+            },
+            InviteDialog::Waiting { .. } => {
+                // Closing the window does not cancel the invite: its outcome
+                // still arrives in the status log.
+                Vec::new()
+            }
+            InviteDialog::Join(mut form) => {
+                if matches!(form.note, Some(Note::Success(_))) {
+                    return Vec::new();
+                }
+                match form.key(key) {
+                    FormKey::Cancel => Vec::new(),
+                    FormKey::Handled => {
+                        self.dialog = Some(Dialog::Invite(InviteDialog::Join(form)));
+                        Vec::new()
+                    }
+                    FormKey::Submit => {
+                        let code = form.secret(0);
+                        let name = form.value(1).to_owned();
+                        let require_auth = form.on(2);
+                        if code.is_empty() || name.is_empty() {
+                            form.note = Some(Note::Error(
+                                "the code read to you, and a name for them".into(),
+                            ));
+                            self.dialog = Some(Dialog::Invite(InviteDialog::Join(form)));
+                            return Vec::new();
+                        }
+                        form.note = Some(Note::Working(
+                            "joining through the rendezvous server (over Tor)…".into(),
+                        ));
+                        self.dialog = Some(Dialog::Invite(InviteDialog::Join(form)));
+                        vec![Effect::JoinInvite {
+                            code,
+                            name,
+                            require_auth,
+                        }]
+                    }
+                }
+            }
+        }
+    }
+
+    fn requests_key(&mut self, mut dialog: RequestsDialog, key: KeyEvent) -> Vec<Effect> {
+        if let Some(mut form) = dialog.naming.take() {
+            match form.key(key) {
+                FormKey::Cancel => {}
+                FormKey::Handled => dialog.naming = Some(form),
+                FormKey::Submit => {
+                    let name = form.value(0).to_owned();
+                    let id = self.incoming().nth(dialog.selected).map(|r| r.id);
+                    if let (Some(id), false) = (id, name.is_empty()) {
+                        dialog.note = Some(Note::Working(format!("accepting #{id}…")));
+                        self.dialog = Some(Dialog::Requests(dialog));
+                        return vec![Effect::Accept { id, name }];
+                    }
+                    form.note = Some(Note::Error("a name for the new contact".into()));
+                    dialog.naming = Some(form);
+                }
+            }
+            self.dialog = Some(Dialog::Requests(dialog));
+            return Vec::new();
+        }
+        let count = self.incoming().count();
+        let selected = self.incoming().nth(dialog.selected).map(|r| r.id);
+        let mut effects = Vec::new();
+        match key.code {
+            KeyCode::Esc => return Vec::new(),
+            KeyCode::Down => dialog.selected = (dialog.selected + 1).min(count.saturating_sub(1)),
+            KeyCode::Up => dialog.selected = dialog.selected.saturating_sub(1),
+            KeyCode::Enter | KeyCode::Char('a') if selected.is_some() => {
+                dialog.naming = Some(Form::new(vec![Field::text("Name for this contact")]));
+            }
+            KeyCode::Char('d') | KeyCode::Delete => {
+                if let Some(id) = selected {
+                    dialog.note = Some(Note::Working(format!("declining #{id}…")));
+                    effects.push(Effect::Decline(id));
+                }
+            }
+            _ => {}
+        }
+        self.dialog = Some(Dialog::Requests(dialog));
+        effects
+    }
+
+    /// Something the node reported.
+    pub fn on_event(&mut self, event: &Event) -> Vec<Effect> {
+        match event {
+            Event::Online => {
+                self.online = true;
+                Vec::new()
+            }
+            Event::RequestReceived { .. } => {
+                self.notice = Some("a contact request arrived: F7 to answer it".into());
+                vec![Effect::Refresh]
+            }
+            Event::RequestDelivered { .. }
+            | Event::ContactAdded { .. }
+            | Event::Connected { .. }
+            | Event::Presence { .. }
+            | Event::AuthRequired { .. }
+            | Event::PeerQuit { .. } => vec![Effect::Refresh],
+            Event::Disconnected { contact } => {
+                self.asked.remove(contact);
+                vec![Effect::Refresh]
+            }
+            Event::MessageReceived { message } => {
+                if self.selection == Selection::Contact(message.contact.clone()) {
+                    // Loading it again marks it read.
+                    vec![Effect::LoadHistory(message.contact.clone())]
+                } else {
+                    vec![Effect::Refresh]
+                }
+            }
+            Event::MessageState { contact, id, state } => {
+                if let Some(m) = self
+                    .conversations
+                    .get_mut(contact)
+                    .and_then(|c| c.iter_mut().find(|m| &m.id == id))
+                {
+                    m.state = *state;
+                }
+                Vec::new()
+            }
+            Event::AuthRequested { contact, question } => {
+                self.asked.insert(contact.clone(), question.clone());
+                self.notice = Some(format!(
+                    "{} asks to authenticate: choose them and press F4",
+                    crate::cli::clean(contact)
+                ));
+                Vec::new()
+            }
+            Event::AuthResult { contact, outcome } => {
+                self.asked.remove(contact);
+                if let Some(Dialog::Auth(auth)) = &mut self.dialog
+                    && &auth.contact == contact
+                {
+                    auth.outcome = Some(*outcome);
+                }
+                vec![Effect::Refresh]
+            }
+            Event::InviteCompleted { contact } => {
+                if let Some(Dialog::Invite(InviteDialog::Waiting { invite, outcome })) =
+                    &mut self.dialog
+                    && invite.name == contact.name
+                {
+                    *outcome = Some(Note::Success(format!(
+                        "{} is now a verified contact",
+                        contact.name
+                    )));
+                }
+                vec![Effect::Refresh]
+            }
+            Event::InviteFailed { name, reason } => {
+                if let Some(Dialog::Invite(InviteDialog::Waiting { invite, outcome })) =
+                    &mut self.dialog
+                    && &invite.name == name
+                {
+                    *outcome = Some(Note::Error(reason.clone()));
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A result from the driver.
+    pub fn on_done(&mut self, done: Done) -> Vec<Effect> {
+        match done {
+            Done::Info(info) => self.info = Some(info),
+            Done::Contacts(contacts) => {
+                self.contacts = contacts;
+                if let Selection::Contact(name) = &self.selection
+                    && !self.contacts.iter().any(|c| &c.name == name)
+                {
+                    // Deleted.
+                    self.selection = Selection::Status;
+                }
+            }
+            Done::Requests(requests) => {
+                self.requests = requests;
+                if let Some(Dialog::Requests(d)) = &mut self.dialog {
+                    let count = self
+                        .requests
+                        .iter()
+                        .filter(|r| r.direction == RequestDirection::Incoming)
+                        .count();
+                    d.selected = d.selected.min(count.saturating_sub(1));
+                }
+            }
+            Done::History(name, messages) => {
+                self.conversations.insert(name, messages);
+                // Reading marked it read.
+                return vec![Effect::Refresh];
+            }
+            Done::Log(lines) => self.push_log(lines),
+            Done::LineDone { current } => {
+                self.busy = false;
+                let mut effects = vec![Effect::Refresh];
+                if let Some(name) = current {
+                    effects.extend(self.select(Selection::Contact(name.clone())));
+                    if !effects.iter().any(|e| matches!(e, Effect::LoadHistory(_))) {
+                        effects.push(Effect::LoadHistory(name));
+                    }
+                }
+                return effects;
+            }
+            Done::RequestSent(result) => {
+                if let Some(Dialog::AddContact(form)) = &mut self.dialog {
+                    form.note = Some(match result {
+                        Ok(r) => Note::Success(format!(
+                            "request #{} sent; they become a contact when they accept (Esc closes)",
+                            r.id
+                        )),
+                        Err(e) => Note::Error(e),
+                    });
+                }
+                return vec![Effect::Refresh];
+            }
+            Done::Accepted(result) => {
+                if let Some(Dialog::Requests(d)) = &mut self.dialog {
+                    d.note = Some(match &result {
+                        Ok(c) => Note::Success(format!("{} is a contact now", c.name)),
+                        Err(e) => Note::Error(e.clone()),
+                    });
+                }
+                let mut effects = vec![Effect::Refresh];
+                if let Ok(c) = result {
+                    effects.extend(self.select(Selection::Contact(c.name)));
+                }
+                return effects;
+            }
+            Done::Declined(result) => {
+                if let Some(Dialog::Requests(d)) = &mut self.dialog {
+                    d.note = Some(match result {
+                        Ok(id) => Note::Success(format!("request #{id} declined")),
+                        Err(e) => Note::Error(e),
+                    });
+                }
+                return vec![Effect::Refresh];
+            }
+            Done::InviteCreated(result) => {
+                if let Some(Dialog::Invite(dialog)) = &mut self.dialog {
+                    match result {
+                        Ok(invite) => {
+                            *dialog = InviteDialog::Waiting {
+                                invite,
+                                outcome: None,
+                            }
+                        }
+                        Err(e) => {
+                            if let InviteDialog::Show(form) = dialog {
+                                form.note = Some(Note::Error(e));
+                            }
+                        }
+                    }
+                }
+            }
+            Done::Joined(result) => {
+                if let Some(Dialog::Invite(InviteDialog::Join(form))) = &mut self.dialog {
+                    form.note = Some(match &result {
+                        Ok(c) => Note::Success(format!(
+                            "{} is now a verified contact (Esc closes)",
+                            c.name
+                        )),
+                        Err(e) => Note::Error(e.clone()),
+                    });
+                }
+                let mut effects = vec![Effect::Refresh];
+                if let Ok(c) = result {
+                    effects.extend(self.select(Selection::Contact(c.name)));
+                }
+                return effects;
+            }
+            Done::AuthStarted(result) => {
+                if let (Some(Dialog::Auth(auth)), Err(e)) = (&mut self.dialog, result) {
+                    auth.form.note = Some(Note::Error(e));
+                }
+            }
+            Done::Verified(result) => {
+                if let Some(Dialog::Verify(v)) = &mut self.dialog {
+                    v.form.note = Some(match result {
+                        Ok(c) => Note::Success(format!("{} is verified (Esc closes)", c.name)),
+                        Err(e) => Note::Error(e),
+                    });
+                }
+                return vec![Effect::Refresh];
+            }
+        }
+        Vec::new()
+    }
+
+    /// The conversation on screen, oldest first.
+    pub fn conversation(&self) -> &[MessageView] {
+        match &self.selection {
+            Selection::Contact(name) => self
+                .conversations
+                .get(name)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+            Selection::Status => &[],
+        }
+    }
+}
+
+fn add_contact_form() -> Form {
+    Form::new(vec![
+        Field::text("Their address (nj1…)"),
+        Field::text("Name for them"),
+        Field::text("Greeting (optional)"),
+    ])
+}
+
+fn invite_form() -> Form {
+    Form::new(vec![
+        Field::text("Name for the new contact"),
+        Field::toggle("Require authentication (SMP) before messages"),
+    ])
+}
+
+fn join_form() -> Form {
+    Form::new(vec![
+        Field::secret("Code read to you"),
+        Field::text("Name for them"),
+        Field::toggle("Require authentication (SMP) before messages"),
+    ])
+}

@@ -1,0 +1,179 @@
+//! Carrying out the main screen's effects on the node, off the drawing loop.
+//!
+//! Quick calls run one after another on one task, so their answers arrive in the
+//! order they were asked. Calls that wait on the network (invites, requests,
+//! authentication) get a task each, and lines of the line interface run on a task
+//! of their own, exactly as `nightjar cli` runs them.
+
+use nightjar_node::{Event, Node};
+use tokio::sync::{broadcast, mpsc};
+
+use super::app::{Done, Effect, HISTORY_LOADED};
+use crate::cli::Session;
+
+/// Sends effects to the tasks that carry them out.
+#[derive(Debug)]
+pub struct Driver {
+    node: Node,
+    quick: mpsc::UnboundedSender<Effect>,
+    lines: mpsc::UnboundedSender<(String, Option<String>)>,
+    done: mpsc::UnboundedSender<Done>,
+}
+
+impl Driver {
+    /// Starts the tasks; results arrive on the returned receiver.
+    pub fn start(node: Node) -> (Self, mpsc::UnboundedReceiver<Done>) {
+        let (done, done_rx) = mpsc::unbounded_channel();
+        let (quick, quick_rx) = mpsc::unbounded_channel();
+        let (lines, lines_rx) = mpsc::unbounded_channel();
+        tokio::spawn(quick_calls(node.clone(), quick_rx, done.clone()));
+        tokio::spawn(line_interface(
+            node.clone(),
+            node.subscribe(),
+            lines_rx,
+            done.clone(),
+        ));
+        let driver = Self {
+            node,
+            quick,
+            lines,
+            done,
+        };
+        (driver, done_rx)
+    }
+
+    /// Carries out one effect (all but [`Effect::Quit`], which the caller handles).
+    pub fn execute(&self, effect: Effect) {
+        let node = self.node.clone();
+        let done = self.done.clone();
+        let text = |e: nightjar_node::NodeError| e.to_string();
+        match effect {
+            Effect::Quit => {}
+            Effect::RunLine { line, current } => {
+                let _ = self.lines.send((line, current));
+            }
+            Effect::SendRequest {
+                address,
+                name,
+                greeting,
+            } => {
+                tokio::spawn(async move {
+                    let r = node.send_request(&address, &name, &greeting).await;
+                    let _ = done.send(Done::RequestSent(r.map_err(text)));
+                });
+            }
+            Effect::CreateInvite { name, require_auth } => {
+                tokio::spawn(async move {
+                    let r = node.create_invite(&name, require_auth).await;
+                    let _ = done.send(Done::InviteCreated(r.map_err(text)));
+                });
+            }
+            Effect::JoinInvite {
+                code,
+                name,
+                require_auth,
+            } => {
+                tokio::spawn(async move {
+                    let r = node.join_invite(&code, &name, require_auth).await;
+                    let _ = done.send(Done::Joined(r.map_err(text)));
+                });
+            }
+            Effect::Authenticate {
+                name,
+                secret,
+                question,
+            } => {
+                tokio::spawn(async move {
+                    let r = node.authenticate(&name, &secret, question.as_deref()).await;
+                    let _ = done.send(Done::AuthStarted(r.map_err(text)));
+                });
+            }
+            quick => {
+                let _ = self.quick.send(quick);
+            }
+        }
+    }
+}
+
+/// Quick calls, in order.
+async fn quick_calls(
+    node: Node,
+    mut effects: mpsc::UnboundedReceiver<Effect>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let text = |e: nightjar_node::NodeError| e.to_string();
+    if let Ok(info) = node.info().await {
+        let _ = done.send(Done::Info(info));
+    }
+    while let Some(effect) = effects.recv().await {
+        let result = match effect {
+            Effect::Refresh => {
+                // Answers to several refreshes in a row say the same.
+                while let Ok(Effect::Refresh) = effects.try_recv() {}
+                let contacts = node.contacts().await;
+                let requests = node.requests().await;
+                match (contacts, requests) {
+                    (Ok(c), Ok(r)) => {
+                        let _ = done.send(Done::Contacts(c));
+                        Done::Requests(r)
+                    }
+                    (Err(e), _) | (_, Err(e)) => Done::Log(vec![format!("error: {e}")]),
+                }
+            }
+            Effect::LoadHistory(name) => match node.history(&name, HISTORY_LOADED).await {
+                Ok(messages) => Done::History(name, messages),
+                Err(e) => Done::Log(vec![format!("error: {e}")]),
+            },
+            Effect::Accept { id, name } => {
+                Done::Accepted(node.accept_request(id, &name).await.map_err(text))
+            }
+            Effect::Decline(id) => {
+                Done::Declined(node.decline_request(id).await.map(|()| id).map_err(text))
+            }
+            Effect::AbortAuth(name) => match node.abort_auth(&name).await {
+                Ok(()) => continue,
+                Err(e) => Done::Log(vec![format!("error: {e}")]),
+            },
+            Effect::Verify { name, fingerprint } => {
+                Done::Verified(node.verify(&name, &fingerprint).await.map_err(text))
+            }
+            // Carried out elsewhere.
+            _ => continue,
+        };
+        if done.send(result).is_err() {
+            return;
+        }
+    }
+}
+
+/// Lines of the line interface, and what it prints about events.
+async fn line_interface(
+    node: Node,
+    mut events: broadcast::Receiver<Event>,
+    mut lines: mpsc::UnboundedReceiver<(String, Option<String>)>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let mut session = Session::collecting(node);
+    loop {
+        tokio::select! {
+            line = lines.recv() => {
+                let Some((line, current)) = line else { return };
+                session.set_current(current);
+                // `/quit` never gets here: the screen handles it.
+                let _ = session.handle(&line).await;
+                let _ = done.send(Done::Log(session.take_lines()));
+                let _ = done.send(Done::LineDone {
+                    current: session.current().map(str::to_owned),
+                });
+            }
+            event = events.recv() => {
+                match event {
+                    Ok(event) => session.show_event(&event),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+                let _ = done.send(Done::Log(session.take_lines()));
+            }
+        }
+    }
+}
