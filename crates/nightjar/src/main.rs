@@ -7,6 +7,7 @@ mod demo;
 mod mailbox;
 mod startup;
 mod testnet;
+mod tui;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 

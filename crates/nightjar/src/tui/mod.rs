@@ -1,0 +1,3 @@
+pub mod complete;
+pub mod input;
+pub mod qr;
