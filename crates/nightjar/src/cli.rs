@@ -32,7 +32,7 @@ pub struct CliArgs {
     linger: u64,
 }
 
-const OUTPUT_HELP: &str = "\
+pub(crate) const OUTPUT_HELP: &str = "\
 Commands (one per line on stdin):
   /help                         this list
   /address                      your address (nj1…), to give to people
