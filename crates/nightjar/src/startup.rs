@@ -292,6 +292,9 @@ impl Running {
 /// Opens (or creates) the profile, starts Tor and starts the node.
 pub async fn start_node(args: &ProfileArgs) -> Result<Running> {
     let opened = open_profile(args, None).await?;
+    if let Some(dir) = &opened.created {
+        eprintln!("created profile {:?} in {}", args.profile, dir.display());
+    }
     let tor = start_tor(&args.tor, opened.tor_state.clone()).await?;
     run_node(args, opened, tor).await
 }
@@ -301,6 +304,8 @@ pub struct Opened {
     store: Store,
     tor_state: TorState,
     profile: Option<String>,
+    /// The profile's directory, when it was created just now.
+    pub created: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Opened {
@@ -330,15 +335,17 @@ pub async fn open_profile(
             store,
             tor_state: TorState::Scratch,
             profile: None,
+            created: None,
         });
     }
     check_profile_name(&args.profile)?;
     let dir = profile_dir(args.data_dir.as_deref(), &args.profile)?;
-    let store = open_or_create(args, &dir, passphrase).await?;
+    let (store, created) = open_or_create(args, &dir, passphrase).await?;
     Ok(Opened {
         store,
         tor_state: TorState::Persistent(dir.join("tor")),
         profile: Some(args.profile.clone()),
+        created,
     })
 }
 
@@ -366,11 +373,12 @@ pub async fn run_node(args: &ProfileArgs, opened: Opened, tor: Tor) -> Result<Ru
     }
 }
 
+/// The store, and its directory if it was just created.
 async fn open_or_create(
     args: &ProfileArgs,
     dir: &Path,
     given: Option<Zeroizing<String>>,
-) -> Result<Store> {
+) -> Result<(Store, Option<PathBuf>)> {
     let name = &args.profile;
     let creating = !Store::exists(dir);
     let passphrase = match given {
@@ -394,12 +402,7 @@ async fn open_or_create(
     .await
     .context("opening the profile was interrupted")?;
     match opened {
-        Ok(store) => {
-            if creating {
-                eprintln!("created profile {name:?} in {}", dir.display());
-            }
-            Ok(store)
-        }
+        Ok(store) => Ok((store, creating.then_some(dir))),
         Err(StoreError::WrongPassphrase) => bail!("wrong passphrase for profile {name:?}"),
         Err(StoreError::Locked) => {
             bail!("profile {name:?} is in use by another nightjar process")

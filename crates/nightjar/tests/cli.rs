@@ -5,14 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Stdio;
-use std::time::Duration;
 
 mod common;
 
 use common::{HANG_GUARD, Person};
 use nightjar_test_support::shared_network;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 
 /// Both type `/quit`; both sessions end cleanly.
 async fn quit_both(mut alice: Person, mut bob: Person) {

@@ -79,7 +79,7 @@ pub enum Done {
     Log(Vec<String>),
     /// A line has run; `current` is the line interface's peer now (`/peer`
     /// changes it).
-    LineDone {
+    LineRan {
         current: Option<String>,
     },
     RequestSent(Result<RequestView, String>),
@@ -911,7 +911,7 @@ impl App {
                 return vec![Effect::Refresh];
             }
             Done::Log(lines) => self.push_log(lines),
-            Done::LineDone { current } => {
+            Done::LineRan { current } => {
                 self.busy = false;
                 let mut effects = vec![Effect::Refresh];
                 if let Some(name) = current {

@@ -105,11 +105,24 @@ async fn quick_calls(
     if let Ok(info) = node.info().await {
         let _ = done.send(Done::Info(info));
     }
-    while let Some(effect) = effects.recv().await {
+    let mut waiting = std::collections::VecDeque::new();
+    loop {
+        let effect = match waiting.pop_front() {
+            Some(effect) => effect,
+            None => match effects.recv().await {
+                Some(effect) => effect,
+                None => return,
+            },
+        };
         let result = match effect {
             Effect::Refresh => {
-                // Answers to several refreshes in a row say the same.
-                while let Ok(Effect::Refresh) = effects.try_recv() {}
+                // Answers to several refreshes in a row say the same: skip those
+                // already queued behind this one.
+                while let Ok(next) = effects.try_recv() {
+                    if !matches!(next, Effect::Refresh) {
+                        waiting.push_back(next);
+                    }
+                }
                 let contacts = node.contacts().await;
                 let requests = node.requests().await;
                 match (contacts, requests) {
@@ -162,7 +175,7 @@ async fn line_interface(
                 // `/quit` never gets here: the screen handles it.
                 let _ = session.handle(&line).await;
                 let _ = done.send(Done::Log(session.take_lines()));
-                let _ = done.send(Done::LineDone {
+                let _ = done.send(Done::LineRan {
                     current: session.current().map(str::to_owned),
                 });
             }

@@ -406,12 +406,6 @@ impl InputHistory {
     pub fn len(&self) -> usize {
         self.lines.len()
     }
-
-    /// Whether no line is kept.
-    #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@ pub mod qr;
 pub mod start;
 pub mod view;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -73,8 +76,12 @@ async fn session(terminal: &mut DefaultTerminal, args: &mut ProfileArgs, pick: b
         true => "ephemeral profile".to_owned(),
         false => format!("profile {}", args.profile),
     };
+    let created = opened
+        .created
+        .as_ref()
+        .map(|dir| format!("created profile {:?} in {}", args.profile, dir.display()));
     let running = startup::run_node(args, opened, tor).await?;
-    let result = main_screen(terminal, &mut keys, &running, label).await;
+    let result = main_screen(terminal, &mut keys, &running, label, created).await;
     terminal.draw(|f| {
         let area = f.area();
         f.render_widget(ratatui::widgets::Clear, area);
@@ -249,8 +256,10 @@ async fn main_screen(
     keys: &mut EventStream,
     running: &Running,
     label: String,
+    first: Option<String>,
 ) -> Result<()> {
     let mut app = App::new(label);
+    app.on_done(app::Done::Log(first.into_iter().collect()));
     let mut events = running.node.subscribe();
     let (driver, mut done) = driver::Driver::start(running.node.clone());
     driver.execute(Effect::Refresh);

@@ -373,7 +373,20 @@ fn draw_input(frame: &mut Frame<'_>, area: Rect, app: &App) -> Position {
 
 fn draw_hints(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let line = if !app.tab.candidates().is_empty() {
-        Line::from(format!("Tab: {}", app.tab.candidates().join("  "))).cyan()
+        // Command words are shown as typed, with their slash.
+        let text = app.input.text();
+        let slash = if text.starts_with('/') && !text.trim_end().contains(' ') {
+            "/"
+        } else {
+            ""
+        };
+        let shown: Vec<String> = app
+            .tab
+            .candidates()
+            .iter()
+            .map(|c| format!("{slash}{c}"))
+            .collect();
+        Line::from(format!("Tab: {}", shown.join("  "))).cyan()
     } else if let Some(hint) = complete::hint(app.input.text()) {
         Line::from(hint).dark_gray()
     } else if app.busy {
@@ -507,7 +520,6 @@ fn note_line(note: &Note) -> Line<'static> {
 }
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect) {
-    let inner = window(frame, area, "Help", 84, 40);
     let mut lines = vec![
         Line::from("Keys".bold()),
         Line::from("  Enter          send the line (to the contact on screen, or a /command)"),
@@ -533,11 +545,15 @@ fn draw_help(frame: &mut Frame<'_>, area: Rect) {
     ];
     for c in complete::COMMANDS {
         lines.push(Line::from(vec![
-            Span::raw(format!("  /{} {}", c.word, c.args)).cyan(),
-            Span::raw(format!("  {}", c.about)),
+            Span::raw(format!("  {:<34}", format!("/{} {}", c.word, c.args))).cyan(),
+            Span::raw(c.about),
         ]));
     }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    let height = u16::try_from(lines.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(2);
+    let inner = window(frame, area, "Help", 110, height);
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 fn draw_address(frame: &mut Frame<'_>, area: Rect, app: &App) {

@@ -1,0 +1,664 @@
+//! Every screen and dialog drawn on ratatui's test backend, and what keys and
+//! node events do to the state behind them.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use nightjar_node::{
+    AuthOutcome, ContactView, Event, InviteView, Level, MessageDirection, MessageState,
+    MessageView, PresenceState, ProfileInfo, RequestDirection, RequestView,
+};
+use nightjar_tor::BootstrapStatus;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+
+use super::app::{App, Dialog, Done, Effect, Selection};
+use super::start::{Bootstrap, Passphrase, Pick, Start};
+use super::view;
+
+const ADDRESS: &str = "nj1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnzs23v9ccrydpk8qarc0jqgezqstfbrpl\
+                       c8sxy2xg7clk5r9exqgq6d4v0h";
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+fn type_text(app: &mut App, text: &str) -> Vec<Effect> {
+    text.chars()
+        .flat_map(|c| app.on_key(key(KeyCode::Char(c))))
+        .collect()
+}
+
+fn contact(name: &str, level: Level, online: bool, unread: usize) -> ContactView {
+    ContactView {
+        name: name.into(),
+        level,
+        verified: level != Level::Unverified,
+        fingerprint: "12345 67890 12345 67890 12345 67890 12345 67890 12345 67890 12345 67890"
+            .into(),
+        identity_key: "key".into(),
+        online,
+        presence: online.then_some(PresenceState::Online),
+        share_presence: true,
+        pending: false,
+        unread,
+        require_auth: false,
+        last_auth: None,
+    }
+}
+
+fn message(contact: &str, incoming: bool, body: &str, state: MessageState) -> MessageView {
+    MessageView {
+        contact: contact.into(),
+        id: format!("{:032x}", body.len()),
+        direction: if incoming {
+            MessageDirection::Incoming
+        } else {
+            MessageDirection::Outgoing
+        },
+        body: body.into(),
+        sent_at_ms: 1_700_000_000_000,
+        state,
+        via_mailbox: false,
+    }
+}
+
+fn request(id: i64, incoming: bool) -> RequestView {
+    RequestView {
+        id,
+        direction: if incoming {
+            RequestDirection::Incoming
+        } else {
+            RequestDirection::Outgoing
+        },
+        name: (!incoming).then(|| "dave".into()),
+        fingerprint: "55555 66666 77777".into(),
+        greeting: "it's carol from the library".into(),
+        delivered: true,
+        created_at_ms: 0,
+    }
+}
+
+/// Alice's screen: bob (verified, online, 2 unread), carol (authenticated),
+/// eve (unverified, offline), one incoming request.
+fn app() -> App {
+    let mut app = App::new("profile alice".into());
+    app.on_done(Done::Info(ProfileInfo {
+        address: ADDRESS.into(),
+        request_onion: "x.onion".into(),
+        identity_key: "k".into(),
+        fingerprint: "11111 22222 33333 44444 55555 66666 77777 88888 99999 00000 11111 22222"
+            .into(),
+        ephemeral: false,
+    }));
+    app.on_event(&Event::Online);
+    app.on_done(Done::Contacts(vec![
+        contact("bob", Level::Verified, true, 2),
+        contact("carol", Level::Authenticated, true, 0),
+        contact("eve", Level::Unverified, false, 0),
+    ]));
+    app.on_done(Done::Requests(vec![request(7, true), request(8, false)]));
+    app
+}
+
+fn with_bob(mut app: App) -> App {
+    let effects = app.on_key(ctrl('n'));
+    assert!(matches!(&effects[..], [Effect::LoadHistory(n)] if n == "bob"));
+    app.on_done(Done::History(
+        "bob".into(),
+        vec![
+            message("bob", true, "are you there?", MessageState::Received),
+            message("bob", false, "yes, here", MessageState::Delivered),
+            message("bob", false, "sending now", MessageState::Sent),
+            message("bob", false, "still waiting", MessageState::Queued),
+            message("bob", false, "while you were away", MessageState::Deposited),
+        ],
+    ));
+    app
+}
+
+fn draw(app: &App, width: u16, height: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| view::draw(f, app)).unwrap();
+    terminal.backend().buffer().clone()
+}
+
+fn draw_start(start: &Start) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(100, 24)).unwrap();
+    terminal.draw(|f| view::draw_start(f, start)).unwrap();
+    terminal.backend().buffer().clone()
+}
+
+fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    (area.top()..area.bottom())
+        .map(|y| {
+            (area.left()..area.right())
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The foreground colour of the first cell of `needle` on screen.
+fn colour_of(buf: &Buffer, needle: &str) -> Color {
+    let area = buf.area;
+    for y in area.top()..area.bottom() {
+        let row: Vec<&str> = (area.left()..area.right())
+            .map(|x| buf[(x, y)].symbol())
+            .collect();
+        let line: String = row.concat();
+        if let Some(byte) = line.find(needle) {
+            // Cells hold one char each here (no wide chars in names).
+            let column = line[..byte].chars().count();
+            return buf[(area.left() + column as u16, y)].fg;
+        }
+    }
+    panic!("{needle:?} is not on screen:\n{}", text(buf));
+}
+
+#[test]
+fn start_screens() {
+    let pick = Start::Pick(Pick::new(vec!["home".into(), "work".into()]));
+    let screen = text(&draw_start(&pick));
+    for want in [
+        "Which profile?",
+        "home",
+        "work",
+        "+ new profile",
+        "ephemeral",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+
+    let mut prompt = Passphrase::new("work".into(), true);
+    for c in "hunter22".chars() {
+        prompt.key(key(KeyCode::Char(c)));
+    }
+    let screen = text(&draw_start(&Start::Passphrase(prompt)));
+    assert!(screen.contains("choose a passphrase"), "{screen}");
+    assert!(screen.contains("••••••••"), "{screen}");
+    assert!(
+        !screen.contains("hunter"),
+        "the passphrase shows:\n{screen}"
+    );
+
+    let mut refused = Passphrase::new("work".into(), false);
+    refused.refused("wrong passphrase for profile \"work\"".into());
+    let screen = text(&draw_start(&Start::Passphrase(refused)));
+    assert!(screen.contains("wrong passphrase"), "{screen}");
+
+    let screen = text(&draw_start(&Start::Unlocking {
+        profile: "work".into(),
+    }));
+    assert!(screen.contains("unlocking profile \"work\""), "{screen}");
+
+    let screen = text(&draw_start(&Start::Bootstrap(Bootstrap {
+        backend: "system tor",
+        status: BootstrapStatus {
+            percent: 45,
+            summary: "Loading relay descriptors".into(),
+            blocked: None,
+        },
+        seconds: 12,
+    })));
+    for want in [
+        "Joining the Tor network (system tor)",
+        "45%",
+        "Loading relay descriptors",
+        "12 s",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+}
+
+#[test]
+fn main_screen_shows_contacts_by_trust_and_presence() {
+    let app = app();
+    let buf = draw(&app, 100, 30);
+    let screen = text(&buf);
+    for want in [
+        "profile alice",
+        "online",
+        "● ✓ bob (2)",
+        "● ★ carol",
+        "○ ? eve",
+        "1 request · F7",
+        "status",
+        "F2 adds a contact",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+    assert_eq!(colour_of(&buf, "✓ bob"), Color::Green);
+    assert_eq!(colour_of(&buf, "★ carol"), Color::Cyan);
+    assert_eq!(colour_of(&buf, "? eve"), Color::Red);
+}
+
+#[test]
+fn a_conversation_shows_times_and_delivery_states() {
+    let app = with_bob(app());
+    let screen = text(&draw(&app, 100, 30));
+    for want in [
+        "✓ bob verified · online",
+        "<bob> are you there?",
+        "me: yes, here ✓✓ delivered",
+        "me: sending now ✓ sent",
+        "me: still waiting … queued",
+        "me: while you were away ✉ via mailbox",
+        "bob> ",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+    // A time stamp on every message.
+    assert_eq!(screen.matches("] ").count(), 5, "{screen}");
+}
+
+#[test]
+fn scrollback_and_a_receipt_arriving() {
+    let mut app = with_bob(app());
+    let long: Vec<MessageView> = (0..60)
+        .map(|i| message("bob", true, &format!("line {i:02}"), MessageState::Received))
+        .collect();
+    app.on_done(Done::History("bob".into(), long));
+    let screen = text(&draw(&app, 100, 20));
+    assert!(
+        screen.contains("line 59") && !screen.contains("line 40"),
+        "{screen}"
+    );
+    app.on_key(key(KeyCode::PageUp));
+    app.on_key(key(KeyCode::PageUp));
+    let screen = text(&draw(&app, 100, 20));
+    assert!(
+        !screen.contains("line 59") && screen.contains("line 30"),
+        "{screen}"
+    );
+    app.on_key(key(KeyCode::PageDown));
+    app.on_key(key(KeyCode::PageDown));
+    assert!(text(&draw(&app, 100, 20)).contains("line 59"));
+
+    let mut app = with_bob(self::app());
+    let id = app.conversation()[3].id.clone();
+    app.on_event(&Event::MessageState {
+        contact: "bob".into(),
+        id,
+        state: MessageState::Delivered,
+    });
+    let screen = text(&draw(&app, 100, 30));
+    assert!(screen.contains("still waiting ✓✓ delivered"), "{screen}");
+}
+
+#[test]
+fn typing_runs_lines_of_the_line_interface() {
+    let mut app = app();
+    // Nobody chosen: plain text is refused with a hint.
+    type_text(&mut app, "hello");
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty());
+    assert!(app.notice.as_deref().unwrap().contains("choose a contact"));
+    // A slash command goes to the line interface.
+    type_text(&mut app, "/convs");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::RunLine { line, current: None }] if line == "/convs"),
+        "{effects:?}"
+    );
+    app.on_done(Done::Log(vec!["bob verified online (2 unread)".into()]));
+    let screen = text(&draw(&app, 100, 30));
+    assert!(
+        screen.contains("bob verified online (2 unread)"),
+        "{screen}"
+    );
+    // With bob chosen, plain text goes to him.
+    let mut app = with_bob(app);
+    type_text(&mut app, "hi bob");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::RunLine { line, current: Some(c) }] if line == "hi bob" && c == "bob"),
+        "{effects:?}"
+    );
+    // `/peer carol` in the line interface moves the screen to carol.
+    let effects = app.on_done(Done::LineRan {
+        current: Some("carol".into()),
+    });
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::LoadHistory(n) if n == "carol"))
+    );
+    assert_eq!(app.selection, Selection::Contact("carol".into()));
+    // Up brings back what was typed.
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input.text(), "hi bob");
+    // Quit, by key or by command.
+    assert!(matches!(&app.on_key(ctrl('q'))[..], [Effect::Quit]));
+    app.input.clear();
+    type_text(&mut app, "/quit");
+    assert!(matches!(
+        &app.on_key(key(KeyCode::Enter))[..],
+        [Effect::Quit]
+    ));
+}
+
+#[test]
+fn tab_completes_and_shows_candidates() {
+    let mut app = app();
+    type_text(&mut app, "/pe");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.input.text(), "/peer ");
+    type_text(&mut app, "c");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.input.text(), "/peer carol ");
+    app.input.clear();
+    type_text(&mut app, "/m");
+    app.on_key(key(KeyCode::Tab));
+    let screen = text(&draw(&app, 120, 30));
+    assert!(screen.contains("Tab: "), "{screen}");
+    assert!(screen.contains("/msg"), "{screen}");
+    app.input.clear();
+    type_text(&mut app, "/msg ");
+    let screen = text(&draw(&app, 120, 30));
+    assert!(screen.contains("/msg NAME TEXT"), "{screen}");
+}
+
+#[test]
+fn help_overlay_lists_keys_and_every_command() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Char('?')));
+    assert!(matches!(app.dialog, Some(Dialog::Help)));
+    let screen = text(&draw(&app, 120, 50));
+    for want in [
+        "Help",
+        "Ctrl-Q",
+        "/req-send",
+        "/auth",
+        "/mailbox-add",
+        "★ authenticated",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+    // Any key closes it; '?' in the middle of a line is just a character.
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.dialog.is_none());
+    type_text(&mut app, "/msg bob really?");
+    assert!(app.dialog.is_none());
+    assert_eq!(app.input.text(), "/msg bob really?");
+}
+
+#[test]
+fn address_dialog_draws_the_qr_code() {
+    let mut app = app();
+    app.on_key(key(KeyCode::F(6)));
+    let buf = draw(&app, 120, 45);
+    let screen = text(&buf);
+    assert!(screen.contains("Your address"), "{screen}");
+    assert!(screen.contains("11111 22222"), "{screen}");
+    assert!(screen.contains('▀') || screen.contains('▄'), "{screen}");
+    // Too small a window says so instead of drawing half a code.
+    let screen = text(&draw(&app, 80, 24));
+    assert!(screen.contains("enlarge the window"), "{screen}");
+}
+
+#[test]
+fn add_contact_dialog() {
+    let mut app = app();
+    app.on_key(key(KeyCode::F(2)));
+    // Submitting empty fields is refused.
+    app.on_key(key(KeyCode::Enter));
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty());
+    let screen = text(&draw(&app, 100, 30));
+    assert!(
+        screen.contains("an address (nj1…) and a name are needed"),
+        "{screen}"
+    );
+    // Fill it in.
+    app.on_key(key(KeyCode::Up));
+    app.on_key(key(KeyCode::Up));
+    type_text(&mut app, "nj1abc");
+    app.on_key(key(KeyCode::Enter));
+    type_text(&mut app, "dave");
+    app.on_key(key(KeyCode::Enter));
+    type_text(&mut app, "hello dave");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::SendRequest { address, name, greeting }]
+            if address == "nj1abc" && name == "dave" && greeting == "hello dave"),
+        "{effects:?}"
+    );
+    app.on_done(Done::RequestSent(Err(
+        "not a valid nightjar address: nj1abc".into(),
+    )));
+    let buf = draw(&app, 100, 30);
+    assert_eq!(colour_of(&buf, "not a valid nightjar address"), Color::Red);
+}
+
+#[test]
+fn invite_dialogs_make_and_join_codes() {
+    let mut app = app();
+    app.on_key(key(KeyCode::F(3)));
+    let screen = text(&draw(&app, 100, 30));
+    assert!(screen.contains("Make a code to read out"), "{screen}");
+    app.on_key(key(KeyCode::Enter));
+    type_text(&mut app, "frank");
+    app.on_key(key(KeyCode::Tab));
+    app.on_key(key(KeyCode::Char(' ')));
+    let screen = text(&draw(&app, 100, 30));
+    assert!(screen.contains("[x] Require authentication"), "{screen}");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::CreateInvite { name, require_auth: true }] if name == "frank"),
+        "{effects:?}"
+    );
+    app.on_done(Done::InviteCreated(Ok(InviteView {
+        code: "7-crossover-clockwork".into(),
+        name: "frank".into(),
+        valid_for_s: 600,
+    })));
+    let screen = text(&draw(&app, 100, 30));
+    assert!(screen.contains("7-crossover-clockwork"), "{screen}");
+    assert!(screen.contains("valid for 10 minutes"), "{screen}");
+    assert!(screen.contains("waiting for them"), "{screen}");
+    app.on_event(&Event::InviteCompleted {
+        contact: contact("frank", Level::Verified, true, 0),
+    });
+    let screen = text(&draw(&app, 100, 30));
+    assert!(
+        screen.contains("frank is now a verified contact"),
+        "{screen}"
+    );
+
+    // Joining.
+    app.on_key(key(KeyCode::Esc));
+    app.on_key(key(KeyCode::F(3)));
+    app.on_key(key(KeyCode::Char('j')));
+    type_text(&mut app, "3-bison-ukulele");
+    app.on_key(key(KeyCode::Enter));
+    type_text(&mut app, "gina");
+    app.on_key(key(KeyCode::Enter));
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::JoinInvite { code, name, require_auth: false }]
+            if code.as_str() == "3-bison-ukulele" && name == "gina"),
+        "{effects:?}"
+    );
+    let screen = text(&draw(&app, 100, 30));
+    assert!(
+        screen.contains("joining through the rendezvous server"),
+        "{screen}"
+    );
+    app.on_done(Done::Joined(Err(
+        "the invite did not complete: wrong code".into()
+    )));
+    let screen = text(&draw(&app, 100, 30));
+    assert!(screen.contains("wrong code"), "{screen}");
+}
+
+#[test]
+fn authentication_dialog_asks_and_answers() {
+    // Without a contact on screen, F4 says what to do.
+    let mut app = app();
+    app.on_key(key(KeyCode::F(4)));
+    assert!(app.dialog.is_none());
+    assert!(app.notice.as_deref().unwrap().contains("choose a contact"));
+
+    let mut app = with_bob(self::app());
+    app.on_key(key(KeyCode::F(4)));
+    type_text(&mut app, "where did we meet?");
+    app.on_key(key(KeyCode::Enter));
+    type_text(&mut app, "the lighthouse");
+    let screen = text(&draw(&app, 100, 30));
+    assert!(screen.contains("Ask bob to prove"), "{screen}");
+    assert!(
+        !screen.contains("lighthouse"),
+        "the secret shows:\n{screen}"
+    );
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::Authenticate { name, secret, question: Some(q) }]
+            if name == "bob" && secret.as_str() == "the lighthouse" && q == "where did we meet?"),
+        "{effects:?}"
+    );
+    assert!(text(&draw(&app, 100, 30)).contains("waiting for bob"));
+    app.on_event(&Event::AuthResult {
+        contact: "bob".into(),
+        outcome: AuthOutcome::Succeeded,
+    });
+    let buf = draw(&app, 100, 30);
+    assert!(text(&buf).contains("Succeeded: bob is authenticated"));
+
+    // bob asks us: his question shows and only the secret is asked.
+    let mut app = with_bob(self::app());
+    app.on_event(&Event::AuthRequested {
+        contact: "bob".into(),
+        question: Some("our first pet?".into()),
+    });
+    assert!(text(&draw(&app, 100, 30)).contains("auth?"));
+    app.on_key(key(KeyCode::F(4)));
+    let screen = text(&draw(&app, 100, 30));
+    assert!(
+        screen.contains("bob asks you to authenticate: \"our first pet?\""),
+        "{screen}"
+    );
+    type_text(&mut app, "rex");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::Authenticate { question: None, .. }]),
+        "{effects:?}"
+    );
+    app.on_event(&Event::AuthResult {
+        contact: "bob".into(),
+        outcome: AuthOutcome::Failed,
+    });
+    assert!(text(&draw(&app, 100, 30)).contains("Failed: the secrets differ"));
+}
+
+#[test]
+fn verify_dialog_compares_fingerprints() {
+    let mut app = with_bob(app());
+    app.on_key(key(KeyCode::F(5)));
+    let screen = text(&draw(&app, 100, 30));
+    assert!(screen.contains("yours:"), "{screen}");
+    assert!(screen.contains("11111 22222 33333"), "{screen}");
+    assert!(screen.contains("12345 67890 12345"), "{screen}");
+    type_text(&mut app, "12345 67890");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::Verify { name, fingerprint }] if name == "bob" && fingerprint == "12345 67890"),
+        "{effects:?}"
+    );
+    app.on_done(Done::Verified(Err(
+        "the fingerprint does not match bob's; do not trust this contact until you know why".into(),
+    )));
+    let buf = draw(&app, 100, 30);
+    assert_eq!(
+        colour_of(&buf, "the fingerprint does not match"),
+        Color::Red
+    );
+}
+
+#[test]
+fn requests_dialog_accepts_and_declines() {
+    let mut app = app();
+    let effects = app.on_key(key(KeyCode::F(7)));
+    assert!(matches!(&effects[..], [Effect::Refresh]));
+    let screen = text(&draw(&app, 100, 30));
+    assert!(screen.contains("#7 from 55555 66666 77777"), "{screen}");
+    assert!(screen.contains("it's carol from the library"), "{screen}");
+    assert!(
+        screen.contains("#8 to dave (delivered, waiting for them)"),
+        "{screen}"
+    );
+    app.on_key(key(KeyCode::Enter));
+    let screen = text(&draw(&app, 100, 30));
+    assert!(screen.contains("Name for this contact"), "{screen}");
+    type_text(&mut app, "carol2");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::Accept { id: 7, name }] if name == "carol2"),
+        "{effects:?}"
+    );
+    let effects = app.on_key(key(KeyCode::Char('d')));
+    assert!(matches!(&effects[..], [Effect::Decline(7)]), "{effects:?}");
+}
+
+#[test]
+fn any_size_draws_without_panicking() {
+    let mut app = with_bob(app());
+    for (w, h) in [(1, 1), (10, 3), (30, 8), (80, 24), (200, 60)] {
+        draw(&app, w, h);
+    }
+    for k in [
+        KeyCode::F(1),
+        KeyCode::F(2),
+        KeyCode::F(3),
+        KeyCode::F(5),
+        KeyCode::F(6),
+        KeyCode::F(7),
+    ] {
+        app.on_key(key(k));
+        for (w, h) in [(1, 1), (12, 4), (40, 10), (80, 24)] {
+            draw(&app, w, h);
+        }
+        app.on_key(key(KeyCode::Esc));
+        app.dialog = None;
+    }
+    for start in [
+        Start::Pick(Pick::new(vec![])),
+        Start::Passphrase(Passphrase::new("x".into(), false)),
+    ] {
+        let mut terminal = Terminal::new(TestBackend::new(5, 2)).unwrap();
+        terminal.draw(|f| view::draw_start(f, &start)).unwrap();
+    }
+}
+
+#[test]
+fn events_refresh_what_they_change() {
+    let mut app = with_bob(app());
+    // A message for the conversation on screen is loaded (and so read).
+    let effects = app.on_event(&Event::MessageReceived {
+        message: message("bob", true, "new", MessageState::Received),
+    });
+    assert!(matches!(&effects[..], [Effect::LoadHistory(n)] if n == "bob"));
+    // For another, the unread counts are fetched again.
+    let effects = app.on_event(&Event::MessageReceived {
+        message: message("carol", true, "new", MessageState::Received),
+    });
+    assert!(matches!(&effects[..], [Effect::Refresh]));
+    let effects = app.on_event(&Event::RequestReceived {
+        request: request(9, true),
+    });
+    assert!(matches!(&effects[..], [Effect::Refresh]));
+    assert!(app.notice.as_deref().unwrap().contains("F7"));
+    // A deleted contact leaves the screen.
+    app.on_done(Done::Contacts(vec![contact(
+        "carol",
+        Level::Verified,
+        true,
+        0,
+    )]));
+    assert_eq!(app.selection, Selection::Status);
+}
