@@ -17,6 +17,7 @@ use nightjar_node::{
 };
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::broadcast::error::RecvError;
+use zeroize::Zeroizing;
 
 use crate::startup::{self, ProfileArgs};
 
@@ -135,7 +136,7 @@ pub enum Command {
     Fingerprint(Option<String>),
     Auth {
         name: String,
-        secret: String,
+        secret: Zeroizing<String>,
         question: Option<String>,
     },
     AuthAbort(String),
@@ -263,7 +264,7 @@ pub fn parse(line: &str, current: Option<&str>) -> Result<Command, String> {
             }
             Command::Auth {
                 name: name.to_owned(),
-                secret: secret.to_owned(),
+                secret: Zeroizing::new(secret.to_owned()),
                 question: (!question.is_empty()).then(|| question.to_owned()),
             }
         }
@@ -374,11 +375,21 @@ impl<W: Write> Screen<W> {
 }
 
 /// Text from others on one line: control characters (a peer could move the cursor
-/// or forge lines) become spaces.
+/// or forge lines) become spaces, and invisible format characters (bidirectional
+/// overrides that reorder what follows, zero-width characters) are dropped.
 pub(crate) fn clean(text: &str) -> String {
     text.chars()
+        .filter(|c| !invisible_format(*c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+/// Bidirectional controls and zero-width characters.
+fn invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+    )
 }
 
 fn short_id(id: &str) -> &str {
@@ -1204,7 +1215,7 @@ mod tests {
             ok("/auth bob hunter2"),
             Command::Auth {
                 name: "bob".into(),
-                secret: "hunter2".into(),
+                secret: Zeroizing::new("hunter2".into()),
                 question: None,
             }
         );
@@ -1212,7 +1223,7 @@ mod tests {
             ok("/auth bob hunter2 where did we first meet?"),
             Command::Auth {
                 name: "bob".into(),
-                secret: "hunter2".into(),
+                secret: Zeroizing::new("hunter2".into()),
                 question: Some("where did we first meet?".into()),
             }
         );
@@ -1331,5 +1342,9 @@ mod tests {
     #[test]
     fn text_from_others_stays_on_one_line() {
         assert_eq!(clean("a\nb\x1b[2J"), "a b [2J");
+        // A right-to-left override would show "gpj.exe" backwards; zero-width
+        // characters hide in names.
+        assert_eq!(clean("photo\u{202E}gpj.exe"), "photogpj.exe");
+        assert_eq!(clean("b\u{200B}ob\u{FEFF}"), "bob");
     }
 }

@@ -201,8 +201,9 @@ pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir> {
     {
         return Ok(dir);
     }
-    eprintln!(
-        "warning: /dev/shm is not available; Tor's temporary state goes to {} (removed at exit)",
+    // A warning through the log: the terminal interface may own the screen.
+    tracing::warn!(
+        "/dev/shm is not available; Tor's temporary state goes to {} (removed at exit)",
         std::env::temp_dir().display()
     );
     tempfile::Builder::new()

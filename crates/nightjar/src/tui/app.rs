@@ -3,6 +3,10 @@
 //! Nothing here touches the node or the terminal. Keys and node events go in;
 //! [`Effect`]s come out for the driver to carry out, and their results come back
 //! as [`Done`]. That keeps every screen and dialog testable on its own.
+//!
+//! A dialog's request carries a ticket; its answer is shown in the dialog only if
+//! that dialog is still open and waiting for that ticket. Any other answer goes to
+//! the status log, so nothing is lost when a window was closed meanwhile.
 
 use std::collections::HashMap;
 
@@ -15,12 +19,29 @@ use zeroize::Zeroizing;
 
 use super::complete::Tab;
 use super::input::{InputHistory, InputOutcome, LineInput};
+use crate::cli::clean;
 
 /// How many messages of a conversation are loaded.
 pub const HISTORY_LOADED: usize = 500;
 
 /// How many lines of the status log are kept.
 const LOG_KEPT: usize = 1000;
+
+/// Text that may hold a secret (a typed line, a shared secret, an invite code):
+/// wiped when dropped, and never shown by `Debug`.
+pub struct Secret(pub Zeroizing<String>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl Secret {
+    fn new(text: &str) -> Self {
+        Self(Zeroizing::new(text.to_owned()))
+    }
+}
 
 /// What the driver should do.
 #[derive(Debug)]
@@ -32,40 +53,103 @@ pub enum Effect {
     /// Run a line of the line interface, with `current` as the peer lines
     /// without a slash go to.
     RunLine {
-        line: String,
+        line: Secret,
         current: Option<String>,
     },
     SendRequest {
+        ticket: u64,
         address: String,
         name: String,
         greeting: String,
     },
     Accept {
+        ticket: u64,
         id: i64,
         name: String,
     },
-    Decline(i64),
+    Decline {
+        ticket: u64,
+        id: i64,
+    },
     CreateInvite {
+        ticket: u64,
         name: String,
         require_auth: bool,
     },
     JoinInvite {
-        code: Zeroizing<String>,
+        ticket: u64,
+        code: Secret,
         name: String,
         require_auth: bool,
     },
     Authenticate {
+        ticket: u64,
         name: String,
-        secret: Zeroizing<String>,
+        secret: Secret,
         question: Option<String>,
     },
     AbortAuth(String),
     Verify {
+        ticket: u64,
         name: String,
         fingerprint: String,
     },
     /// Leave: stop the node (telling contacts) and restore the terminal.
     Quit,
+}
+
+/// The answer to a dialog's request.
+#[derive(Debug)]
+pub enum Answer {
+    RequestSent(Result<RequestView, String>),
+    Accepted(Result<ContactView, String>),
+    Declined(Result<i64, String>),
+    InviteCreated(Result<InviteView, String>),
+    Joined(Result<ContactView, String>),
+    AuthStarted(Result<(), String>),
+    Verified(Result<ContactView, String>),
+}
+
+impl Answer {
+    /// The answer as a status-log line, for when its window is gone.
+    fn log_line(&self) -> String {
+        let result = |r: Result<String, &String>| match r {
+            Ok(text) => text,
+            Err(e) => format!("error: {}", clean(e)),
+        };
+        match self {
+            Self::RequestSent(r) => result(r.as_ref().map(|r| format!("request #{} sent", r.id))),
+            Self::Accepted(r) => result(
+                r.as_ref()
+                    .map(|c| format!("request accepted: {}", clean(&c.name))),
+            ),
+            Self::Declined(r) => result(r.as_ref().map(|id| format!("request #{id} declined"))),
+            Self::InviteCreated(r) => result(r.as_ref().map(invite_line)),
+            Self::Joined(r) => result(
+                r.as_ref()
+                    .map(|c| format!("invite joined: {} is verified", clean(&c.name))),
+            ),
+            Self::AuthStarted(r) => result(
+                r.as_ref()
+                    .map(|()| "authentication started; waiting for the result".to_owned()),
+            ),
+            Self::Verified(r) => result(
+                r.as_ref()
+                    .map(|c| format!("{} is verified", clean(&c.name))),
+            ),
+        }
+    }
+}
+
+/// How the line interface reports a new invite code.
+fn invite_line(invite: &InviteView) -> String {
+    format!(
+        "invite code for {}: {} (valid {} minutes; they type /join {} NAME)",
+        clean(&invite.name),
+        invite.code,
+        invite.valid_for_s / 60,
+        invite.code
+    )
 }
 
 /// What the driver reports back.
@@ -75,20 +159,21 @@ pub enum Done {
     Contacts(Vec<ContactView>),
     Requests(Vec<RequestView>),
     History(String, Vec<MessageView>),
-    /// Lines the line interface printed.
+    /// Lines the line interface printed about events.
     Log(Vec<String>),
-    /// A line has run; `current` is the line interface's peer now (`/peer`
-    /// changes it).
+    /// Lines a command typed on the input line printed.
+    Output(Vec<String>),
+    /// A line has run. It was sent with `sent_with` as the current peer; the line
+    /// interface's current peer is now `current` (`/peer` and `/delete` change it).
     LineRan {
+        sent_with: Option<String>,
         current: Option<String>,
     },
-    RequestSent(Result<RequestView, String>),
-    Accepted(Result<ContactView, String>),
-    Declined(Result<i64, String>),
-    InviteCreated(Result<InviteView, String>),
-    Joined(Result<ContactView, String>),
-    AuthStarted(Result<(), String>),
-    Verified(Result<ContactView, String>),
+    /// The answer to the dialog request with this ticket.
+    Answer {
+        ticket: u64,
+        answer: Answer,
+    },
 }
 
 /// Which conversation is on screen.
@@ -154,6 +239,8 @@ pub struct Form {
     pub focus: usize,
     /// Why the last submission was refused, or what is happening.
     pub note: Option<Note>,
+    /// The ticket of the request this form is waiting for.
+    pub pending: Option<u64>,
 }
 
 /// A line under a form: an error, progress, or good news.
@@ -165,6 +252,7 @@ pub enum Note {
 }
 
 /// What a key did to a form.
+#[derive(Debug, PartialEq, Eq)]
 enum FormKey {
     Submit,
     Cancel,
@@ -177,7 +265,13 @@ impl Form {
             fields,
             focus: 0,
             note: None,
+            pending: None,
         }
+    }
+
+    /// Sent, or done: Enter does not send it again.
+    fn settled(&self) -> bool {
+        self.pending.is_some() || matches!(self.note, Some(Note::Success(_)))
     }
 
     fn key(&mut self, key: KeyEvent) -> FormKey {
@@ -192,12 +286,16 @@ impl Form {
                 self.focus = self.focus.saturating_sub(1);
                 return FormKey::Handled;
             }
+            KeyCode::Enter if self.settled() => return FormKey::Handled,
             KeyCode::Enter if self.focus < last => {
                 self.focus += 1;
                 return FormKey::Handled;
             }
             KeyCode::Enter => return FormKey::Submit,
             _ => {}
+        }
+        if self.settled() {
+            return FormKey::Handled;
         }
         let Some(field) = self.fields.get_mut(self.focus) else {
             return FormKey::Handled;
@@ -216,6 +314,25 @@ impl Form {
         FormKey::Handled
     }
 
+    /// Marks the form sent, waiting for `ticket`.
+    fn sent(&mut self, ticket: u64, working: &str) {
+        self.pending = Some(ticket);
+        self.note = Some(Note::Working(working.to_owned()));
+    }
+
+    /// Shows the answer to the request it waited for.
+    fn answered<T>(&mut self, result: Result<T, String>, success: impl FnOnce(T) -> String) {
+        self.pending = None;
+        self.note = Some(match result {
+            Ok(value) => Note::Success(success(value)),
+            Err(e) => Note::Error(e),
+        });
+    }
+
+    fn waits_for(&self, ticket: u64) -> bool {
+        self.pending == Some(ticket)
+    }
+
     fn value(&self, index: usize) -> &str {
         self.fields.get(index).map(Field::value).unwrap_or_default()
     }
@@ -224,8 +341,8 @@ impl Form {
         self.fields.get(index).is_some_and(Field::on)
     }
 
-    fn secret(&self, index: usize) -> Zeroizing<String> {
-        Zeroizing::new(self.value(index).to_owned())
+    fn secret(&self, index: usize) -> Secret {
+        Secret::new(self.value(index))
     }
 }
 
@@ -270,9 +387,11 @@ pub struct VerifyDialog {
 #[derive(Debug)]
 pub struct RequestsDialog {
     pub selected: usize,
-    /// Naming the contact of the selected request before accepting it.
-    pub naming: Option<Form>,
+    /// Naming the contact of request `id` before accepting it.
+    pub naming: Option<(i64, Form)>,
     pub note: Option<Note>,
+    /// The ticket of the accept or decline under way.
+    pub pending: Option<u64>,
 }
 
 /// A window over the main screen.
@@ -286,7 +405,12 @@ pub enum Dialog {
     /// Our address, fingerprint and QR code.
     Address,
     Requests(RequestsDialog),
-    Help,
+    /// Keys and commands, scrolled down this many lines.
+    Help {
+        scroll: u16,
+    },
+    /// What a command printed, when its conversation hides the status log.
+    Output(Vec<String>),
 }
 
 /// One line of the status log.
@@ -294,7 +418,6 @@ pub enum Dialog {
 pub struct LogLine(pub String);
 
 /// The main screen.
-#[derive(Debug)]
 pub struct App {
     /// "profile NAME" or "ephemeral profile".
     pub profile: String,
@@ -319,8 +442,20 @@ pub struct App {
     pub online: bool,
     /// The newest thing worth a glance, in the bottom bar.
     pub notice: Option<String>,
-    /// A line is running in the line interface.
-    pub busy: bool,
+    /// Lines sent to the line interface and not finished yet.
+    pub running: usize,
+    /// The last ticket given to a dialog's request.
+    tickets: u64,
+}
+
+/// Conversations and typed lines are not for logs.
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("contacts", &self.contacts.len())
+            .field("dialog", &self.dialog.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl App {
@@ -342,8 +477,14 @@ impl App {
             asked: HashMap::new(),
             online: false,
             notice: None,
-            busy: false,
+            running: 0,
+            tickets: 0,
         }
+    }
+
+    fn ticket(&mut self) -> u64 {
+        self.tickets += 1;
+        self.tickets
     }
 
     /// The contact on screen, if any.
@@ -431,6 +572,14 @@ impl App {
         self.log.drain(..excess);
     }
 
+    /// How many lines the view on screen has (an upper bound for scrolling).
+    fn lines_on_screen(&self) -> usize {
+        match &self.selection {
+            Selection::Status => self.log.len(),
+            Selection::Contact(_) => self.conversation().len(),
+        }
+    }
+
     /// A key pressed on the main screen or in a dialog.
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
@@ -444,8 +593,11 @@ impl App {
             self.tab.reset();
         }
         match key.code {
-            KeyCode::F(1) => return self.open(Dialog::Help),
-            KeyCode::Char('?') if self.input.is_empty() => return self.open(Dialog::Help),
+            KeyCode::F(1) => return self.open(Dialog::Help { scroll: 0 }),
+            // On the status log lines are commands, which never start with '?'.
+            KeyCode::Char('?') if self.input.is_empty() && self.selection == Selection::Status => {
+                return self.open(Dialog::Help { scroll: 0 });
+            }
             KeyCode::F(2) => return self.open(Dialog::AddContact(add_contact_form())),
             KeyCode::F(3) => {
                 return self.open(Dialog::Invite(InviteDialog::Choose { join: false }));
@@ -463,7 +615,7 @@ impl App {
                 return self.move_selection(false);
             }
             KeyCode::PageUp => {
-                self.scroll = self.scroll.saturating_add(10);
+                self.scroll = (self.scroll + 10).min(self.lines_on_screen());
                 return Vec::new();
             }
             KeyCode::PageDown => {
@@ -515,6 +667,7 @@ impl App {
             selected: 0,
             naming: None,
             note: None,
+            pending: None,
         }))
     }
 
@@ -561,11 +714,25 @@ impl App {
         if line.is_empty() {
             return Vec::new();
         }
-        self.history.push(line);
+        let word = line.split_whitespace().next().unwrap_or_default();
+        // Lines that hold a secret are not kept for Up.
+        if !matches!(word, "/auth" | "/join") {
+            self.history.push(line);
+        }
         self.scroll = 0;
-        match line.split_whitespace().next() {
-            Some("/help") => return self.open(Dialog::Help),
-            Some("/quit" | "/exit") => return vec![Effect::Quit],
+        let bare = !line.contains(char::is_whitespace);
+        match word {
+            "/help" => return self.open(Dialog::Help { scroll: 0 }),
+            "/quit" | "/exit" => return vec![Effect::Quit],
+            // Commands that have a window open it when typed alone.
+            "/req-send" if bare => return self.open(Dialog::AddContact(add_contact_form())),
+            "/invite" if bare => {
+                return self.open(Dialog::Invite(InviteDialog::Show(invite_form())));
+            }
+            "/join" if bare => return self.open(Dialog::Invite(InviteDialog::Join(join_form()))),
+            "/auth" if bare => return self.open_auth(),
+            "/verify" if bare => return self.open_verify(),
+            "/requests" if bare => return self.open_requests(),
             _ => {}
         }
         if !line.starts_with('/') && self.selection == Selection::Status {
@@ -573,21 +740,38 @@ impl App {
                 Some("choose a contact (Ctrl-N / Ctrl-P) to talk to, or type a /command".into());
             return Vec::new();
         }
-        self.busy = true;
+        self.running += 1;
         vec![Effect::RunLine {
-            line: line.to_owned(),
+            line: Secret::new(line),
             current: self.selected_name(),
         }]
     }
 
     fn dialog_key(&mut self, dialog: Dialog, key: KeyEvent) -> Vec<Effect> {
         match dialog {
-            Dialog::Help | Dialog::Address => {
-                // Any key closes them.
+            Dialog::Help { scroll } => {
+                let scroll = match key.code {
+                    KeyCode::Down => scroll.saturating_add(1),
+                    KeyCode::Up => scroll.saturating_sub(1),
+                    KeyCode::PageDown | KeyCode::Char(' ') => scroll.saturating_add(10),
+                    KeyCode::PageUp => scroll.saturating_sub(10),
+                    // Any other key closes it.
+                    _ => return Vec::new(),
+                };
+                self.dialog = Some(Dialog::Help { scroll });
                 Vec::new()
             }
+            // Any key closes them.
+            Dialog::Address | Dialog::Output(_) => Vec::new(),
             Dialog::AddContact(mut form) => match form.key(key) {
                 FormKey::Cancel => Vec::new(),
+                // Enter after the request went out closes the window.
+                FormKey::Handled
+                    if key.code == KeyCode::Enter
+                        && matches!(form.note, Some(Note::Success(_))) =>
+                {
+                    Vec::new()
+                }
                 FormKey::Handled => {
                     self.dialog = Some(Dialog::AddContact(form));
                     Vec::new()
@@ -602,9 +786,11 @@ impl App {
                         self.dialog = Some(Dialog::AddContact(form));
                         return Vec::new();
                     }
-                    form.note = Some(Note::Working("sending the request…".into()));
+                    let ticket = self.ticket();
+                    form.sent(ticket, "sending the request…");
                     self.dialog = Some(Dialog::AddContact(form));
                     vec![Effect::SendRequest {
+                        ticket,
                         address,
                         name,
                         greeting,
@@ -618,8 +804,8 @@ impl App {
                 }
                 match auth.form.key(key) {
                     FormKey::Cancel => {
-                        let working = matches!(auth.form.note, Some(Note::Working(_)));
-                        if working {
+                        // Closing the window while waiting gives up the run.
+                        if matches!(auth.form.note, Some(Note::Working(_))) {
                             vec![Effect::AbortAuth(auth.contact)]
                         } else {
                             Vec::new()
@@ -636,19 +822,19 @@ impl App {
                             let q = auth.form.value(0);
                             ((!q.is_empty()).then(|| q.to_owned()), auth.form.secret(1))
                         };
-                        if secret.is_empty() {
+                        if secret.0.is_empty() {
                             auth.form.note =
                                 Some(Note::Error("type the secret you both know".into()));
                             self.dialog = Some(Dialog::Auth(auth));
                             return Vec::new();
                         }
-                        auth.form.note = Some(Note::Working(format!(
-                            "waiting for {}… (Esc gives up)",
-                            auth.contact
-                        )));
+                        let ticket = self.ticket();
+                        let working = format!("waiting for {}… (Esc gives up)", auth.contact);
+                        auth.form.sent(ticket, &working);
                         let name = auth.contact.clone();
                         self.dialog = Some(Dialog::Auth(auth));
                         vec![Effect::Authenticate {
+                            ticket,
                             name,
                             secret,
                             question,
@@ -663,14 +849,16 @@ impl App {
                     Vec::new()
                 }
                 FormKey::Submit => {
-                    if matches!(verify.form.note, Some(Note::Success(_))) {
-                        return Vec::new();
-                    }
                     let fingerprint = verify.form.value(0).to_owned();
                     let name = verify.contact.clone();
-                    verify.form.note = Some(Note::Working("checking…".into()));
+                    let ticket = self.ticket();
+                    verify.form.sent(ticket, "checking…");
                     self.dialog = Some(Dialog::Verify(verify));
-                    vec![Effect::Verify { name, fingerprint }]
+                    vec![Effect::Verify {
+                        ticket,
+                        name,
+                        fingerprint,
+                    }]
                 }
             },
             Dialog::Requests(requests) => self.requests_key(requests, key),
@@ -710,69 +898,72 @@ impl App {
                         self.dialog = Some(Dialog::Invite(InviteDialog::Show(form)));
                         return Vec::new();
                     }
-                    form.note = Some(Note::Working(
-                        "making a code at the rendezvous server…".into(),
-                    ));
+                    let ticket = self.ticket();
+                    form.sent(ticket, "making a code at the rendezvous server…");
                     self.dialog = Some(Dialog::Invite(InviteDialog::Show(form)));
-                    vec![Effect::CreateInvite { name, require_auth }]
+                    vec![Effect::CreateInvite {
+                        ticket,
+                        name,
+                        require_auth,
+                    }]
                 }
             },
-            InviteDialog::Waiting { .. } => {
-                // Closing the window does not cancel the invite: its outcome
-                // still arrives in the status log.
+            InviteDialog::Waiting { invite, outcome } => {
+                // The code is shown until the window is closed on purpose (it is
+                // also in the status log); closing it does not cancel the invite.
+                if key.code != KeyCode::Esc {
+                    self.dialog = Some(Dialog::Invite(InviteDialog::Waiting { invite, outcome }));
+                }
                 Vec::new()
             }
-            InviteDialog::Join(mut form) => {
-                if matches!(form.note, Some(Note::Success(_))) {
-                    return Vec::new();
+            InviteDialog::Join(mut form) => match form.key(key) {
+                FormKey::Cancel => Vec::new(),
+                FormKey::Handled => {
+                    self.dialog = Some(Dialog::Invite(InviteDialog::Join(form)));
+                    Vec::new()
                 }
-                match form.key(key) {
-                    FormKey::Cancel => Vec::new(),
-                    FormKey::Handled => {
-                        self.dialog = Some(Dialog::Invite(InviteDialog::Join(form)));
-                        Vec::new()
-                    }
-                    FormKey::Submit => {
-                        let code = form.secret(0);
-                        let name = form.value(1).to_owned();
-                        let require_auth = form.on(2);
-                        if code.is_empty() || name.is_empty() {
-                            form.note = Some(Note::Error(
-                                "the code read to you, and a name for them".into(),
-                            ));
-                            self.dialog = Some(Dialog::Invite(InviteDialog::Join(form)));
-                            return Vec::new();
-                        }
-                        form.note = Some(Note::Working(
-                            "joining through the rendezvous server (over Tor)…".into(),
+                FormKey::Submit => {
+                    let code = form.secret(0);
+                    let name = form.value(1).to_owned();
+                    let require_auth = form.on(2);
+                    if code.0.is_empty() || name.is_empty() {
+                        form.note = Some(Note::Error(
+                            "the code read to you, and a name for them".into(),
                         ));
                         self.dialog = Some(Dialog::Invite(InviteDialog::Join(form)));
-                        vec![Effect::JoinInvite {
-                            code,
-                            name,
-                            require_auth,
-                        }]
+                        return Vec::new();
                     }
+                    let ticket = self.ticket();
+                    form.sent(ticket, "joining through the rendezvous server (over Tor)…");
+                    self.dialog = Some(Dialog::Invite(InviteDialog::Join(form)));
+                    vec![Effect::JoinInvite {
+                        ticket,
+                        code,
+                        name,
+                        require_auth,
+                    }]
                 }
-            }
+            },
         }
     }
 
     fn requests_key(&mut self, mut dialog: RequestsDialog, key: KeyEvent) -> Vec<Effect> {
-        if let Some(mut form) = dialog.naming.take() {
+        if let Some((id, mut form)) = dialog.naming.take() {
             match form.key(key) {
                 FormKey::Cancel => {}
-                FormKey::Handled => dialog.naming = Some(form),
+                FormKey::Handled => dialog.naming = Some((id, form)),
                 FormKey::Submit => {
                     let name = form.value(0).to_owned();
-                    let id = self.incoming().nth(dialog.selected).map(|r| r.id);
-                    if let (Some(id), false) = (id, name.is_empty()) {
+                    if name.is_empty() {
+                        form.note = Some(Note::Error("a name for the new contact".into()));
+                        dialog.naming = Some((id, form));
+                    } else {
+                        let ticket = self.ticket();
+                        dialog.pending = Some(ticket);
                         dialog.note = Some(Note::Working(format!("accepting #{id}…")));
                         self.dialog = Some(Dialog::Requests(dialog));
-                        return vec![Effect::Accept { id, name }];
+                        return vec![Effect::Accept { ticket, id, name }];
                     }
-                    form.note = Some(Note::Error("a name for the new contact".into()));
-                    dialog.naming = Some(form);
                 }
             }
             self.dialog = Some(Dialog::Requests(dialog));
@@ -780,18 +971,24 @@ impl App {
         }
         let count = self.incoming().count();
         let selected = self.incoming().nth(dialog.selected).map(|r| r.id);
+        let idle = dialog.pending.is_none();
         let mut effects = Vec::new();
         match key.code {
             KeyCode::Esc => return Vec::new(),
             KeyCode::Down => dialog.selected = (dialog.selected + 1).min(count.saturating_sub(1)),
             KeyCode::Up => dialog.selected = dialog.selected.saturating_sub(1),
-            KeyCode::Enter | KeyCode::Char('a') if selected.is_some() => {
-                dialog.naming = Some(Form::new(vec![Field::text("Name for this contact")]));
-            }
-            KeyCode::Char('d') | KeyCode::Delete => {
+            KeyCode::Enter | KeyCode::Char('a') if idle => {
                 if let Some(id) = selected {
+                    let form = Form::new(vec![Field::text("Name for this contact")]);
+                    dialog.naming = Some((id, form));
+                }
+            }
+            KeyCode::Char('d') | KeyCode::Delete if idle => {
+                if let Some(id) = selected {
+                    let ticket = self.ticket();
+                    dialog.pending = Some(ticket);
                     dialog.note = Some(Note::Working(format!("declining #{id}…")));
-                    effects.push(Effect::Decline(id));
+                    effects.push(Effect::Decline { ticket, id });
                 }
             }
             _ => {}
@@ -830,20 +1027,27 @@ impl App {
                 }
             }
             Event::MessageState { contact, id, state } => {
-                if let Some(m) = self
+                let known = self
                     .conversations
                     .get_mut(contact)
-                    .and_then(|c| c.iter_mut().find(|m| &m.id == id))
-                {
-                    m.state = *state;
+                    .and_then(|c| c.iter_mut().find(|m| &m.id == id));
+                match known {
+                    Some(m) => {
+                        m.state = *state;
+                        Vec::new()
+                    }
+                    // Sent after the conversation was loaded: load it again.
+                    None if self.selection == Selection::Contact(contact.clone()) => {
+                        vec![Effect::LoadHistory(contact.clone())]
+                    }
+                    None => Vec::new(),
                 }
-                Vec::new()
             }
             Event::AuthRequested { contact, question } => {
                 self.asked.insert(contact.clone(), question.clone());
                 self.notice = Some(format!(
                     "{} asks to authenticate: choose them and press F4",
-                    crate::cli::clean(contact)
+                    clean(contact)
                 ));
                 Vec::new()
             }
@@ -885,23 +1089,11 @@ impl App {
     pub fn on_done(&mut self, done: Done) -> Vec<Effect> {
         match done {
             Done::Info(info) => self.info = Some(info),
-            Done::Contacts(contacts) => {
-                self.contacts = contacts;
-                if let Selection::Contact(name) = &self.selection
-                    && !self.contacts.iter().any(|c| &c.name == name)
-                {
-                    // Deleted.
-                    self.selection = Selection::Status;
-                }
-            }
+            Done::Contacts(contacts) => self.contacts = contacts,
             Done::Requests(requests) => {
                 self.requests = requests;
+                let count = self.incoming().count();
                 if let Some(Dialog::Requests(d)) = &mut self.dialog {
-                    let count = self
-                        .requests
-                        .iter()
-                        .filter(|r| r.direction == RequestDirection::Incoming)
-                        .count();
                     d.selected = d.selected.min(count.saturating_sub(1));
                 }
             }
@@ -911,100 +1103,120 @@ impl App {
                 return vec![Effect::Refresh];
             }
             Done::Log(lines) => self.push_log(lines),
-            Done::LineRan { current } => {
-                self.busy = false;
+            Done::Output(lines) => {
+                // In a conversation the status log is hidden: show what the
+                // command printed in a window (one line fits the bottom bar).
+                if self.selection != Selection::Status && lines.len() > 1 && self.dialog.is_none() {
+                    self.dialog = Some(Dialog::Output(lines.clone()));
+                }
+                self.push_log(lines);
+            }
+            Done::LineRan { sent_with, current } => {
+                self.running = self.running.saturating_sub(1);
                 let mut effects = vec![Effect::Refresh];
-                if let Some(name) = current {
-                    effects.extend(self.select(Selection::Contact(name.clone())));
-                    if !effects.iter().any(|e| matches!(e, Effect::LoadHistory(_))) {
-                        effects.push(Effect::LoadHistory(name));
-                    }
+                if current != sent_with {
+                    // `/peer` chose someone else, or `/delete` removed them.
+                    let selection = current.map_or(Selection::Status, Selection::Contact);
+                    effects.extend(self.select(selection));
+                } else if let Some(name) = current
+                    && self.selection == Selection::Contact(name.clone())
+                {
+                    effects.push(Effect::LoadHistory(name));
                 }
                 return effects;
             }
-            Done::RequestSent(result) => {
-                if let Some(Dialog::AddContact(form)) = &mut self.dialog {
-                    form.note = Some(match result {
-                        Ok(r) => Note::Success(format!(
-                            "request #{} sent; they become a contact when they accept (Esc closes)",
-                            r.id
-                        )),
-                        Err(e) => Note::Error(e),
-                    });
-                }
-                return vec![Effect::Refresh];
-            }
-            Done::Accepted(result) => {
-                if let Some(Dialog::Requests(d)) = &mut self.dialog {
-                    d.note = Some(match &result {
-                        Ok(c) => Note::Success(format!("{} is a contact now", c.name)),
-                        Err(e) => Note::Error(e.clone()),
-                    });
-                }
-                let mut effects = vec![Effect::Refresh];
-                if let Ok(c) = result {
-                    effects.extend(self.select(Selection::Contact(c.name)));
-                }
-                return effects;
-            }
-            Done::Declined(result) => {
-                if let Some(Dialog::Requests(d)) = &mut self.dialog {
-                    d.note = Some(match result {
-                        Ok(id) => Note::Success(format!("request #{id} declined")),
-                        Err(e) => Note::Error(e),
-                    });
-                }
-                return vec![Effect::Refresh];
-            }
-            Done::InviteCreated(result) => {
-                if let Some(Dialog::Invite(dialog)) = &mut self.dialog {
-                    match result {
-                        Ok(invite) => {
-                            *dialog = InviteDialog::Waiting {
-                                invite,
-                                outcome: None,
-                            }
-                        }
-                        Err(e) => {
-                            if let InviteDialog::Show(form) = dialog {
-                                form.note = Some(Note::Error(e));
-                            }
-                        }
-                    }
-                }
-            }
-            Done::Joined(result) => {
-                if let Some(Dialog::Invite(InviteDialog::Join(form))) = &mut self.dialog {
-                    form.note = Some(match &result {
-                        Ok(c) => Note::Success(format!(
-                            "{} is now a verified contact (Esc closes)",
-                            c.name
-                        )),
-                        Err(e) => Note::Error(e.clone()),
-                    });
-                }
-                let mut effects = vec![Effect::Refresh];
-                if let Ok(c) = result {
-                    effects.extend(self.select(Selection::Contact(c.name)));
-                }
-                return effects;
-            }
-            Done::AuthStarted(result) => {
-                if let (Some(Dialog::Auth(auth)), Err(e)) = (&mut self.dialog, result) {
-                    auth.form.note = Some(Note::Error(e));
-                }
-            }
-            Done::Verified(result) => {
-                if let Some(Dialog::Verify(v)) = &mut self.dialog {
-                    v.form.note = Some(match result {
-                        Ok(c) => Note::Success(format!("{} is verified (Esc closes)", c.name)),
-                        Err(e) => Note::Error(e),
-                    });
-                }
-                return vec![Effect::Refresh];
-            }
+            Done::Answer { ticket, answer } => return self.answer(ticket, answer),
         }
         Vec::new()
+    }
+
+    /// Shows an answer in the window that asked for it, or else in the log.
+    fn answer(&mut self, ticket: u64, answer: Answer) -> Vec<Effect> {
+        let mut effects = vec![Effect::Refresh];
+        if let Answer::InviteCreated(Ok(invite)) = &answer {
+            // The code must not be lost with its window.
+            self.push_log(vec![invite_line(invite)]);
+        }
+        let line = answer.log_line();
+        // A new contact comes on screen once the window has its answer.
+        let mut new_contact = None;
+        // A code made for the invite window on screen.
+        let mut made = None;
+        let shown = match (&mut self.dialog, answer) {
+            (Some(Dialog::AddContact(form)), Answer::RequestSent(r)) if form.waits_for(ticket) => {
+                form.answered(r, |r| {
+                    format!(
+                        "request #{} sent; they become a contact when they accept (Enter closes)",
+                        r.id
+                    )
+                });
+                true
+            }
+            (Some(Dialog::Requests(d)), Answer::Accepted(r)) if d.pending == Some(ticket) => {
+                d.pending = None;
+                d.note = Some(match &r {
+                    Ok(c) => Note::Success(format!("{} is a contact now", clean(&c.name))),
+                    Err(e) => Note::Error(e.clone()),
+                });
+                new_contact = r.ok().map(|c| c.name);
+                true
+            }
+            (Some(Dialog::Requests(d)), Answer::Declined(r)) if d.pending == Some(ticket) => {
+                d.pending = None;
+                d.note = Some(match r {
+                    Ok(id) => Note::Success(format!("request #{id} declined")),
+                    Err(e) => Note::Error(e),
+                });
+                true
+            }
+            (Some(Dialog::Invite(InviteDialog::Show(form))), Answer::InviteCreated(r))
+                if form.waits_for(ticket) =>
+            {
+                match r {
+                    Ok(invite) => made = Some(invite),
+                    Err(e) => form.answered(Err::<(), _>(e), |()| String::new()),
+                }
+                true
+            }
+            (Some(Dialog::Invite(InviteDialog::Join(form))), Answer::Joined(r))
+                if form.waits_for(ticket) =>
+            {
+                new_contact = r.as_ref().ok().map(|c| c.name.clone());
+                form.answered(r, |c| {
+                    format!("{} is now a verified contact (Esc closes)", clean(&c.name))
+                });
+                true
+            }
+            (Some(Dialog::Auth(auth)), Answer::AuthStarted(r)) if auth.form.waits_for(ticket) => {
+                // Success is the result event's to show; keep waiting for it.
+                match r {
+                    Ok(()) => auth.form.pending = None,
+                    Err(e) => auth.form.answered(Err::<(), _>(e), |()| String::new()),
+                }
+                true
+            }
+            (Some(Dialog::Verify(v)), Answer::Verified(r)) if v.form.waits_for(ticket) => {
+                v.form.answered(r, |c| {
+                    format!("{} is verified (Esc closes)", clean(&c.name))
+                });
+                true
+            }
+            (_, Answer::InviteCreated(Ok(_))) => true,
+            _ => false,
+        };
+        if !shown {
+            self.push_log(vec![line]);
+        }
+        if let Some(invite) = made {
+            self.dialog = Some(Dialog::Invite(InviteDialog::Waiting {
+                invite,
+                outcome: None,
+            }));
+        }
+        if let Some(name) = new_contact {
+            effects.extend(self.select(Selection::Contact(name)));
+        }
+        effects
     }
 
     /// The conversation on screen, oldest first.
@@ -1037,7 +1249,8 @@ fn invite_form() -> Form {
 
 fn join_form() -> Form {
     Form::new(vec![
-        Field::secret("Code read to you"),
+        // Read aloud, so shown as typed: a typo must be visible.
+        Field::text("Code read to you"),
         Field::text("Name for them"),
         Field::toggle("Require authentication (SMP) before messages"),
     ])

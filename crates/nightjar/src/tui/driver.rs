@@ -5,19 +5,26 @@
 //! authentication) get a task each, and lines of the line interface run on a task
 //! of their own, exactly as `nightjar cli` runs them.
 
-use nightjar_node::{Event, Node};
-use tokio::sync::{broadcast, mpsc};
+use std::time::Duration;
 
-use super::app::{Done, Effect, HISTORY_LOADED};
+use nightjar_node::{Event, Node, NodeError};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use super::app::{Answer, Done, Effect, HISTORY_LOADED, Secret};
 use crate::cli::Session;
+
+/// How long leaving waits for lines and calls already asked for.
+const FINISH_WAIT: Duration = Duration::from_secs(5);
 
 /// Sends effects to the tasks that carry them out.
 #[derive(Debug)]
 pub struct Driver {
     node: Node,
     quick: mpsc::UnboundedSender<Effect>,
-    lines: mpsc::UnboundedSender<(String, Option<String>)>,
+    lines: mpsc::UnboundedSender<(Secret, Option<String>)>,
     done: mpsc::UnboundedSender<Done>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Driver {
@@ -26,66 +33,96 @@ impl Driver {
         let (done, done_rx) = mpsc::unbounded_channel();
         let (quick, quick_rx) = mpsc::unbounded_channel();
         let (lines, lines_rx) = mpsc::unbounded_channel();
-        tokio::spawn(quick_calls(node.clone(), quick_rx, done.clone()));
-        tokio::spawn(line_interface(
-            node.clone(),
-            node.subscribe(),
-            lines_rx,
-            done.clone(),
-        ));
+        let tasks = vec![
+            tokio::spawn(quick_calls(node.clone(), quick_rx, done.clone())),
+            tokio::spawn(line_interface(
+                node.clone(),
+                node.subscribe(),
+                lines_rx,
+                done.clone(),
+            )),
+        ];
         let driver = Self {
             node,
             quick,
             lines,
             done,
+            tasks,
         };
         (driver, done_rx)
+    }
+
+    /// Lets the lines and calls already asked for finish (messages typed just
+    /// before quitting are stored and sent), for a few seconds at most.
+    pub async fn finish(self) {
+        let Self {
+            quick,
+            lines,
+            tasks,
+            ..
+        } = self;
+        drop((quick, lines));
+        let all = futures::future::join_all(tasks);
+        if tokio::time::timeout(FINISH_WAIT, all).await.is_err() {
+            tracing::warn!("leaving before every typed line had run");
+        }
     }
 
     /// Carries out one effect (all but [`Effect::Quit`], which the caller handles).
     pub fn execute(&self, effect: Effect) {
         let node = self.node.clone();
         let done = self.done.clone();
-        let text = |e: nightjar_node::NodeError| e.to_string();
+        let answer = move |ticket: u64, answer: Answer| {
+            let _ = done.send(Done::Answer { ticket, answer });
+        };
         match effect {
             Effect::Quit => {}
             Effect::RunLine { line, current } => {
                 let _ = self.lines.send((line, current));
             }
             Effect::SendRequest {
+                ticket,
                 address,
                 name,
                 greeting,
             } => {
                 tokio::spawn(async move {
                     let r = node.send_request(&address, &name, &greeting).await;
-                    let _ = done.send(Done::RequestSent(r.map_err(text)));
+                    answer(ticket, Answer::RequestSent(r.map_err(text)));
                 });
             }
-            Effect::CreateInvite { name, require_auth } => {
+            Effect::CreateInvite {
+                ticket,
+                name,
+                require_auth,
+            } => {
                 tokio::spawn(async move {
                     let r = node.create_invite(&name, require_auth).await;
-                    let _ = done.send(Done::InviteCreated(r.map_err(text)));
+                    answer(ticket, Answer::InviteCreated(r.map_err(text)));
                 });
             }
             Effect::JoinInvite {
+                ticket,
                 code,
                 name,
                 require_auth,
             } => {
                 tokio::spawn(async move {
-                    let r = node.join_invite(&code, &name, require_auth).await;
-                    let _ = done.send(Done::Joined(r.map_err(text)));
+                    let r = node.join_invite(&code.0, &name, require_auth).await;
+                    answer(ticket, Answer::Joined(r.map_err(text)));
                 });
             }
             Effect::Authenticate {
+                ticket,
                 name,
                 secret,
                 question,
             } => {
                 tokio::spawn(async move {
-                    let r = node.authenticate(&name, &secret, question.as_deref()).await;
-                    let _ = done.send(Done::AuthStarted(r.map_err(text)));
+                    let r = node
+                        .authenticate(&name, &secret.0, question.as_deref())
+                        .await;
+                    answer(ticket, Answer::AuthStarted(r.map_err(text)));
                 });
             }
             quick => {
@@ -95,13 +132,16 @@ impl Driver {
     }
 }
 
+fn text(e: NodeError) -> String {
+    e.to_string()
+}
+
 /// Quick calls, in order.
 async fn quick_calls(
     node: Node,
     mut effects: mpsc::UnboundedReceiver<Effect>,
     done: mpsc::UnboundedSender<Done>,
 ) {
-    let text = |e: nightjar_node::NodeError| e.to_string();
     if let Ok(info) = node.info().await {
         let _ = done.send(Done::Info(info));
     }
@@ -137,19 +177,26 @@ async fn quick_calls(
                 Ok(messages) => Done::History(name, messages),
                 Err(e) => Done::Log(vec![format!("error: {e}")]),
             },
-            Effect::Accept { id, name } => {
-                Done::Accepted(node.accept_request(id, &name).await.map_err(text))
-            }
-            Effect::Decline(id) => {
-                Done::Declined(node.decline_request(id).await.map(|()| id).map_err(text))
-            }
+            Effect::Accept { ticket, id, name } => Done::Answer {
+                ticket,
+                answer: Answer::Accepted(node.accept_request(id, &name).await.map_err(text)),
+            },
+            Effect::Decline { ticket, id } => Done::Answer {
+                ticket,
+                answer: Answer::Declined(node.decline_request(id).await.map(|()| id).map_err(text)),
+            },
             Effect::AbortAuth(name) => match node.abort_auth(&name).await {
                 Ok(()) => continue,
                 Err(e) => Done::Log(vec![format!("error: {e}")]),
             },
-            Effect::Verify { name, fingerprint } => {
-                Done::Verified(node.verify(&name, &fingerprint).await.map_err(text))
-            }
+            Effect::Verify {
+                ticket,
+                name,
+                fingerprint,
+            } => Done::Answer {
+                ticket,
+                answer: Answer::Verified(node.verify(&name, &fingerprint).await.map_err(text)),
+            },
             // Carried out elsewhere.
             _ => continue,
         };
@@ -159,23 +206,25 @@ async fn quick_calls(
     }
 }
 
-/// Lines of the line interface, and what it prints about events.
+/// Lines of the line interface, and what it prints about events. Ends when no
+/// more lines can come.
 async fn line_interface(
     node: Node,
     mut events: broadcast::Receiver<Event>,
-    mut lines: mpsc::UnboundedReceiver<(String, Option<String>)>,
+    mut lines: mpsc::UnboundedReceiver<(Secret, Option<String>)>,
     done: mpsc::UnboundedSender<Done>,
 ) {
     let mut session = Session::collecting(node);
     loop {
         tokio::select! {
             line = lines.recv() => {
-                let Some((line, current)) = line else { return };
-                session.set_current(current);
+                let Some((line, sent_with)) = line else { return };
+                session.set_current(sent_with.clone());
                 // `/quit` never gets here: the screen handles it.
-                let _ = session.handle(&line).await;
-                let _ = done.send(Done::Log(session.take_lines()));
+                let _ = session.handle(&line.0).await;
+                let _ = done.send(Done::Output(session.take_lines()));
                 let _ = done.send(Done::LineRan {
+                    sent_with,
                     current: session.current().map(str::to_owned),
                 });
             }

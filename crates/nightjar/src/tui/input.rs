@@ -331,7 +331,7 @@ impl LineInput {
             if width <= room {
                 break;
             }
-            width -= c.width().unwrap_or(0);
+            width = width.saturating_sub(c.width().unwrap_or(0));
             first += c.len_utf8();
         }
         first

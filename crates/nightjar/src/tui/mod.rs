@@ -34,6 +34,7 @@ use start::{Bootstrap, Passphrase, Pick, Picked, Start, StartKey};
 
 /// Options of `nightjar tui`.
 #[derive(Debug, Args)]
+#[command(after_help = KEYS_HELP)]
 pub struct TuiArgs {
     #[command(flatten)]
     pub profile: ProfileArgs,
@@ -43,10 +44,26 @@ pub struct TuiArgs {
     pub log_file: Option<PathBuf>,
 }
 
+const KEYS_HELP: &str = "\
+Keys:
+  Enter  send the line: text to the contact on screen, or any /command of
+         `nightjar cli` (Tab completes commands and names)
+  Ctrl-N, Ctrl-P  next / previous conversation     PgUp, PgDn  scroll
+  F1 or ?  help      F2 add a contact      F3 invite code (make or join)
+  F4 authenticate    F5 verify a fingerprint      F6 your address and QR code
+  F7 contact requests      Ctrl-Q  quit (contacts who get your presence are told)";
+
 /// Runs the terminal interface. `pick` shows the profile list first (no
 /// `--profile` or `--ephemeral` was given).
 pub async fn run(mut args: TuiArgs, pick: bool) -> Result<()> {
-    let mut terminal = ratatui::try_init().context("this terminal cannot be used")?;
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(e) => {
+            // Raw mode may be on already.
+            ratatui::restore();
+            return Err(e).context("this terminal cannot be used");
+        }
+    };
     let result = session(&mut terminal, &mut args.profile, pick).await;
     ratatui::restore();
     result
@@ -82,17 +99,20 @@ async fn session(terminal: &mut DefaultTerminal, args: &mut ProfileArgs, pick: b
         .map(|dir| format!("created profile {:?} in {}", args.profile, dir.display()));
     let running = startup::run_node(args, opened, tor).await?;
     let result = main_screen(terminal, &mut keys, &running, label, created).await;
-    terminal.draw(|f| {
-        let area = f.area();
-        f.render_widget(ratatui::widgets::Clear, area);
-        f.render_widget(
-            ratatui::widgets::Paragraph::new("leaving: telling contacts, stopping Tor…"),
-            area,
-        );
-    })?;
+    draw_leaving(terminal, "leaving: telling contacts, stopping Tor…");
     let stopped = running.shutdown().await;
     result?;
     stopped
+}
+
+/// One line on a cleared screen while leaving. The terminal may be gone already;
+/// leaving properly matters more than saying so.
+fn draw_leaving(terminal: &mut DefaultTerminal, text: &str) {
+    let _ = terminal.draw(|f| {
+        let area = f.area();
+        f.render_widget(ratatui::widgets::Clear, area);
+        f.render_widget(ratatui::widgets::Paragraph::new(text), area);
+    });
 }
 
 /// The next key press, or `None` when the terminal has no more input.
@@ -234,7 +254,7 @@ async fn bootstrap(
             key = next_key(keys) => {
                 let quit = match key.transpose()? {
                     None => true,
-                    Some(Some(key)) => key.code == crossterm::event::KeyCode::Esc,
+                    Some(Some(key)) => start::quits(&key),
                     Some(None) => false,
                 };
                 if quit {
@@ -280,9 +300,14 @@ async fn main_screen(
                 }
             },
             Some(result) = done.recv() => app.on_done(result),
+            () = crate::stop_signal() => vec![Effect::Quit],
         };
         for effect in effects {
             if matches!(effect, Effect::Quit) {
+                if app.running > 0 {
+                    draw_leaving(terminal, "leaving: sending what you typed…");
+                }
+                driver.finish().await;
                 return Ok(());
             }
             driver.execute(effect);

@@ -18,6 +18,15 @@ pub enum Start {
     Bootstrap(Bootstrap),
 }
 
+/// Esc, or Ctrl-C (raw mode turns it into a key): leave.
+pub fn quits(key: &KeyEvent) -> bool {
+    key.code == KeyCode::Esc
+        || (key.code == KeyCode::Char('c')
+            && key
+                .modifiers
+                .contains(crossterm::event::KeyModifiers::CONTROL))
+}
+
 /// One line of the profile list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
@@ -81,6 +90,9 @@ impl Pick {
     }
 
     pub fn key(&mut self, key: KeyEvent) -> StartKey<Picked> {
+        if quits(&key) && (self.naming.is_none() || key.code != KeyCode::Esc) {
+            return StartKey::Quit;
+        }
         if let Some(naming) = &mut self.naming {
             match naming.handle(key) {
                 InputOutcome::Submit(name) => {
@@ -107,7 +119,7 @@ impl Pick {
         }
         let count = self.choices().len();
         match key.code {
-            KeyCode::Esc | KeyCode::Char('q') => return StartKey::Quit,
+            KeyCode::Char('q') => return StartKey::Quit,
             KeyCode::Down | KeyCode::Tab => self.selected = (self.selected + 1) % count,
             KeyCode::Up | KeyCode::BackTab => self.selected = (self.selected + count - 1) % count,
             KeyCode::Enter => match self.choices().into_iter().nth(self.selected) {
@@ -148,6 +160,9 @@ impl Passphrase {
     }
 
     pub fn key(&mut self, key: KeyEvent) -> StartKey<Zeroizing<String>> {
+        if quits(&key) {
+            return StartKey::Quit;
+        }
         match self.input.handle(key) {
             InputOutcome::Submit(text) => {
                 if text.is_empty() {

@@ -12,7 +12,7 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 
-use super::app::{App, Dialog, Done, Effect, Selection};
+use super::app::{Answer, App, Dialog, Done, Effect, Selection};
 use super::start::{Bootstrap, Passphrase, Pick, Start};
 use super::view;
 
@@ -119,6 +119,22 @@ fn with_bob(mut app: App) -> App {
         ],
     ));
     app
+}
+
+/// The ticket a dialog's effect carries.
+fn ticket_of(effects: &[Effect]) -> u64 {
+    match effects {
+        [
+            Effect::SendRequest { ticket, .. }
+            | Effect::Accept { ticket, .. }
+            | Effect::Decline { ticket, .. }
+            | Effect::CreateInvite { ticket, .. }
+            | Effect::JoinInvite { ticket, .. }
+            | Effect::Authenticate { ticket, .. }
+            | Effect::Verify { ticket, .. },
+        ] => *ticket,
+        other => panic!("no ticket in {other:?}"),
+    }
 }
 
 fn draw(app: &App, width: u16, height: u16) -> Buffer {
@@ -303,10 +319,10 @@ fn typing_runs_lines_of_the_line_interface() {
     type_text(&mut app, "/convs");
     let effects = app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&effects[..], [Effect::RunLine { line, current: None }] if line == "/convs"),
+        matches!(&effects[..], [Effect::RunLine { line, current: None }] if line.0.as_str() == "/convs"),
         "{effects:?}"
     );
-    app.on_done(Done::Log(vec!["bob verified online (2 unread)".into()]));
+    app.on_done(Done::Output(vec!["bob verified online (2 unread)".into()]));
     let screen = text(&draw(&app, 100, 30));
     assert!(
         screen.contains("bob verified online (2 unread)"),
@@ -317,11 +333,12 @@ fn typing_runs_lines_of_the_line_interface() {
     type_text(&mut app, "hi bob");
     let effects = app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&effects[..], [Effect::RunLine { line, current: Some(c) }] if line == "hi bob" && c == "bob"),
+        matches!(&effects[..], [Effect::RunLine { line, current: Some(c) }] if line.0.as_str() == "hi bob" && c == "bob"),
         "{effects:?}"
     );
     // `/peer carol` in the line interface moves the screen to carol.
     let effects = app.on_done(Done::LineRan {
+        sent_with: Some("bob".into()),
         current: Some("carol".into()),
     });
     assert!(
@@ -368,7 +385,7 @@ fn tab_completes_and_shows_candidates() {
 fn help_overlay_lists_keys_and_every_command() {
     let mut app = app();
     app.on_key(key(KeyCode::Char('?')));
-    assert!(matches!(app.dialog, Some(Dialog::Help)));
+    assert!(matches!(app.dialog, Some(Dialog::Help { .. })));
     let screen = text(&draw(&app, 120, 50));
     for want in [
         "Help",
@@ -380,7 +397,10 @@ fn help_overlay_lists_keys_and_every_command() {
     ] {
         assert!(screen.contains(want), "{want:?} missing:\n{screen}");
     }
-    // Any key closes it; '?' in the middle of a line is just a character.
+    // Arrows scroll it; any other key closes it; '?' in the middle of a line is
+    // just a character.
+    app.on_key(key(KeyCode::Down));
+    assert!(matches!(app.dialog, Some(Dialog::Help { scroll: 1 })));
     app.on_key(key(KeyCode::Esc));
     assert!(app.dialog.is_none());
     type_text(&mut app, "/msg bob really?");
@@ -425,13 +445,17 @@ fn add_contact_dialog() {
     type_text(&mut app, "hello dave");
     let effects = app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&effects[..], [Effect::SendRequest { address, name, greeting }]
+        matches!(&effects[..], [Effect::SendRequest { address, name, greeting, .. }]
             if address == "nj1abc" && name == "dave" && greeting == "hello dave"),
         "{effects:?}"
     );
-    app.on_done(Done::RequestSent(Err(
-        "not a valid nightjar address: nj1abc".into(),
-    )));
+    let ticket = ticket_of(&effects);
+    // Enter while it is on its way does not send it twice.
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty());
+    app.on_done(Done::Answer {
+        ticket,
+        answer: Answer::RequestSent(Err("not a valid nightjar address: nj1abc".into())),
+    });
     let buf = draw(&app, 100, 30);
     assert_eq!(colour_of(&buf, "not a valid nightjar address"), Color::Red);
 }
@@ -450,14 +474,17 @@ fn invite_dialogs_make_and_join_codes() {
     assert!(screen.contains("[x] Require authentication"), "{screen}");
     let effects = app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&effects[..], [Effect::CreateInvite { name, require_auth: true }] if name == "frank"),
+        matches!(&effects[..], [Effect::CreateInvite { name, require_auth: true, .. }] if name == "frank"),
         "{effects:?}"
     );
-    app.on_done(Done::InviteCreated(Ok(InviteView {
-        code: "7-crossover-clockwork".into(),
-        name: "frank".into(),
-        valid_for_s: 600,
-    })));
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::InviteCreated(Ok(InviteView {
+            code: "7-crossover-clockwork".into(),
+            name: "frank".into(),
+            valid_for_s: 600,
+        })),
+    });
     let screen = text(&draw(&app, 100, 30));
     assert!(screen.contains("7-crossover-clockwork"), "{screen}");
     assert!(screen.contains("valid for 10 minutes"), "{screen}");
@@ -481,8 +508,8 @@ fn invite_dialogs_make_and_join_codes() {
     app.on_key(key(KeyCode::Enter));
     let effects = app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&effects[..], [Effect::JoinInvite { code, name, require_auth: false }]
-            if code.as_str() == "3-bison-ukulele" && name == "gina"),
+        matches!(&effects[..], [Effect::JoinInvite { code, name, require_auth: false, .. }]
+            if code.0.as_str() == "3-bison-ukulele" && name == "gina"),
         "{effects:?}"
     );
     let screen = text(&draw(&app, 100, 30));
@@ -490,9 +517,12 @@ fn invite_dialogs_make_and_join_codes() {
         screen.contains("joining through the rendezvous server"),
         "{screen}"
     );
-    app.on_done(Done::Joined(Err(
-        "the invite did not complete: wrong code".into()
-    )));
+    // The code read aloud is shown as typed.
+    assert!(screen.contains("3-bison-ukulele"), "{screen}");
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::Joined(Err("the invite did not complete: wrong code".into())),
+    });
     let screen = text(&draw(&app, 100, 30));
     assert!(screen.contains("wrong code"), "{screen}");
 }
@@ -518,8 +548,8 @@ fn authentication_dialog_asks_and_answers() {
     );
     let effects = app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&effects[..], [Effect::Authenticate { name, secret, question: Some(q) }]
-            if name == "bob" && secret.as_str() == "the lighthouse" && q == "where did we meet?"),
+        matches!(&effects[..], [Effect::Authenticate { name, secret, question: Some(q), .. }]
+            if name == "bob" && secret.0.as_str() == "the lighthouse" && q == "where did we meet?"),
         "{effects:?}"
     );
     assert!(text(&draw(&app, 100, 30)).contains("waiting for bob"));
@@ -567,12 +597,16 @@ fn verify_dialog_compares_fingerprints() {
     type_text(&mut app, "12345 67890");
     let effects = app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&effects[..], [Effect::Verify { name, fingerprint }] if name == "bob" && fingerprint == "12345 67890"),
+        matches!(&effects[..], [Effect::Verify { name, fingerprint, .. }] if name == "bob" && fingerprint == "12345 67890"),
         "{effects:?}"
     );
-    app.on_done(Done::Verified(Err(
-        "the fingerprint does not match bob's; do not trust this contact until you know why".into(),
-    )));
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::Verified(Err(
+            "the fingerprint does not match bob's; do not trust this contact until you know why"
+                .into(),
+        )),
+    });
     let buf = draw(&app, 100, 30);
     assert_eq!(
         colour_of(&buf, "the fingerprint does not match"),
@@ -598,11 +632,20 @@ fn requests_dialog_accepts_and_declines() {
     type_text(&mut app, "carol2");
     let effects = app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&effects[..], [Effect::Accept { id: 7, name }] if name == "carol2"),
+        matches!(&effects[..], [Effect::Accept { id: 7, name, .. }] if name == "carol2"),
         "{effects:?}"
     );
+    // Nothing else is sent while the answer is on its way.
+    assert!(app.on_key(key(KeyCode::Char('d'))).is_empty());
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::Accepted(Err("no contact request #7".into())),
+    });
     let effects = app.on_key(key(KeyCode::Char('d')));
-    assert!(matches!(&effects[..], [Effect::Decline(7)]), "{effects:?}");
+    assert!(
+        matches!(&effects[..], [Effect::Decline { id: 7, .. }]),
+        "{effects:?}"
+    );
 }
 
 #[test]
@@ -653,12 +696,132 @@ fn events_refresh_what_they_change() {
     });
     assert!(matches!(&effects[..], [Effect::Refresh]));
     assert!(app.notice.as_deref().unwrap().contains("F7"));
-    // A deleted contact leaves the screen.
-    app.on_done(Done::Contacts(vec![contact(
-        "carol",
-        Level::Verified,
-        true,
-        0,
-    )]));
+    // `/delete bob` leaves the status log on screen.
+    app.on_done(Done::LineRan {
+        sent_with: Some("bob".into()),
+        current: None,
+    });
     assert_eq!(app.selection, Selection::Status);
+}
+
+/// F3, make a code for frank; the request's ticket.
+fn ask_for_a_code(app: &mut App) -> u64 {
+    app.on_key(key(KeyCode::F(3)));
+    app.on_key(key(KeyCode::Enter));
+    type_text(app, "frank");
+    app.on_key(key(KeyCode::Enter));
+    ticket_of(&app.on_key(key(KeyCode::Enter)))
+}
+
+#[test]
+fn answers_for_closed_windows_go_to_the_status_log() {
+    let mut app = app();
+    // A code made after its window was closed is still shown, in the log.
+    let made = ask_for_a_code(&mut app);
+    app.on_key(key(KeyCode::Esc));
+    // A join started meanwhile does not get the other window's answer.
+    app.on_key(key(KeyCode::F(3)));
+    app.on_key(key(KeyCode::Char('j')));
+    type_text(&mut app, "9-zulu");
+    app.on_done(Done::Answer {
+        ticket: made,
+        answer: Answer::InviteCreated(Ok(InviteView {
+            code: "4-apple-banana".into(),
+            name: "frank".into(),
+            valid_for_s: 600,
+        })),
+    });
+    assert!(matches!(
+        app.dialog,
+        Some(Dialog::Invite(super::app::InviteDialog::Join(_)))
+    ));
+    assert!(
+        app.log
+            .iter()
+            .any(|l| l.0.contains("invite code for frank: 4-apple-banana")),
+        "{:?}",
+        app.log
+    );
+    // A refused verification whose window is gone is not lost either.
+    app.on_key(key(KeyCode::Esc));
+    app.on_done(Done::Answer {
+        ticket: 99,
+        answer: Answer::Verified(Err("the fingerprint does not match bob's".into())),
+    });
+    assert!(
+        app.log
+            .iter()
+            .any(|l| l.0.contains("error: the fingerprint does not match"))
+    );
+}
+
+#[test]
+fn the_made_code_stays_until_closed_on_purpose() {
+    let mut app = app();
+    let ticket = ask_for_a_code(&mut app);
+    app.on_done(Done::Answer {
+        ticket,
+        answer: Answer::InviteCreated(Ok(InviteView {
+            code: "4-apple-banana".into(),
+            name: "frank".into(),
+            valid_for_s: 600,
+        })),
+    });
+    app.on_key(key(KeyCode::Char('x')));
+    app.on_key(key(KeyCode::Enter));
+    assert!(text(&draw(&app, 100, 30)).contains("4-apple-banana"));
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.dialog.is_none());
+}
+
+#[test]
+fn a_finished_command_does_not_move_the_screen() {
+    let mut app = with_bob(app());
+    type_text(&mut app, "/history bob 5");
+    app.on_key(key(KeyCode::Enter));
+    // Meanwhile the person moved to carol.
+    app.on_key(ctrl('n'));
+    assert_eq!(app.selection, Selection::Contact("carol".into()));
+    app.on_done(Done::LineRan {
+        sent_with: Some("bob".into()),
+        current: Some("bob".into()),
+    });
+    assert_eq!(app.selection, Selection::Contact("carol".into()));
+}
+
+#[test]
+fn secrets_typed_on_the_line_are_not_kept_for_up() {
+    let mut app = with_bob(app());
+    type_text(&mut app, "hello");
+    app.on_key(key(KeyCode::Enter));
+    type_text(&mut app, "/auth bob heron where did we meet?");
+    app.on_key(key(KeyCode::Enter));
+    type_text(&mut app, "/join 7-crossover-clockwork dave");
+    app.on_key(key(KeyCode::Enter));
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input.text(), "hello");
+    assert!(!format!("{:?}", app.on_key(key(KeyCode::Enter))).contains("hello"));
+}
+
+#[test]
+fn command_output_in_a_conversation_opens_a_window() {
+    let mut app = with_bob(app());
+    app.on_done(Done::Output(vec![
+        "#7 from 55555: \"hi\"".into(),
+        "#8 to dave (not delivered yet)".into(),
+    ]));
+    let screen = text(&draw(&app, 100, 30));
+    assert!(
+        screen.contains("Output") && screen.contains("#8 to dave"),
+        "{screen}"
+    );
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.dialog.is_none());
+    // Bare commands that have a window open it.
+    type_text(&mut app, "/invite");
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(
+        app.dialog,
+        Some(Dialog::Invite(super::app::InviteDialog::Show(_)))
+    ));
 }

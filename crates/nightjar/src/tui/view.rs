@@ -389,7 +389,7 @@ fn draw_hints(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Line::from(format!("Tab: {}", shown.join("  "))).cyan()
     } else if let Some(hint) = complete::hint(app.input.text()) {
         Line::from(hint).dark_gray()
-    } else if app.busy {
+    } else if app.running > 0 {
         Line::from("working…").yellow()
     } else {
         Line::from("")
@@ -425,7 +425,15 @@ fn window(frame: &mut Frame<'_>, area: Rect, title: &str, width: u16, height: u1
 
 fn draw_dialog(frame: &mut Frame<'_>, area: Rect, app: &App, dialog: &Dialog) {
     match dialog {
-        Dialog::Help => draw_help(frame, area),
+        Dialog::Help { scroll } => draw_help(frame, area, *scroll),
+        Dialog::Output(lines) => {
+            let height = u16::try_from(lines.len())
+                .unwrap_or(u16::MAX)
+                .saturating_add(2);
+            let inner = window(frame, area, "Output", 100, height);
+            let text: Vec<Line<'static>> = lines.iter().map(|l| Line::from(clean(l))).collect();
+            frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
+        }
         Dialog::Address => draw_address(frame, area, app),
         Dialog::AddContact(form) => {
             let inner = window(frame, area, "Add a contact", 72, 14);
@@ -519,7 +527,7 @@ fn note_line(note: &Note) -> Line<'static> {
     }
 }
 
-fn draw_help(frame: &mut Frame<'_>, area: Rect) {
+fn draw_help(frame: &mut Frame<'_>, area: Rect, scroll: u16) {
     let mut lines = vec![
         Line::from("Keys".bold()),
         Line::from("  Enter          send the line (to the contact on screen, or a /command)"),
@@ -552,8 +560,9 @@ fn draw_help(frame: &mut Frame<'_>, area: Rect) {
     let height = u16::try_from(lines.len())
         .unwrap_or(u16::MAX)
         .saturating_add(2);
-    let inner = window(frame, area, "Help", 110, height);
-    frame.render_widget(Paragraph::new(lines), inner);
+    let inner = window(frame, area, "Help (↑/↓ scroll)", 110, height);
+    let scroll = scroll.min(height.saturating_sub(2).saturating_sub(inner.height));
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
 }
 
 fn draw_address(frame: &mut Frame<'_>, area: Rect, app: &App) {
@@ -762,6 +771,6 @@ fn draw_requests(frame: &mut Frame<'_>, area: Rect, app: &App, dialog: &Requests
     if let Some(naming) = &dialog.naming {
         let y = (inner.y + height + 1).min(inner.bottom().saturating_sub(3));
         let rect = Rect::new(inner.x, y, inner.width, inner.bottom().saturating_sub(y));
-        draw_form(frame, rect, naming);
+        draw_form(frame, rect, &naming.1);
     }
 }
