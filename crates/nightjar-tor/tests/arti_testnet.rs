@@ -100,6 +100,27 @@ async fn connect(
     Err(TorError::ServiceUnreachable(last.unwrap_or_default()))
 }
 
+/// [`Arti::connect_data_stream`], tried again while the service's descriptor
+/// cannot be fetched (on a young network, descriptor fetches fail for a while).
+async fn data_stream(
+    client: &Arti,
+    target: &OnionAddress,
+    opts: &ConnectOptions,
+) -> arti_client::DataStream {
+    for _ in 0..10 {
+        match client.connect_data_stream(target, PORT, opts).await {
+            Err(TorError::ServiceUnreachable(_)) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => return other.unwrap(),
+        }
+    }
+    client
+        .connect_data_stream(target, PORT, opts)
+        .await
+        .unwrap()
+}
+
 /// Sends `len` bytes and checks that the same bytes come back.
 async fn echo_check(stream: BoxStream, len: usize) {
     let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
@@ -195,6 +216,9 @@ async fn client_authorization() {
                 drop(stream);
                 false
             }
+            // No descriptor could be fetched this time (a young network): the
+            // question is still open, try again.
+            Err(TorError::ServiceUnreachable(_)) => false,
             Err(e) => panic!("unexpected error after removal: {e:?} ({e})"),
         };
         fresh.shutdown().await.unwrap();
@@ -277,18 +301,9 @@ async fn isolation_keys_get_separate_circuits() {
             .unwrap(),
     );
 
-    let a1 = client
-        .connect_data_stream(&addr, PORT, &options("alice", None))
-        .await
-        .unwrap();
-    let b = client
-        .connect_data_stream(&addr, PORT, &options("bob", None))
-        .await
-        .unwrap();
-    let a2 = client
-        .connect_data_stream(&addr, PORT, &options("alice", None))
-        .await
-        .unwrap();
+    let a1 = data_stream(&client, &addr, &options("alice", None)).await;
+    let b = data_stream(&client, &addr, &options("bob", None)).await;
+    let a2 = data_stream(&client, &addr, &options("alice", None)).await;
     let (id_a1, id_b, id_a2) = (
         circuit_id(&a1).unwrap(),
         circuit_id(&b).unwrap(),
@@ -299,10 +314,7 @@ async fn isolation_keys_get_separate_circuits() {
 
     // After a refresh, new streams get new circuits and old streams keep working.
     client.refresh_circuits().await.unwrap();
-    let a3 = client
-        .connect_data_stream(&addr, PORT, &options("alice", None))
-        .await
-        .unwrap();
+    let a3 = data_stream(&client, &addr, &options("alice", None)).await;
     assert_ne!(
         circuit_id(&a3).unwrap(),
         id_a1,
