@@ -437,6 +437,11 @@ pub fn check_profile_name(name: &str) -> Result<()> {
 
 /// The directory of profile `name`.
 pub fn profile_dir(data_dir: Option<&Path>, name: &str) -> Result<PathBuf> {
+    Ok(profiles_dir(data_dir)?.join(name))
+}
+
+/// The directory that holds every profile's directory.
+pub fn profiles_dir(data_dir: Option<&Path>) -> Result<PathBuf> {
     let base = match data_dir {
         Some(dir) => dir.to_owned(),
         None => default_data_dir(
@@ -444,7 +449,7 @@ pub fn profile_dir(data_dir: Option<&Path>, name: &str) -> Result<PathBuf> {
             std::env::var_os("HOME").map(PathBuf::from),
         )?,
     };
-    Ok(base.join("profiles").join(name))
+    Ok(base.join("profiles"))
 }
 
 /// `$XDG_DATA_HOME/nightjar`, else `$HOME/.local/share/nightjar` (the XDG base

@@ -158,10 +158,7 @@ async fn choose_profile(
 
 /// The profiles in the data directory, by name.
 fn existing_profiles(args: &ProfileArgs) -> Result<Vec<String>> {
-    let any = startup::profile_dir(args.data_dir.as_deref(), "x")?;
-    let Some(dir) = any.parent() else {
-        return Ok(Vec::new());
-    };
+    let dir = startup::profiles_dir(args.data_dir.as_deref())?;
     let mut names: Vec<String> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok())
