@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod cell;
+pub mod files;
 pub mod handshake;
 pub mod identity;
 pub mod invite;
