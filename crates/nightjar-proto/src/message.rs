@@ -8,6 +8,7 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::files::{self, CHUNK_LEN, CancelReason, DeclineReason, FileId, MAX_NAME_LEN};
 use crate::offline::{self, DropGrant, MAX_MAILBOXES};
 use crate::wire::{Reader, WireError, Writer};
 
@@ -28,6 +29,13 @@ const KIND_ACCEPT: u8 = 0x07;
 const KIND_ACCEPTED: u8 = 0x08;
 const KIND_SMP: u8 = 0x09;
 const KIND_DROP_GRANT: u8 = 0x0A;
+const KIND_FILE_OFFER: u8 = 0x0B;
+const KIND_FILE_ACCEPT: u8 = 0x0C;
+const KIND_FILE_DECLINE: u8 = 0x0D;
+const KIND_FILE_CHUNK: u8 = 0x0E;
+const KIND_FILE_ACK: u8 = 0x0F;
+const KIND_FILE_CANCEL: u8 = 0x10;
+const KIND_FILE_DONE: u8 = 0x11;
 /// The longest SMP step a message may carry, in bytes (the largest, SMP2, is 353
 /// bytes in the production group).
 pub const MAX_SMP_LEN: usize = 4096;
@@ -106,6 +114,72 @@ pub enum Message {
     /// Where and how to leave messages for the sender while it is offline
     /// ([`crate::offline`]).
     DropGrant(DropGrant),
+    /// "I would like to send you this file" ([`crate::files`]). Sent again on every
+    /// new link until the receiver answers.
+    FileOffer {
+        /// The transfer's identifier.
+        id: FileId,
+        /// The file's length in bytes (at most `u32::MAX` chunks).
+        size: u64,
+        /// BLAKE3 of the whole file, checked before the file is moved into place.
+        hash: [u8; 32],
+        /// The sender's name for it, at most [`MAX_NAME_LEN`] bytes; the receiver
+        /// cleans it with [`files::sanitize_name`].
+        name: String,
+    },
+    /// Send the chunks from `resume_from` on, up to (not including) `credit_until`.
+    FileAccept {
+        /// The transfer.
+        id: FileId,
+        /// Counts the receiver's accepts of this transfer, so chunks sent for an
+        /// older one can be told apart.
+        attempt: u32,
+        /// The first chunk the receiver does not have.
+        resume_from: u32,
+        /// The first chunk the sender may not send yet (at least `resume_from`).
+        credit_until: u32,
+    },
+    /// The offer is declined; nothing will be sent.
+    FileDecline {
+        /// The transfer.
+        id: FileId,
+        /// Why.
+        reason: DeclineReason,
+    },
+    /// One chunk of a file.
+    FileChunk {
+        /// The transfer.
+        id: FileId,
+        /// The accept this chunk answers.
+        attempt: u32,
+        /// Which chunk.
+        index: u32,
+        /// Its bytes: 1 to [`CHUNK_LEN`].
+        data: Vec<u8>,
+    },
+    /// Chunks before `through` are written; more credit.
+    FileAck {
+        /// The transfer.
+        id: FileId,
+        /// The accept this answers.
+        attempt: u32,
+        /// Chunks `0..through` are written.
+        through: u32,
+        /// The first chunk the sender may not send yet (at least `through`).
+        credit_until: u32,
+    },
+    /// The transfer is abandoned by either side.
+    FileCancel {
+        /// The transfer.
+        id: FileId,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// The whole file arrived, matched its hash and is in place.
+    FileDone {
+        /// The transfer.
+        id: FileId,
+    },
 }
 
 /// Errors from decoding a message.
@@ -131,8 +205,10 @@ pub enum MessageError {
 
 impl Message {
     /// Encodes the message; fails only if a field exceeds its limit
-    /// ([`MAX_TEXT_LEN`], [`MAX_RECEIPT_IDS`]) or a drop grant does not list 1 to
-    /// [`MAX_MAILBOXES`] distinct mailboxes, which callers should check first.
+    /// ([`MAX_TEXT_LEN`], [`MAX_RECEIPT_IDS`], [`MAX_NAME_LEN`], [`CHUNK_LEN`], a
+    /// file of more than `u32::MAX` chunks), a drop grant does not list 1 to
+    /// [`MAX_MAILBOXES`] distinct mailboxes, a chunk is empty, or a credit ends
+    /// before the chunks it follows; callers should check these first.
     pub fn encode(&self) -> Result<Vec<u8>, MessageError> {
         let mut w = Writer::new();
         w.u8(VERSION);
@@ -205,6 +281,79 @@ impl Message {
                 }
                 w.bytes(grant.seed.as_slice());
             }
+            Self::FileOffer {
+                id,
+                size,
+                hash,
+                name,
+            } => {
+                if name.len() > MAX_NAME_LEN || files::chunk_count(*size).is_none() {
+                    return Err(MessageError::TooLarge);
+                }
+                w.u8(KIND_FILE_OFFER);
+                w.bytes(&id.0);
+                w.u64(*size);
+                w.bytes(hash);
+                w.var_bytes(name.as_bytes());
+            }
+            Self::FileAccept {
+                id,
+                attempt,
+                resume_from,
+                credit_until,
+            } => {
+                check_credit(*resume_from, *credit_until)?;
+                w.u8(KIND_FILE_ACCEPT);
+                w.bytes(&id.0);
+                w.u32(*attempt);
+                w.u32(*resume_from);
+                w.u32(*credit_until);
+            }
+            Self::FileDecline { id, reason } => {
+                w.u8(KIND_FILE_DECLINE);
+                w.bytes(&id.0);
+                w.u8(reason.code());
+            }
+            Self::FileChunk {
+                id,
+                attempt,
+                index,
+                data,
+            } => {
+                if data.len() > CHUNK_LEN {
+                    return Err(MessageError::TooLarge);
+                }
+                if data.is_empty() {
+                    return Err(WireError::InvalidValue.into());
+                }
+                w.u8(KIND_FILE_CHUNK);
+                w.bytes(&id.0);
+                w.u32(*attempt);
+                w.u32(*index);
+                w.var_bytes(data);
+            }
+            Self::FileAck {
+                id,
+                attempt,
+                through,
+                credit_until,
+            } => {
+                check_credit(*through, *credit_until)?;
+                w.u8(KIND_FILE_ACK);
+                w.bytes(&id.0);
+                w.u32(*attempt);
+                w.u32(*through);
+                w.u32(*credit_until);
+            }
+            Self::FileCancel { id, reason } => {
+                w.u8(KIND_FILE_CANCEL);
+                w.bytes(&id.0);
+                w.u8(reason.code());
+            }
+            Self::FileDone { id } => {
+                w.u8(KIND_FILE_DONE);
+                w.bytes(&id.0);
+            }
         }
         Ok(w.finish())
     }
@@ -255,6 +404,59 @@ impl Message {
             KIND_ACCEPTED => Self::Accepted,
             KIND_SMP => Self::Smp(read_bytes(&mut r, MAX_SMP_LEN)?.to_vec()),
             KIND_DROP_GRANT => Self::DropGrant(read_drop_grant(&mut r)?),
+            KIND_FILE_OFFER => read_file_offer(&mut r)?,
+            KIND_FILE_ACCEPT => {
+                let id = FileId(*r.array()?);
+                let attempt = r.u32()?;
+                let resume_from = r.u32()?;
+                let credit_until = r.u32()?;
+                check_credit(resume_from, credit_until)?;
+                Self::FileAccept {
+                    id,
+                    attempt,
+                    resume_from,
+                    credit_until,
+                }
+            }
+            KIND_FILE_DECLINE => Self::FileDecline {
+                id: FileId(*r.array()?),
+                reason: DeclineReason::from_code(r.u8()?),
+            },
+            KIND_FILE_CHUNK => {
+                let id = FileId(*r.array()?);
+                let attempt = r.u32()?;
+                let index = r.u32()?;
+                let data = read_bytes(&mut r, CHUNK_LEN)?;
+                if data.is_empty() {
+                    return Err(WireError::InvalidValue.into());
+                }
+                Self::FileChunk {
+                    id,
+                    attempt,
+                    index,
+                    data: data.to_vec(),
+                }
+            }
+            KIND_FILE_ACK => {
+                let id = FileId(*r.array()?);
+                let attempt = r.u32()?;
+                let through = r.u32()?;
+                let credit_until = r.u32()?;
+                check_credit(through, credit_until)?;
+                Self::FileAck {
+                    id,
+                    attempt,
+                    through,
+                    credit_until,
+                }
+            }
+            KIND_FILE_CANCEL => Self::FileCancel {
+                id: FileId(*r.array()?),
+                reason: CancelReason::from_code(r.u8()?),
+            },
+            KIND_FILE_DONE => Self::FileDone {
+                id: FileId(*r.array()?),
+            },
             other => return Err(MessageError::UnknownKind(other)),
         };
         r.finish()?;
@@ -284,6 +486,32 @@ fn read_drop_grant(r: &mut Reader<'_>) -> Result<DropGrant, MessageError> {
     Ok(DropGrant { mailboxes, seed })
 }
 
+/// A file offer: id (16) · size (u64, at most `u32::MAX` chunks) · hash (32) ·
+/// name (u32 length, UTF-8, at most [`MAX_NAME_LEN`] bytes).
+fn read_file_offer(r: &mut Reader<'_>) -> Result<Message, MessageError> {
+    let id = FileId(*r.array()?);
+    let size = r.u64()?;
+    if files::chunk_count(size).is_none() {
+        return Err(MessageError::TooLarge);
+    }
+    let hash = *r.array()?;
+    let name = read_text(r, MAX_NAME_LEN)?;
+    Ok(Message::FileOffer {
+        id,
+        size,
+        hash,
+        name,
+    })
+}
+
+/// A credit window must not end before the chunks it follows.
+fn check_credit(from: u32, until: u32) -> Result<(), MessageError> {
+    if until < from {
+        return Err(WireError::InvalidValue.into());
+    }
+    Ok(())
+}
+
 fn read_text(r: &mut Reader<'_>, max: usize) -> Result<String, MessageError> {
     String::from_utf8(read_bytes(r, max)?.to_vec()).map_err(|_| MessageError::BadText)
 }
@@ -309,7 +537,8 @@ impl core::fmt::Debug for EndpointGrant {
     }
 }
 
-/// Message contents are plaintext: `Debug` shows only the kind.
+/// Message contents are plaintext: `Debug` shows only the kind, sizes and
+/// positions, never a text, a file name or file data.
 impl core::fmt::Debug for Message {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -325,6 +554,44 @@ impl core::fmt::Debug for Message {
             Self::Accepted => f.write_str("Accepted"),
             Self::Smp(step) => write!(f, "Smp({} bytes)", step.len()),
             Self::DropGrant(grant) => write!(f, "{grant:?}"),
+            Self::FileOffer { id, size, name, .. } => {
+                write!(
+                    f,
+                    "FileOffer({id:?}, {size} bytes, name {} bytes)",
+                    name.len()
+                )
+            }
+            Self::FileAccept {
+                id,
+                attempt,
+                resume_from,
+                credit_until,
+            } => write!(
+                f,
+                "FileAccept({id:?}, attempt {attempt}, from {resume_from}, credit until {credit_until})"
+            ),
+            Self::FileDecline { id, reason } => write!(f, "FileDecline({id:?}, {reason:?})"),
+            Self::FileChunk {
+                id,
+                attempt,
+                index,
+                data,
+            } => write!(
+                f,
+                "FileChunk({id:?}, attempt {attempt}, index {index}, {} bytes)",
+                data.len()
+            ),
+            Self::FileAck {
+                id,
+                attempt,
+                through,
+                credit_until,
+            } => write!(
+                f,
+                "FileAck({id:?}, attempt {attempt}, through {through}, credit until {credit_until})"
+            ),
+            Self::FileCancel { id, reason } => write!(f, "FileCancel({id:?}, {reason:?})"),
+            Self::FileDone { id } => write!(f, "FileDone({id:?})"),
         }
     }
 }
@@ -374,6 +641,86 @@ mod tests {
             Message::DropGrant(drop_grant(1)),
             Message::DropGrant(drop_grant(MAX_MAILBOXES)),
         ]
+        .into_iter()
+        .chain(file_samples())
+        .collect()
+    }
+
+    const FID: FileId = FileId([0x42; 16]);
+
+    fn file_samples() -> Vec<Message> {
+        let top = CHUNK_LEN as u64 * u64::from(u32::MAX);
+        vec![
+            offer(0, "empty"),
+            offer(12_345, "photo.jpg"),
+            offer(top, &"é".repeat(127)),
+            offer(1, ""),
+            Message::FileAccept {
+                id: FID,
+                attempt: 1,
+                resume_from: 0,
+                credit_until: 32,
+            },
+            Message::FileAccept {
+                id: FID,
+                attempt: u32::MAX,
+                resume_from: u32::MAX,
+                credit_until: u32::MAX,
+            },
+            Message::FileDecline {
+                id: FID,
+                reason: DeclineReason::Declined,
+            },
+            Message::FileDecline {
+                id: FID,
+                reason: DeclineReason::TooLarge,
+            },
+            Message::FileDecline {
+                id: FID,
+                reason: DeclineReason::Busy,
+            },
+            chunk(vec![0xc3]),
+            chunk(vec![0x17; CHUNK_LEN]),
+            Message::FileAck {
+                id: FID,
+                attempt: 2,
+                through: 4,
+                credit_until: 36,
+            },
+            Message::FileAck {
+                id: FID,
+                attempt: 0,
+                through: 7,
+                credit_until: 7,
+            },
+            Message::FileCancel {
+                id: FID,
+                reason: CancelReason::BySender,
+            },
+            Message::FileCancel {
+                id: FID,
+                reason: CancelReason::ReceiverDisk,
+            },
+            Message::FileDone { id: FID },
+        ]
+    }
+
+    fn offer(size: u64, name: &str) -> Message {
+        Message::FileOffer {
+            id: FID,
+            size,
+            hash: [0x99; 32],
+            name: name.into(),
+        }
+    }
+
+    fn chunk(data: Vec<u8>) -> Message {
+        Message::FileChunk {
+            id: FID,
+            attempt: 3,
+            index: 9,
+            data,
+        }
     }
 
     fn drop_grant(mailboxes: usize) -> DropGrant {
@@ -485,6 +832,167 @@ mod tests {
     }
 
     #[test]
+    fn known_file_encodings() {
+        let ack = Message::FileAck {
+            id: FID,
+            attempt: 0x0102_0304,
+            through: 8,
+            credit_until: 40,
+        }
+        .encode()
+        .unwrap();
+        let mut expected = vec![1, 0x0F];
+        expected.extend_from_slice(&[0x42; 16]);
+        expected.extend_from_slice(&[1, 2, 3, 4, 0, 0, 0, 8, 0, 0, 0, 40]);
+        assert_eq!(ack, expected);
+
+        let offer = Message::FileOffer {
+            id: FID,
+            size: 0x0001_0000_0001,
+            hash: [0x99; 32],
+            name: "a.b".into(),
+        }
+        .encode()
+        .unwrap();
+        let mut expected = vec![1, 0x0B];
+        expected.extend_from_slice(&[0x42; 16]);
+        expected.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        expected.extend_from_slice(&[0x99; 32]);
+        expected.extend_from_slice(&[0, 0, 0, 3, b'a', b'.', b'b']);
+        assert_eq!(offer, expected);
+
+        let cancel = Message::FileCancel {
+            id: FID,
+            reason: CancelReason::Mismatch,
+        };
+        let mut expected = vec![1, 0x10];
+        expected.extend_from_slice(&[0x42; 16]);
+        expected.push(4);
+        assert_eq!(cancel.encode().unwrap(), expected);
+
+        // The chunk header length the frame size is computed from.
+        let one = chunk(vec![0xc3]).encode().unwrap();
+        assert_eq!(one.len(), files::CHUNK_HEADER_LEN + 1);
+        assert_eq!(&one[..2], &[1, 0x0E]);
+        assert_eq!(&one[18..], &[0, 0, 0, 3, 0, 0, 0, 9, 0, 0, 0, 1, 0xc3]);
+    }
+
+    #[test]
+    fn file_limits_are_refused_both_ways() {
+        // A name of 256 bytes.
+        let long = offer(1, &"n".repeat(MAX_NAME_LEN + 1));
+        assert_eq!(long.encode(), Err(MessageError::TooLarge));
+        let mut bytes = offer(1, &"n".repeat(MAX_NAME_LEN)).encode().unwrap();
+        assert!(Message::decode(&bytes).is_ok());
+        let len_at = 2 + 16 + 8 + 32;
+        bytes[len_at..len_at + 4].copy_from_slice(&256u32.to_be_bytes());
+        bytes.push(b'n');
+        assert_eq!(Message::decode(&bytes), Err(MessageError::TooLarge));
+
+        // A name that is not UTF-8.
+        let mut bytes = offer(1, "ab").encode().unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] = 0xff;
+        assert_eq!(Message::decode(&bytes), Err(MessageError::BadText));
+
+        // A size past u32::MAX chunks.
+        let too_big = CHUNK_LEN as u64 * u64::from(u32::MAX) + 1;
+        assert_eq!(offer(too_big, "x").encode(), Err(MessageError::TooLarge));
+        let mut bytes = offer(1, "x").encode().unwrap();
+        bytes[18..26].copy_from_slice(&too_big.to_be_bytes());
+        assert_eq!(Message::decode(&bytes), Err(MessageError::TooLarge));
+        bytes[18..26].copy_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(Message::decode(&bytes), Err(MessageError::TooLarge));
+
+        // Chunks of 0 and 65537 bytes.
+        assert!(chunk(vec![]).encode().is_err());
+        assert_eq!(
+            chunk(vec![0; CHUNK_LEN + 1]).encode(),
+            Err(MessageError::TooLarge)
+        );
+        let mut empty = chunk(vec![1]).encode().unwrap();
+        empty.pop();
+        let n = empty.len();
+        empty[n - 4..].copy_from_slice(&0u32.to_be_bytes());
+        assert_eq!(
+            Message::decode(&empty),
+            Err(MessageError::Malformed(WireError::InvalidValue))
+        );
+        let mut over = chunk(vec![7; CHUNK_LEN]).encode().unwrap();
+        over[26..30].copy_from_slice(&(CHUNK_LEN as u32 + 1).to_be_bytes());
+        over.push(7);
+        assert_eq!(Message::decode(&over), Err(MessageError::TooLarge));
+
+        // Credit that ends before the chunks it follows.
+        let ack = Message::FileAck {
+            id: FID,
+            attempt: 1,
+            through: 8,
+            credit_until: 7,
+        };
+        assert!(ack.encode().is_err());
+        let accept = Message::FileAccept {
+            id: FID,
+            attempt: 1,
+            resume_from: 8,
+            credit_until: 7,
+        };
+        assert!(accept.encode().is_err());
+        for kind in [KIND_FILE_ACK, KIND_FILE_ACCEPT] {
+            let mut bytes = vec![1, kind];
+            bytes.extend_from_slice(&[0x42; 16]);
+            bytes.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 7]);
+            assert_eq!(
+                Message::decode(&bytes),
+                Err(MessageError::Malformed(WireError::InvalidValue)),
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_reasons_are_read_as_the_general_ones() {
+        let mut decline = vec![1, KIND_FILE_DECLINE];
+        decline.extend_from_slice(&[0x42; 16]);
+        decline.push(0xee);
+        assert_eq!(
+            Message::decode(&decline).unwrap(),
+            Message::FileDecline {
+                id: FID,
+                reason: DeclineReason::Declined
+            }
+        );
+        let mut cancel = vec![1, KIND_FILE_CANCEL];
+        cancel.extend_from_slice(&[0x42; 16]);
+        cancel.push(0);
+        assert_eq!(
+            Message::decode(&cancel).unwrap(),
+            Message::FileCancel {
+                id: FID,
+                reason: CancelReason::Protocol
+            }
+        );
+    }
+
+    #[test]
+    fn debug_hides_file_names_and_data() {
+        let shown = format!("{:?}", offer(5, "secret-plans.pdf"));
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("5 bytes"), "{shown}");
+        let shown = format!("{:?}", chunk(b"classified".to_vec()));
+        assert!(
+            !shown.contains("classified") && !shown.contains("99, 108"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("index 9") && shown.contains("10 bytes"),
+            "{shown}"
+        );
+        let shown = format!("{:?}", chunk(vec![0xab; 4]));
+        assert!(!shown.contains("171"), "{shown}");
+    }
+
+    #[test]
     fn every_truncation_and_extension_is_rejected() {
         for message in samples() {
             let bytes = message.encode().unwrap();
@@ -550,6 +1058,29 @@ mod tests {
         fn text_round_trips(id in any::<[u8; 16]>(), at in any::<u64>(), body in "\\PC{0,300}") {
             let m = Message::Text { id: MessageId(id), sent_at_ms: at, body };
             prop_assert_eq!(Message::decode(&m.encode().unwrap()).unwrap(), m);
+        }
+
+        #[test]
+        fn file_messages_round_trip(
+            id in any::<[u8; 16]>(),
+            a in any::<u32>(),
+            b in any::<u32>(),
+            c in any::<u32>(),
+            size in any::<u64>(),
+            data in proptest::collection::vec(any::<u8>(), 1..600),
+            name in "(?s:.){0,60}",
+        ) {
+            let id = FileId(id);
+            let (lo, hi) = (b.min(c), b.max(c));
+            let size = size % (CHUNK_LEN as u64 * u64::from(u32::MAX) + 1);
+            for m in [
+                Message::FileOffer { id, size, hash: [a as u8; 32], name: name.clone() },
+                Message::FileAccept { id, attempt: a, resume_from: lo, credit_until: hi },
+                Message::FileChunk { id, attempt: a, index: b, data: data.clone() },
+                Message::FileAck { id, attempt: a, through: lo, credit_until: hi },
+            ] {
+                prop_assert_eq!(Message::decode(&m.encode().unwrap()).unwrap(), m);
+            }
         }
 
         #[test]

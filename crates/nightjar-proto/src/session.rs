@@ -135,6 +135,19 @@ impl Session {
         Ok(self.ratchet.encrypt(&body, &self.ad, rng)?)
     }
 
+    /// Like [`Self::seal_payload`], padded to exactly `cells` cells, so that frames
+    /// of different payloads (the chunks of one file) look alike; fails if the
+    /// payload does not fit.
+    pub fn seal_payload_padded<R: CryptoRng + ?Sized>(
+        &mut self,
+        payload: &[u8],
+        cells: usize,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, SessionError> {
+        let body = cell::pad_to(payload, cells)?;
+        Ok(self.ratchet.encrypt(&body, &self.ad, rng)?)
+    }
+
     /// The body length announced by a frame's header, for
     /// [`cell::FrameReader::next_frame`]; `None` if no header key opens it.
     pub fn body_len(&self, header: &[u8]) -> Option<usize> {

@@ -2,11 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use nightjar_proto::cell::{self, CELL_SIZE, FrameReader, MAX_FRAME_CELLS};
+use nightjar_proto::cell::{self, CELL_SIZE, CellError, FrameReader, MAX_FRAME_CELLS};
+use nightjar_proto::files::{self, CHUNK_LEN, FileId};
 use nightjar_proto::handshake::{Initiator, Responder};
 use nightjar_proto::identity::IdentityKeyPair;
 use nightjar_proto::message::{Message, MessageId};
-use nightjar_proto::session::Session;
+use nightjar_proto::session::{Session, SessionError};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -175,4 +176,81 @@ proptest! {
         }
         prop_assert_eq!(received, sent);
     }
+}
+
+/// Seals every chunk `index` of a file of `size` bytes as its transfer would and
+/// checks the frame's size and what the receiver reads. Returns the cells the
+/// chunk would take unpadded.
+fn send_chunk(a: &mut Session, b: &mut Session, rng: &mut StdRng, size: u64, index: u32) -> usize {
+    let cells = files::chunk_frame_cells(size);
+    let len = files::chunk_len(size, index).unwrap();
+    let chunk = Message::FileChunk {
+        id: FileId([0x24; 16]),
+        attempt: 1,
+        index,
+        data: (0..len).map(|i| (i % 253) as u8).collect(),
+    };
+    let payload = chunk.encode().unwrap();
+    let frame = a.seal_payload_padded(&payload, cells, rng).unwrap();
+    assert_eq!(frame.len(), cells * CELL_SIZE, "size {size}, chunk {index}");
+    let opened = b.open_payload(&frame, rng).unwrap();
+    assert_eq!(&opened[..], &payload[..], "size {size}, chunk {index}");
+    assert_eq!(Message::decode(&opened).unwrap(), chunk);
+    cell::cells_for(payload.len()).unwrap()
+}
+
+#[test]
+fn every_chunk_frame_of_a_file_has_the_same_size() {
+    let (mut a, mut b, mut rng) = pair(8);
+    let full = CHUNK_LEN as u64;
+    for size in [
+        1,
+        363,
+        497,
+        498,
+        499,
+        full - 1,
+        full,
+        full + 1,
+        3 * full + 1,
+    ] {
+        let count = files::chunk_count(size).unwrap();
+        // First, one in the middle, last (short unless the size is a multiple).
+        let mut indices = vec![0, count / 2, count - 1];
+        indices.dedup();
+        for index in indices {
+            send_chunk(&mut a, &mut b, &mut rng, size, index);
+        }
+    }
+    // The short last chunk would take one cell on its own; padded, it takes as many
+    // as the full ones.
+    let last = send_chunk(&mut a, &mut b, &mut rng, 3 * full + 1, 3);
+    assert_eq!(last, 1);
+    assert_eq!(files::chunk_frame_cells(3 * full + 1), 132);
+    assert_eq!(files::chunk_frame_cells(1), 1);
+    assert_eq!(
+        files::chunk_frame_cells(full),
+        files::chunk_frame_cells(3 * full + 1)
+    );
+}
+
+#[test]
+fn a_payload_too_large_for_the_padded_size_is_refused() {
+    let (mut a, mut b, mut rng) = pair(9);
+    let capacity = cell::payload_capacity(2);
+    assert_eq!(
+        a.seal_payload_padded(&vec![1; capacity + 1], 2, &mut rng),
+        Err(SessionError::Cell(CellError::TooLarge))
+    );
+    assert!(a.seal_payload_padded(b"", 0, &mut rng).is_err());
+    assert!(
+        a.seal_payload_padded(b"", MAX_FRAME_CELLS + 1, &mut rng)
+            .is_err()
+    );
+    // A failed seal spends nothing: the next frame still opens.
+    let frame = a
+        .seal_payload_padded(&vec![1; capacity], 2, &mut rng)
+        .unwrap();
+    assert_eq!(frame.len(), 2 * CELL_SIZE);
+    assert_eq!(b.open_payload(&frame, &mut rng).unwrap().len(), capacity);
 }
