@@ -17,6 +17,7 @@ mod lock;
 mod offline;
 mod rows;
 mod schema;
+mod transfers;
 
 use std::fmt;
 use std::fs;
@@ -36,6 +37,9 @@ use crate::rows::{
 };
 
 pub use crate::offline::{IncomingText, NewSealed, RecvChainRecord, SealedRecord};
+pub use crate::transfers::{
+    NewOutgoing, TransferDirection, TransferId, TransferRecord, TransferState,
+};
 
 /// A contact's row id.
 pub type ContactId = i64;
@@ -530,7 +534,7 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes the contact and its whole conversation.
+    /// Deletes the contact, its whole conversation and its file transfers.
     pub fn delete_contact(&mut self, id: ContactId) -> Result<(), StoreError> {
         let tx = self.begin()?;
         // The foreign keys would cascade too; saying it keeps the intent visible.
@@ -542,6 +546,7 @@ impl Store {
         tx.execute("DELETE FROM messages WHERE contact = ?1", [id])?;
         tx.execute("DELETE FROM drop_send WHERE contact = ?1", [id])?;
         tx.execute("DELETE FROM drop_recv WHERE contact = ?1", [id])?;
+        tx.execute("DELETE FROM transfers WHERE contact = ?1", [id])?;
         if tx.execute("DELETE FROM contacts WHERE id = ?1", [id])? == 0 {
             return Err(StoreError::NotFound);
         }

@@ -1,11 +1,16 @@
 //! Between rows and records: column lists, enumeration codes, checked conversions.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+
 use rusqlite::Row;
 use zeroize::Zeroizing;
 
 use crate::{
     BLOB_LEN, ContactRecord, ContactState, Direction, MessageRecord, MessageState, ProfileRecord,
-    RecvChainRecord, RequestDirection, RequestRecord, SealedRecord, StoreError,
+    RecvChainRecord, RequestDirection, RequestRecord, SealedRecord, StoreError, TransferDirection,
+    TransferRecord, TransferState,
 };
 
 pub(crate) const PROFILE_COLUMNS: &str =
@@ -20,6 +25,9 @@ pub(crate) const MESSAGE_COLUMNS: &str =
 pub(crate) const SEALED_COLUMNS: &str = "message_seq, counter, slot_seed, blobs, mailboxes, \
      deposited_to, instance, deposited_at_ms";
 pub(crate) const RECV_CHAIN_COLUMNS: &str = "id, contact, grant_id, state, used, created_at_ms";
+pub(crate) const TRANSFER_COLUMNS: &str = "id, contact, direction, file_id, name, size, hash, \
+     state, reason, done_chunks, source_path, source_mtime_ns, dest_dir, save_name, overwrite, \
+     final_path, peer_told, created_at_ms, updated_at_ms";
 
 /// A time as stored.
 pub(crate) fn time_to_sql(ms: u64) -> Result<i64, StoreError> {
@@ -37,6 +45,15 @@ pub(crate) fn counter_to_sql(counter: u32) -> i64 {
 
 fn counter_from_sql(v: i64) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored counter {v} out of range")))
+}
+
+/// A file size as stored.
+pub(crate) fn size_to_sql(size: u64) -> Result<i64, StoreError> {
+    i64::try_from(size).map_err(|_| StoreError::Corrupt(format!("file size {size} out of range")))
+}
+
+fn size_from_sql(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored file size {v} out of range")))
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -109,6 +126,48 @@ fn message_state(code: i64) -> Result<MessageState, StoreError> {
     }
 }
 
+pub(crate) fn transfer_direction_code(direction: TransferDirection) -> i64 {
+    match direction {
+        TransferDirection::Incoming => 0,
+        TransferDirection::Outgoing => 1,
+    }
+}
+
+fn transfer_direction(code: i64) -> Result<TransferDirection, StoreError> {
+    match code {
+        0 => Ok(TransferDirection::Incoming),
+        1 => Ok(TransferDirection::Outgoing),
+        _ => Err(corrupt("unknown transfer direction")),
+    }
+}
+
+pub(crate) fn transfer_state_code(state: TransferState) -> i64 {
+    match state {
+        TransferState::Offered => 0,
+        TransferState::Accepted => 1,
+        TransferState::Active => 2,
+        TransferState::Paused => 3,
+        TransferState::Completed => 4,
+        TransferState::Declined => 5,
+        TransferState::Cancelled => 6,
+        TransferState::Failed => 7,
+    }
+}
+
+fn transfer_state(code: i64) -> Result<TransferState, StoreError> {
+    match code {
+        0 => Ok(TransferState::Offered),
+        1 => Ok(TransferState::Accepted),
+        2 => Ok(TransferState::Active),
+        3 => Ok(TransferState::Paused),
+        4 => Ok(TransferState::Completed),
+        5 => Ok(TransferState::Declined),
+        6 => Ok(TransferState::Cancelled),
+        7 => Ok(TransferState::Failed),
+        _ => Err(corrupt("unknown transfer state")),
+    }
+}
+
 fn flag(code: i64) -> Result<bool, StoreError> {
     match code {
         0 => Ok(false),
@@ -165,6 +224,15 @@ pub(crate) fn chain_state(row: &Row<'_>) -> Result<Zeroizing<Vec<u8>>, StoreErro
 /// An onion key on its own, as a query's only column.
 pub(crate) fn onion_key(row: &Row<'_>) -> Result<[u8; 32], StoreError> {
     array(row, 0)
+}
+
+/// A path stored as the bytes of the operating system's string.
+fn path(row: &Row<'_>, idx: usize) -> Result<PathBuf, StoreError> {
+    let blob = row
+        .get_ref(idx)?
+        .as_blob()
+        .map_err(|_| corrupt("a path column is not a blob"))?;
+    Ok(PathBuf::from(OsString::from_vec(blob.to_vec())))
 }
 
 fn copy_blob(row: &Row<'_>, idx: usize, out: &mut [u8]) -> Result<(), StoreError> {
@@ -274,6 +342,30 @@ pub(crate) fn recv_chain(row: &Row<'_>) -> Result<RecvChainRecord, StoreError> {
     })
 }
 
+pub(crate) fn transfer(row: &Row<'_>) -> Result<TransferRecord, StoreError> {
+    Ok(TransferRecord {
+        id: row.get(0)?,
+        contact: row.get(1)?,
+        direction: transfer_direction(row.get(2)?)?,
+        file_id: array(row, 3)?,
+        name: row.get(4)?,
+        size: size_from_sql(row.get(5)?)?,
+        hash: array(row, 6)?,
+        state: transfer_state(row.get(7)?)?,
+        reason: row.get(8)?,
+        done_chunks: counter_from_sql(row.get(9)?)?,
+        source_path: optional(row, 10, path)?,
+        source_mtime_ns: row.get(11)?,
+        dest_dir: optional(row, 12, path)?,
+        save_name: row.get(13)?,
+        overwrite: flag(row.get(14)?)?,
+        final_path: optional(row, 15, path)?,
+        peer_told: flag(row.get(16)?)?,
+        created_at_ms: time_from_sql(row.get(17)?)?,
+        updated_at_ms: time_from_sql(row.get(18)?)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +400,16 @@ mod tests {
         ]
         .map(message_state_code);
         assert_eq!(codes, [0, 1, 2, 3, 4]);
+        for d in [TransferDirection::Incoming, TransferDirection::Outgoing] {
+            assert_eq!(transfer_direction(transfer_direction_code(d)).unwrap(), d);
+        }
+        for s in TransferState::ALL {
+            assert_eq!(transfer_state(transfer_state_code(s)).unwrap(), s);
+        }
+        let codes = TransferState::ALL.map(transfer_state_code);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7]);
+        assert!(matches!(transfer_state(8), Err(StoreError::Corrupt(_))));
+        assert!(matches!(transfer_direction(2), Err(StoreError::Corrupt(_))));
         assert!(matches!(contact_state(7), Err(StoreError::Corrupt(_))));
         assert!(matches!(message_state(-1), Err(StoreError::Corrupt(_))));
         assert!(matches!(flag(2), Err(StoreError::Corrupt(_))));
@@ -319,6 +421,15 @@ mod tests {
         assert_eq!(time_to_sql(i64::MAX as u64).unwrap(), i64::MAX);
         assert!(matches!(time_to_sql(u64::MAX), Err(StoreError::Corrupt(_))));
         assert!(matches!(time_from_sql(-1), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn sizes_are_checked() {
+        assert_eq!(size_from_sql(size_to_sql(0).unwrap()).unwrap(), 0);
+        let top = i64::MAX as u64;
+        assert_eq!(size_from_sql(size_to_sql(top).unwrap()).unwrap(), top);
+        assert!(matches!(size_to_sql(top + 1), Err(StoreError::Corrupt(_))));
+        assert!(matches!(size_from_sql(-1), Err(StoreError::Corrupt(_))));
     }
 
     #[test]

@@ -10,10 +10,10 @@ use crate::StoreError;
 
 /// Step `i` takes a database from version `i` to `i + 1`. Steps are only ever
 /// appended; a released step is never edited.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this code writes.
-pub(crate) const LATEST: u32 = 3;
+pub(crate) const LATEST: u32 = 4;
 
 const _: () = assert!(MIGRATIONS.len() == LATEST as usize);
 
@@ -124,6 +124,36 @@ CREATE TABLE sealed (
 ALTER TABLE messages ADD COLUMN via_mailbox INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 4: file transfers, both ways. Paths are stored as the bytes of the
+/// operating system's string (they need not be UTF-8). `peer_told` is 0 while a
+/// local decline or cancel has still to reach the peer.
+const V4: &str = "
+CREATE TABLE transfers (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    contact         INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    direction       INTEGER NOT NULL,
+    file_id         BLOB    NOT NULL CHECK (length(file_id) = 16),
+    name            TEXT    NOT NULL,
+    size            INTEGER NOT NULL CHECK (size >= 0),
+    hash            BLOB    NOT NULL CHECK (length(hash) = 32),
+    state           INTEGER NOT NULL,
+    reason          TEXT,
+    done_chunks     INTEGER NOT NULL DEFAULT 0,
+    source_path     BLOB,
+    source_mtime_ns INTEGER,
+    dest_dir        BLOB,
+    save_name       TEXT,
+    overwrite       INTEGER NOT NULL DEFAULT 0,
+    final_path      BLOB,
+    peer_told       INTEGER NOT NULL DEFAULT 1,
+    created_at_ms   INTEGER NOT NULL,
+    updated_at_ms   INTEGER NOT NULL,
+    UNIQUE (contact, direction, file_id)
+) STRICT;
+
+CREATE INDEX transfers_by_contact ON transfers (contact, id);
+";
+
 /// The database's schema version.
 pub(crate) fn version(conn: &Connection) -> Result<u32, StoreError> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -204,7 +234,7 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn).unwrap();
-        assert_eq!(version(&conn).unwrap(), 3);
+        assert_eq!(version(&conn).unwrap(), LATEST);
         let (require_auth, body, via_mailbox): (i64, String, i64) = conn
             .query_row(
                 "SELECT require_auth, body, via_mailbox FROM contacts \
@@ -233,6 +263,70 @@ mod tests {
                 [],
                 |row| row.get(0),
             )
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_version_3_conversation_survives_the_step_to_version_4() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+        for step in [V1, V2, V3] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute(
+            "INSERT INTO contacts (name, identity_key, their_endpoint, their_credential, \
+             our_credential, state, verified, share_presence, created_at_ms, require_auth) \
+             VALUES ('bob', ?1, ?1, ?1, ?1, 1, 1, 0, 5, 1)",
+            [[7u8; 32].as_slice()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO messages (contact, msg_id, direction, body, sent_at_ms, \
+             stored_at_ms, state, via_mailbox) VALUES (1, ?1, 0, 'hello', 6, 7, 3, 1)",
+            [[9u8; 16].as_slice()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO drop_send (contact, state) VALUES (1, x'0102')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn).unwrap(), 4);
+        let (require_auth, body, via_mailbox, chain): (i64, String, i64, Vec<u8>) = conn
+            .query_row(
+                "SELECT require_auth, body, via_mailbox, drop_send.state FROM contacts \
+                 JOIN messages ON messages.contact = contacts.id \
+                 JOIN drop_send ON drop_send.contact = contacts.id WHERE name = 'bob'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (require_auth, body.as_str(), via_mailbox, chain.as_slice()),
+            (1, "hello", 1, &[1u8, 2][..])
+        );
+        // A transfer hangs off the old contact, with the defaults filled in ...
+        conn.execute(
+            "INSERT INTO transfers (contact, direction, file_id, name, size, hash, state, \
+             created_at_ms, updated_at_ms) VALUES (1, 0, ?1, 'a.txt', 3, ?2, 0, 8, 8)",
+            [[1u8; 16].as_slice(), [2u8; 32].as_slice()],
+        )
+        .unwrap();
+        let (done, overwrite, peer_told): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT done_chunks, overwrite, peer_told FROM transfers",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((done, overwrite, peer_told), (0, 0, 1));
+        // ... and goes with it.
+        conn.execute("DELETE FROM contacts", []).unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM transfers", [], |row| row.get(0))
             .unwrap();
         assert_eq!(left, 0);
     }

@@ -677,7 +677,7 @@ fn a_version_2_profile_opens_at_version_3_with_its_messages() {
         tx.commit().unwrap();
     }
     let mut s = Store::start(conn, None).unwrap();
-    assert_eq!(schema::version(&s.conn).unwrap(), 3);
+    assert_eq!(schema::version(&s.conn).unwrap(), schema::LATEST);
     let bob = s.contact_by_name("bob").unwrap().unwrap();
     let history = s.history(bob.id, 10).unwrap();
     let got: Vec<(&str, MessageState, bool)> = history
@@ -731,4 +731,133 @@ fn offline_records_hide_their_secrets_in_debug_output() {
         assert!(!out.contains(hidden), "{hidden} in {out}");
     }
     assert!(out.contains("counter: 3"), "{out}");
+}
+
+// File transfers (schema version 4).
+
+fn raw_transfer(
+    store: &Store,
+    contact: ContactId,
+    direction: i64,
+    file_id: &[u8],
+) -> rusqlite::Result<usize> {
+    store.conn.execute(
+        "INSERT INTO transfers (contact, direction, file_id, name, size, hash, state, \
+         created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, 'f', 1, ?4, 0, 1, 1)",
+        params![contact, direction, file_id, [0u8; 32].as_slice()],
+    )
+}
+
+#[test]
+fn a_transfer_is_unique_per_contact_direction_and_file_id() {
+    let (mut s, c) = with_contacts(&["ann", "ben"]);
+    let (first, new) = s
+        .put_incoming_offer(
+            c[0],
+            &[5; 16],
+            "f",
+            1,
+            &[0; 32],
+            TransferState::Offered,
+            None,
+            1,
+        )
+        .unwrap();
+    assert!(new);
+    // A plain INSERT, without the ON CONFLICT clause, must hit the constraint.
+    let err = raw_transfer(&s, c[0], 0, &[5; 16]).unwrap_err();
+    assert_eq!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::ConstraintViolation)
+    );
+    raw_transfer(&s, c[0], 1, &[5; 16]).unwrap();
+    raw_transfer(&s, c[1], 0, &[5; 16]).unwrap();
+    assert_eq!(count(&s, "transfers"), 3);
+    assert_eq!(s.transfer(first.id).unwrap(), first);
+    // The schema checks lengths and the contact itself.
+    for (contact, file_id) in [(c[0], &[6u8; 15][..]), (999, &[6u8; 16][..])] {
+        let err = raw_transfer(&s, contact, 0, file_id).unwrap_err();
+        assert_eq!(
+            err.sqlite_error_code(),
+            Some(ErrorCode::ConstraintViolation)
+        );
+    }
+    assert_eq!(count(&s, "transfers"), 3);
+}
+
+#[test]
+fn transfers_go_with_their_contact_in_the_schema_too() {
+    let (mut s, c) = with_contacts(&["ann", "ben"]);
+    for &contact in &c {
+        s.put_incoming_offer(
+            contact,
+            &[1; 16],
+            "f",
+            1,
+            &[0; 32],
+            TransferState::Offered,
+            None,
+            1,
+        )
+        .unwrap();
+    }
+    assert_eq!(pragma_text(&s, "foreign_keys"), "1");
+    s.conn
+        .execute("DELETE FROM contacts WHERE id = ?1", [c[0]])
+        .unwrap();
+    let left: Vec<ContactId> = s
+        .transfers(None)
+        .unwrap()
+        .iter()
+        .map(|r| r.contact)
+        .collect();
+    assert_eq!(left, [c[1]]);
+}
+
+#[test]
+fn a_damaged_transfer_row_is_corrupt_not_a_panic() {
+    let (mut s, c) = with_contacts(&["ann"]);
+    let (r, _) = s
+        .put_incoming_offer(
+            c[0],
+            &[1; 16],
+            "f",
+            1,
+            &[0; 32],
+            TransferState::Offered,
+            None,
+            1,
+        )
+        .unwrap();
+    for damage in [
+        "UPDATE transfers SET state = 8",
+        "UPDATE transfers SET state = 0, direction = 2",
+        "UPDATE transfers SET direction = 0, done_chunks = -1",
+        "UPDATE transfers SET done_chunks = 4294967296",
+        "UPDATE transfers SET done_chunks = 0, peer_told = 2",
+        "UPDATE transfers SET peer_told = 1, created_at_ms = -1",
+        "UPDATE transfers SET created_at_ms = 1, updated_at_ms = -1",
+    ] {
+        s.conn.execute(damage, []).unwrap();
+        assert!(
+            matches!(s.transfer(r.id), Err(StoreError::Corrupt(_))),
+            "{damage}"
+        );
+        assert!(
+            matches!(s.transfers(None), Err(StoreError::Corrupt(_))),
+            "{damage}"
+        );
+    }
+    s.conn
+        .execute(
+            "UPDATE transfers SET updated_at_ms = 1, size = ?1",
+            [i64::MAX],
+        )
+        .unwrap();
+    // Past what a chunk count holds: completion refuses it and changes nothing.
+    assert!(matches!(
+        s.complete_transfer(r.id, None, 2),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert_eq!(s.transfer(r.id).unwrap().state, TransferState::Offered);
 }
