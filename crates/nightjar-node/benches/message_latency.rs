@@ -158,6 +158,7 @@ async fn start_node(tor: Arc<dyn Transport>) -> (Node, broadcast::Receiver<Event
         ephemeral: true,
         rendezvous: nightjar_node::Rendezvous::default(),
         offline: nightjar_node::OfflineConfig::default(),
+        files: nightjar_node::FilesConfig::default(),
     })
     .await
     .unwrap();

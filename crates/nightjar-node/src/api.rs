@@ -1,5 +1,7 @@
 //! The node's public types: the handle, what it returns, what it reports.
 
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use zeroize::Zeroizing;
@@ -56,6 +58,24 @@ pub enum NodeError {
     /// An invite did not complete; nothing was added on either side.
     #[error("the invite did not complete: {0}")]
     Invite(String),
+    /// No file transfer with that number.
+    #[error("no file transfer #{0}")]
+    UnknownTransfer(i64),
+    /// Saving would replace a file that exists.
+    #[error("{0} exists already; choose another name or allow overwriting")]
+    FileExists(String),
+    /// The file is larger than this profile accepts.
+    #[error("the file is {size} bytes, more than the limit of {limit} bytes")]
+    FileTooLarge { size: u64, limit: u64 },
+    /// The file cannot be sent (missing, not a regular file, unreadable).
+    #[error("cannot send that file: {0}")]
+    BadFile(String),
+    /// Too little free space where the file would be saved.
+    #[error("not enough free space: {0}")]
+    NoSpace(String),
+    /// The transfer is not in a state that allows this.
+    #[error("file transfer #{id} is {state}")]
+    WrongState { id: i64, state: String },
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -227,6 +247,78 @@ pub struct MessageView {
     pub via_mailbox: bool,
 }
 
+/// Which way a file goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferDirection {
+    Incoming,
+    Outgoing,
+}
+
+/// Where a file transfer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferState {
+    /// Offered; the receiver has not decided yet.
+    Offered,
+    /// Accepted; data flows when the contact is connected.
+    Accepted,
+    /// Data is flowing (or will again on the next link).
+    Active,
+    /// Stopped by the receiver's side (for example its disk is full); the
+    /// partial file is kept and `resume_file` continues it.
+    Paused,
+    /// The whole file arrived, matched its hash and is in place.
+    Completed,
+    /// The receiver said no.
+    Declined,
+    /// Either side gave up.
+    Cancelled,
+    /// It cannot complete (the file changed, or did not match its hash).
+    Failed,
+}
+
+/// A file transfer, either way.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferView {
+    /// Its number, for accept / decline / cancel / resume.
+    pub id: i64,
+    /// The contact's local name.
+    pub contact: String,
+    pub direction: TransferDirection,
+    /// The name as offered, cleaned of control characters for display.
+    pub name: String,
+    /// Incoming: the name it is (or will be) saved under in its directory.
+    pub save_name: Option<String>,
+    /// Bytes.
+    pub size: u64,
+    /// BLAKE3 of the whole file, hex (what `b3sum` prints).
+    pub hash: String,
+    pub state: TransferState,
+    /// Why it was declined, cancelled, paused or failed.
+    pub reason: Option<String>,
+    /// Bytes received and written (incoming) or acknowledged (outgoing).
+    pub bytes_done: u64,
+    /// Bytes per second over the last few seconds, while data flows.
+    pub rate_bps: Option<u64>,
+    /// Seconds left at that rate.
+    pub eta_s: Option<u64>,
+    /// Incoming and completed: where the file is. Outgoing: the file sent.
+    pub path: Option<String>,
+    pub created_at_ms: u64,
+}
+
+/// How to take an offered file.
+#[derive(Debug, Clone, Default)]
+pub struct AcceptFile {
+    /// Save under this name instead of the offered one (made safe the same way).
+    pub save_as: Option<String>,
+    /// Save into this directory instead of the profile's downloads directory.
+    pub dir: Option<PathBuf>,
+    /// Replace a file of that name if one exists.
+    pub overwrite: bool,
+}
+
 /// What the node reports, in the order it happened.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -277,6 +369,20 @@ pub enum Event {
     InviteFailed { name: String, reason: String },
     /// The contact left (one-shot chats, or a peer that quit).
     PeerQuit { contact: String },
+    /// A contact offers a file: accept it with [`Node::accept_file`] or decline it.
+    FileOffered { transfer: TransferView },
+    /// A file transfer changed state (either way).
+    FileState { transfer: TransferView },
+    /// A file transfer moved on; at most twice a second per transfer.
+    FileProgress {
+        id: i64,
+        contact: String,
+        direction: TransferDirection,
+        bytes: u64,
+        size: u64,
+        rate_bps: Option<u64>,
+        eta_s: Option<u64>,
+    },
     /// Something went wrong in the background that the person should know.
     Warning { text: String },
 }
@@ -365,6 +471,36 @@ pub(crate) enum Command {
     RemoveMailbox {
         onion: String,
         reply: Reply<Vec<String>>,
+    },
+    SendFile {
+        contact: String,
+        file: crate::files::SourceFile,
+        reply: Reply<TransferView>,
+    },
+    Transfers {
+        contact: Option<String>,
+        reply: Reply<Vec<TransferView>>,
+    },
+    Transfer {
+        id: i64,
+        reply: Reply<TransferView>,
+    },
+    AcceptFile {
+        id: i64,
+        options: AcceptFile,
+        reply: Reply<TransferView>,
+    },
+    DeclineFile {
+        id: i64,
+        reply: Reply<TransferView>,
+    },
+    CancelFile {
+        id: i64,
+        reply: Reply<TransferView>,
+    },
+    ResumeFile {
+        id: i64,
+        reply: Reply<TransferView>,
     },
     Shutdown(Reply<()>),
 }
@@ -606,6 +742,65 @@ impl Node {
         let onion = onion.to_owned();
         self.ask(|reply| Command::RemoveMailbox { onion, reply })
             .await
+    }
+
+    /// Offers a file to a contact. The file is read and hashed first (off the
+    /// engine, on the blocking pool); the offer then goes out whenever the
+    /// contact is connected, again on every new link until they answer, and the
+    /// data follows once they accept. A change to the file before it is all
+    /// sent fails the transfer rather than sending something else.
+    pub async fn send_file(&self, contact: &str, path: &Path) -> Result<TransferView, NodeError> {
+        let path = path.to_owned();
+        let file = tokio::task::spawn_blocking(move || crate::files::SourceFile::read(&path))
+            .await
+            .map_err(|_| NodeError::Stopped)??;
+        let contact = contact.to_owned();
+        self.ask(|reply| Command::SendFile {
+            contact,
+            file,
+            reply,
+        })
+        .await
+    }
+
+    /// File transfers, both ways, oldest first; only those with `contact` if given.
+    pub async fn transfers(&self, contact: Option<&str>) -> Result<Vec<TransferView>, NodeError> {
+        let contact = contact.map(str::to_owned);
+        self.ask(|reply| Command::Transfers { contact, reply })
+            .await
+    }
+
+    /// One file transfer.
+    pub async fn transfer(&self, id: i64) -> Result<TransferView, NodeError> {
+        self.ask(|reply| Command::Transfer { id, reply }).await
+    }
+
+    /// Accepts an offered file. Nothing is overwritten unless `options` says so;
+    /// the data flows when the sender is connected, and the file appears under
+    /// its name only once all of it arrived and matched the offered hash.
+    pub async fn accept_file(
+        &self,
+        id: i64,
+        options: AcceptFile,
+    ) -> Result<TransferView, NodeError> {
+        self.ask(|reply| Command::AcceptFile { id, options, reply })
+            .await
+    }
+
+    /// Declines an offered file; the sender is told.
+    pub async fn decline_file(&self, id: i64) -> Result<TransferView, NodeError> {
+        self.ask(|reply| Command::DeclineFile { id, reply }).await
+    }
+
+    /// Stops a transfer either way, for good; the other side is told, and a
+    /// partial file is deleted.
+    pub async fn cancel_file(&self, id: i64) -> Result<TransferView, NodeError> {
+        self.ask(|reply| Command::CancelFile { id, reply }).await
+    }
+
+    /// Continues a paused incoming transfer from where its partial file ends.
+    pub async fn resume_file(&self, id: i64) -> Result<TransferView, NodeError> {
+        self.ask(|reply| Command::ResumeFile { id, reply }).await
     }
 
     /// Tells contacts who get our presence that we are leaving, closes links and

@@ -25,17 +25,20 @@ use nightjar_tor::{
 use tokio::sync::{broadcast, mpsc};
 use zeroize::Zeroizing;
 
+mod files;
 mod invites;
 mod offline;
+use files::Files;
 use invites::Invites;
 pub(crate) use offline::FoundSlot;
 use offline::Offline;
 pub use offline::OfflineConfig;
 
 use crate::auth::{Action, AuthState, Binding};
+use crate::files::FilesConfig;
 use crate::invite::Rendezvous;
 use crate::link::{Link, os_rng};
-use crate::net::{self, LinkCommand, LinkId, Report, Target};
+use crate::net::{self, LinkCommand, LinkId, Report, Target, Written};
 use crate::views::{self, Live};
 use crate::{
     AuthOutcome, Command, ContactView, Event, MessageView, Node, NodeError, PresenceState,
@@ -54,6 +57,8 @@ pub struct NodeConfig {
     pub rendezvous: Rendezvous,
     /// Timers of offline delivery through mailboxes.
     pub offline: OfflineConfig,
+    /// Where received files go and how large they may be.
+    pub files: FilesConfig,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -109,6 +114,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         ephemeral,
         rendezvous,
         offline,
+        files,
     } = config;
     let profile = store.profile()?;
     let identity = IdentityKeyPair::from_secret_bytes(profile.identity_secret.as_ref())
@@ -171,6 +177,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         rendezvous,
         invites: Invites::default(),
         offline: Offline::new(offline),
+        files: Files::new(files),
         acceptors,
     };
     tokio::spawn(engine.run(commands, reports));
@@ -306,6 +313,7 @@ struct Engine {
     rendezvous: Rendezvous,
     invites: Invites,
     offline: Offline,
+    files: Files,
     acceptors: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -440,6 +448,21 @@ impl Engine {
             Command::RemoveMailbox { onion, reply } => {
                 answer(reply, self.remove_mailbox(&onion));
             }
+            Command::SendFile {
+                contact,
+                file,
+                reply,
+            } => answer(reply, self.send_file(&contact, &file)),
+            Command::Transfers { contact, reply } => {
+                answer(reply, self.transfers(contact.as_deref()));
+            }
+            Command::Transfer { id, reply } => answer(reply, self.transfer(id)),
+            Command::AcceptFile { id, options, reply } => {
+                answer(reply, self.accept_file(id, &options));
+            }
+            Command::DeclineFile { id, reply } => answer(reply, self.decline_file(id)),
+            Command::CancelFile { id, reply } => answer(reply, self.cancel_file(id)),
+            Command::ResumeFile { id, reply } => answer(reply, self.resume_file(id)),
             Command::Shutdown(reply) => {
                 // Handled in `run`; unreachable in practice but harmless.
                 let _ = reply.send(Ok(()));
@@ -779,6 +802,7 @@ impl Engine {
         };
         self.offer_grant(link, &released);
         self.flush_outbox(link, &released);
+        self.files_link_up(link, &released);
     }
 
     /// A run ended with its link: both sides see it aborted.
@@ -797,6 +821,7 @@ impl Engine {
 
     /// Deletes the contact, closes its link and revokes its access.
     async fn remove_contact(&mut self, id: i64) -> Result<(), NodeError> {
+        self.files_contact_removed(id);
         self.store.delete_contact(id)?;
         if let Some(link) = self.contacts_online.remove(&id) {
             self.links.remove(&link);
@@ -825,6 +850,7 @@ impl Engine {
     }
 
     async fn shutdown(&mut self) {
+        self.files_shutdown().await;
         for (&contact, &link) in &self.contacts_online {
             let shares = self.store.contact(contact).map(|c| c.share_presence);
             if shares.unwrap_or(false)
@@ -998,9 +1024,12 @@ impl Engine {
             Report::Received { link, message } => self.received(link, message).await,
             Report::Written {
                 link,
-                id,
-                was_queued,
+                what: Written::Text { id, was_queued },
             } => self.written(link, &id, was_queued),
+            Report::Written {
+                what: Written::Transfer(transfer),
+                ..
+            } => self.transfer_told(transfer),
             Report::Closed { link, error } => self.closed(link, error),
             Report::InviteExchanged(exchanged) => self.invite_exchanged(*exchanged).await,
             Report::InviteSettled { contact, confirmed } => {
@@ -1017,6 +1046,12 @@ impl Engine {
             Report::DepositLost { contact, seq, id } => self.deposit_lost(contact, seq, id),
             Report::DepositEnded { contact, result } => self.deposit_ended(contact, result),
             Report::Drained { found } => self.drained(found),
+            Report::PumpEnded {
+                transfer,
+                attempt,
+                end,
+            } => self.pump_ended(transfer, attempt, end),
+            Report::Sink { transfer, report } => self.sink_report(transfer, report),
         }
     }
 
@@ -1184,6 +1219,7 @@ impl Engine {
         // link was sent after it.
         self.offer_grant(link, contact);
         self.flush_outbox(link, contact);
+        self.files_link_up(link, contact);
     }
 
     /// Sends everything not yet delivered to the contact over `link`.
@@ -1234,6 +1270,15 @@ impl Engine {
         };
         let peer = live.peer;
         let contact = self.contact_of_link(link);
+        let message = match &contact {
+            Some(contact) if contact.state == ContactState::Active => {
+                match self.file_message(link, contact, message) {
+                    Ok(()) => return,
+                    Err(other) => other,
+                }
+            }
+            _ => message,
+        };
         match (&message, contact) {
             (Message::Accept { grant }, contact) => {
                 self.accepted_by_peer(link, &peer, grant, contact).await;
@@ -1419,6 +1464,7 @@ impl Engine {
         if let Some(error) = error {
             tracing::debug!("link ended: {error}");
         }
+        self.files_link_closed(link);
         let Some(live) = self.links.remove(&link) else {
             return;
         };
@@ -1467,7 +1513,7 @@ fn name_taken(name: &str) -> impl FnOnce(StoreError) -> NodeError + '_ {
 fn send(link: &LiveLink, message: Message) {
     let _ = link.commands.send(LinkCommand::Send {
         message,
-        text: None,
+        written: None,
     });
 }
 
@@ -1480,6 +1526,9 @@ fn send_text(link: &LiveLink, record: &nightjar_store::MessageRecord) {
     let was_queued = record.state == nightjar_store::MessageState::Queued;
     let _ = link.commands.send(LinkCommand::Send {
         message,
-        text: Some((record.id, was_queued)),
+        written: Some(Written::Text {
+            id: record.id,
+            was_queued,
+        }),
     });
 }

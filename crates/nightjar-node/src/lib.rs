@@ -11,9 +11,12 @@ pub use api::*;
 
 pub mod auth;
 mod courier;
+mod driver;
 mod engine;
+mod files;
 pub mod invite;
 mod net;
 mod views;
 pub use engine::{NodeConfig, OfflineConfig, new_profile, start};
+pub use files::FilesConfig;
 pub use invite::Rendezvous;

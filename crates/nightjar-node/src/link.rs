@@ -59,6 +59,14 @@ pub struct WireStats {
     pub cells_received: usize,
 }
 
+/// An established link taken apart: what the link driver runs on.
+pub(crate) struct LinkParts<S> {
+    pub stream: S,
+    pub session: Session,
+    pub reader: FrameReader,
+    pub rng: OsRng,
+}
+
 /// One end of an established link.
 pub struct Link<S> {
     stream: S,
@@ -148,6 +156,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     /// What has crossed the wire so far.
     pub fn stats(&self) -> WireStats {
         self.stats
+    }
+
+    /// Hands the established link's parts to the link driver, which reads and
+    /// writes at once.
+    pub(crate) fn into_parts(self) -> LinkParts<S> {
+        LinkParts {
+            stream: self.stream,
+            session: self.session,
+            reader: self.reader,
+            rng: self.rng,
+        }
     }
 
     /// Encrypts and sends a message; returns the number of cells it took.

@@ -15,6 +15,7 @@ use nightjar_tor::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ContactView;
+use crate::driver::{self, LinkEvent};
 use crate::link::{Link, LinkError};
 
 /// The virtual port of both onion services.
@@ -52,12 +53,8 @@ pub(crate) enum Report {
     },
     /// A message arrived on a link.
     Received { link: LinkId, message: Message },
-    /// A text message was written to a link.
-    Written {
-        link: LinkId,
-        id: [u8; 16],
-        was_queued: bool,
-    },
+    /// A frame the engine asked about was written to a link.
+    Written { link: LinkId, what: Written },
     /// A link ended.
     Closed { link: LinkId, error: Option<String> },
     /// An invite's two invitations are known: store the contact.
@@ -88,21 +85,24 @@ pub(crate) enum Report {
         contact: i64,
         result: Result<(), String>,
     },
+    /// A file's pump ended.
+    PumpEnded {
+        transfer: i64,
+        attempt: u32,
+        end: crate::files::PumpEnd,
+    },
+    /// A file's sink has news.
+    Sink {
+        transfer: i64,
+        report: crate::files::SinkReport,
+    },
     /// A drain of our mailboxes found these non-empty slots.
     Drained {
         found: Vec<crate::engine::FoundSlot>,
     },
 }
 
-/// What the engine asks of a link task.
-pub(crate) enum LinkCommand {
-    /// Send a message; for texts, the id and whether it was still queued, so the
-    /// engine learns when it was written.
-    Send {
-        message: Message,
-        text: Option<([u8; 16], bool)>,
-    },
-}
+pub(crate) use crate::driver::{LinkCommand, Written};
 
 /// Serves every stream `service` accepts with `serve`, each in its own task and
 /// under [`EXCHANGE_LIMIT`], until the service stops.
@@ -272,40 +272,25 @@ pub(crate) fn spawn_request_delivery(
 /// writing everything it sent before).
 pub(crate) fn spawn_link(
     id: LinkId,
-    mut link: Link<BoxStream>,
-    mut commands: mpsc::UnboundedReceiver<LinkCommand>,
+    link: Link<BoxStream>,
+    commands: mpsc::UnboundedReceiver<LinkCommand>,
     reports: mpsc::Sender<Report>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let error = loop {
-            tokio::select! {
-                biased;
-                command = commands.recv() => match command {
-                    Some(LinkCommand::Send { message, text }) => {
-                        if let Err(e) = link.send(&message).await {
-                            break Some(e.to_string());
-                        }
-                        if let Some((text_id, was_queued)) = text {
-                            let written = Report::Written { link: id, id: text_id, was_queued };
-                            let _ = reports.send(written).await;
-                        }
-                    }
-                    None => {
-                        let _ = link.close().await;
-                        break None;
-                    }
-                },
-                received = link.recv() => match received {
-                    Ok(Some(message)) => {
-                        if reports.send(Report::Received { link: id, message }).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Ok(None) => break None,
-                    Err(e) => break Some(e.to_string()),
-                },
+        let deliver = |event: LinkEvent| {
+            let reports = reports.clone();
+            async move {
+                let report = match event {
+                    LinkEvent::Received(message) => Report::Received { link: id, message },
+                    LinkEvent::Written(what) => Report::Written { link: id, what },
+                };
+                reports.send(report).await.is_ok()
             }
         };
+        let error = driver::drive(link.into_parts(), commands, deliver)
+            .await
+            .err()
+            .map(|e| e.to_string());
         let _ = reports.send(Report::Closed { link: id, error }).await;
     })
 }

@@ -440,6 +440,7 @@ async fn start_node(
             check_every: Duration::from_secs(5),
             deposit_after: Duration::from_secs(5),
         },
+        files: nightjar_node::FilesConfig::default(),
     })
     .await?;
     let events = node.subscribe();

@@ -363,6 +363,7 @@ pub async fn run_node(args: &ProfileArgs, opened: Opened, tor: Tor) -> Result<Ru
             check_every: std::time::Duration::from_secs(args.mailbox_every),
             ..nightjar_node::OfflineConfig::default()
         },
+        files: nightjar_node::FilesConfig::default(),
     })
     .await;
     match node {

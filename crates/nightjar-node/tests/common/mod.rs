@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nightjar_node::{Event, MessageState, Node, NodeConfig, OfflineConfig, Rendezvous};
+use nightjar_node::{
+    Event, FilesConfig, MessageState, Node, NodeConfig, OfflineConfig, Rendezvous,
+};
 use nightjar_store::{KdfParams, Store};
 use nightjar_tor::Transport;
 use nightjar_tor::loopback::LoopbackNetwork;
@@ -40,12 +42,43 @@ pub async fn start_configured(
     rendezvous: Rendezvous,
     offline: OfflineConfig,
 ) -> (Node, broadcast::Receiver<Event>) {
+    let files = FilesConfig::default();
+    start_full(store, transport, rendezvous, offline, files, true).await
+}
+
+/// A node on a persistent profile with these file settings.
+pub async fn start_with_files(
+    store: Store,
+    transport: Arc<dyn Transport>,
+    files: FilesConfig,
+) -> (Node, broadcast::Receiver<Event>) {
+    let offline = OfflineConfig::default();
+    start_full(
+        store,
+        transport,
+        Rendezvous::default(),
+        offline,
+        files,
+        false,
+    )
+    .await
+}
+
+async fn start_full(
+    store: Store,
+    transport: Arc<dyn Transport>,
+    rendezvous: Rendezvous,
+    offline: OfflineConfig,
+    files: FilesConfig,
+    ephemeral: bool,
+) -> (Node, broadcast::Receiver<Event>) {
     let node = nightjar_node::start(NodeConfig {
         store,
         transport,
-        ephemeral: true,
+        ephemeral,
         rendezvous,
         offline,
+        files,
     })
     .await
     .unwrap();

@@ -30,6 +30,7 @@ async fn node(net: &LoopbackNetwork) -> Node {
         ephemeral: true,
         rendezvous: nightjar_node::Rendezvous::default(),
         offline: nightjar_node::OfflineConfig::default(),
+        files: nightjar_node::FilesConfig::default(),
     })
     .await
     .unwrap()
