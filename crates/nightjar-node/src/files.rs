@@ -673,7 +673,210 @@ pub(crate) fn numbered(name: &str, n: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    const SIZE: u64 = 3 * CHUNK_LEN as u64 + 100;
+
+    fn data() -> Vec<u8> {
+        (0..SIZE).map(|i| (i % 251) as u8).collect()
+    }
+
+    fn plan(dir: &Path, hash: [u8; 32], checkpoint: u32) -> SinkPlan {
+        SinkPlan {
+            transfer: 1,
+            dir: dir.to_owned(),
+            partial: partial_path(dir, 1, &FileId([9; 16])),
+            save_name: "out.bin".into(),
+            overwrite: false,
+            size: SIZE,
+            hash,
+            checkpoint,
+            attempt: 1,
+        }
+    }
+
+    fn chunk(data: &[u8], index: u32) -> SinkInput {
+        let start = index as usize * CHUNK_LEN;
+        let end = (start + CHUNK_LEN).min(data.len());
+        SinkInput::Chunk {
+            attempt: 1,
+            index,
+            data: data[start..end].to_vec(),
+        }
+    }
+
+    /// Runs a sink on `inputs` (then closed) and returns what it reported.
+    fn run(plan: SinkPlan, inputs: Vec<SinkInput>) -> Vec<SinkReport> {
+        let (tx, rx) = mpsc::channel(64);
+        for input in inputs {
+            tx.try_send(input).unwrap();
+        }
+        drop(tx);
+        let reports = Mutex::new(Vec::new());
+        sink(plan, rx, &|r| {
+            reports.lock().unwrap().push(r);
+            true
+        });
+        reports.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_sink_writes_in_order_acks_and_saves_the_verified_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data();
+        let hash = *blake3::hash(&data).as_bytes();
+        let reports = run(
+            plan(dir.path(), hash, 0),
+            (0..4).map(|i| chunk(&data, i)).collect(),
+        );
+        assert!(matches!(
+            reports[0],
+            SinkReport::Ready {
+                attempt: 1,
+                from: 0
+            }
+        ));
+        assert!(matches!(reports[1], SinkReport::Ack { through: 4, .. }));
+        let SinkReport::Saved(path) = &reports[2] else {
+            panic!("{reports:?}");
+        };
+        assert_eq!(path, &dir.path().join("out.bin"));
+        assert_eq!(std::fs::read(path).unwrap(), data);
+        assert!(!plan(dir.path(), hash, 0).partial.exists());
+
+        // The name is taken now: the next file gets a numbered one.
+        let reports = run(
+            plan(dir.path(), hash, 0),
+            (0..4).map(|i| chunk(&data, i)).collect(),
+        );
+        let SinkReport::Saved(path) = &reports[2] else {
+            panic!("{reports:?}");
+        };
+        assert_eq!(path, &dir.path().join("out (1).bin"));
+    }
+
+    #[test]
+    fn a_sink_refuses_chunks_out_of_order_or_of_the_wrong_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data();
+        let hash = *blake3::hash(&data).as_bytes();
+        let skipped = run(
+            plan(dir.path(), hash, 0),
+            vec![chunk(&data, 0), chunk(&data, 2)],
+        );
+        assert!(
+            matches!(skipped.last(), Some(SinkReport::Violation)),
+            "{skipped:?}"
+        );
+        assert!(!plan(dir.path(), hash, 0).partial.exists());
+        let wrong_length = SinkInput::Chunk {
+            attempt: 1,
+            index: 0,
+            data: vec![0; 10],
+        };
+        let short = run(plan(dir.path(), hash, 0), vec![wrong_length]);
+        assert!(
+            matches!(short.last(), Some(SinkReport::Violation)),
+            "{short:?}"
+        );
+    }
+
+    #[test]
+    fn chunks_of_an_earlier_attempt_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data();
+        let hash = *blake3::hash(&data).as_bytes();
+        let mut inputs = vec![chunk(&data, 0), SinkInput::Resume { attempt: 2 }];
+        inputs.push(chunk(&data, 1)); // still attempt 1: dropped
+        for index in 1..4 {
+            let SinkInput::Chunk { index, data, .. } = chunk(&data, index) else {
+                unreachable!()
+            };
+            inputs.push(SinkInput::Chunk {
+                attempt: 2,
+                index,
+                data,
+            });
+        }
+        let reports = run(plan(dir.path(), hash, 0), inputs);
+        assert!(
+            matches!(
+                reports[1],
+                SinkReport::Ready {
+                    attempt: 2,
+                    from: 1
+                }
+            ),
+            "{reports:?}"
+        );
+        assert!(
+            matches!(reports.last(), Some(SinkReport::Saved(_))),
+            "{reports:?}"
+        );
+    }
+
+    #[test]
+    fn a_mismatch_is_an_error_not_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data();
+        let reports = run(
+            plan(dir.path(), [0; 32], 0),
+            (0..4).map(|i| chunk(&data, i)).collect(),
+        );
+        assert!(
+            matches!(reports.last(), Some(SinkReport::Mismatch)),
+            "{reports:?}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_restarted_sink_cuts_the_partial_back_to_its_checkpoint_and_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data();
+        let hash = *blake3::hash(&data).as_bytes();
+        // Three chunks were written, but only two were known to be synced.
+        let (answer, synced) = oneshot::channel();
+        let stopped = run(
+            plan(dir.path(), hash, 0),
+            vec![
+                chunk(&data, 0),
+                chunk(&data, 1),
+                chunk(&data, 2),
+                SinkInput::Stop(answer),
+            ],
+        );
+        assert_eq!(synced.blocking_recv().unwrap(), 3, "{stopped:?}");
+        let reports = run(
+            plan(dir.path(), hash, 2),
+            vec![chunk(&data, 2), chunk(&data, 3)],
+        );
+        assert!(
+            matches!(reports[0], SinkReport::Ready { from: 2, .. }),
+            "{reports:?}"
+        );
+        let SinkReport::Saved(path) = reports.last().unwrap() else {
+            panic!("{reports:?}");
+        };
+        assert_eq!(std::fs::read(path).unwrap(), data);
+    }
+
+    #[test]
+    fn a_partial_file_that_is_a_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, b"precious").unwrap();
+        let plan = plan(dir.path(), [0; 32], 0);
+        std::os::unix::fs::symlink(&target, &plan.partial).unwrap();
+        let reports = run(plan, vec![]);
+        assert!(
+            matches!(reports[0], SinkReport::DiskError { .. }),
+            "{reports:?}"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+    }
 
     #[test]
     fn numbered_names_keep_the_extension() {
