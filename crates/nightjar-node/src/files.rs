@@ -381,22 +381,25 @@ pub(crate) fn spawn_sink(
     });
 }
 
-fn sink(
-    plan: SinkPlan,
-    mut inputs: mpsc::Receiver<SinkInput>,
-    report: &dyn Fn(SinkReport) -> bool,
-) {
-    let total = chunk_count(plan.size).unwrap_or(0);
-    let mut partial = match Partial::open(&plan) {
-        Ok(partial) => partial,
+fn sink(plan: SinkPlan, inputs: mpsc::Receiver<SinkInput>, report: &dyn Fn(SinkReport) -> bool) {
+    match Partial::open(&plan) {
+        Ok(partial) => write_partial(&plan, partial, inputs, report),
         Err(e) => {
             report(SinkReport::DiskError {
                 reason: e.to_string(),
                 through: 0,
             });
-            return;
         }
-    };
+    }
+}
+
+fn write_partial(
+    plan: &SinkPlan,
+    mut partial: Partial,
+    mut inputs: mpsc::Receiver<SinkInput>,
+    report: &dyn Fn(SinkReport) -> bool,
+) {
+    let total = chunk_count(plan.size).unwrap_or(0);
     let mut attempt = plan.attempt;
     if !report(SinkReport::Ready {
         attempt,
@@ -405,7 +408,7 @@ fn sink(
         return;
     }
     if partial.written >= total {
-        finish(&plan, partial, report);
+        finish(plan, partial, report);
         return;
     }
     while let Some(input) = inputs.blocking_recv() {
@@ -433,14 +436,14 @@ fn sink(
                     return;
                 }
                 let done = partial.written >= total;
-                if done || partial.written % ACK_EVERY == 0 {
+                if done || partial.written.is_multiple_of(ACK_EVERY) {
                     report(SinkReport::Ack {
                         attempt,
                         through: partial.written,
                     });
                 }
                 if done {
-                    finish(&plan, partial, report);
+                    finish(plan, partial, report);
                     return;
                 }
                 if partial.unsynced >= CHECKPOINT_BYTES {
@@ -861,6 +864,35 @@ mod tests {
             panic!("{reports:?}");
         };
         assert_eq!(std::fs::read(path).unwrap(), data);
+    }
+
+    #[test]
+    fn a_full_disk_keeps_what_was_synced_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data();
+        let plan = plan(dir.path(), *blake3::hash(&data).as_bytes(), 0);
+        // Every write to /dev/full fails as a full disk does.
+        let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let partial = Partial {
+            file: full,
+            hasher: blake3::Hasher::new(),
+            written: 0,
+            synced: 0,
+            unsynced: 0,
+        };
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(chunk(&data, 0)).unwrap();
+        drop(tx);
+        let reports = Mutex::new(Vec::new());
+        write_partial(&plan, partial, rx, &|r| {
+            reports.lock().unwrap().push(r);
+            true
+        });
+        let reports = reports.into_inner().unwrap();
+        match reports.last() {
+            Some(SinkReport::DiskError { reason, through: 0 }) => assert_eq!(reason, "disk full"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
