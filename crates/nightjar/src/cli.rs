@@ -1609,6 +1609,163 @@ mod tests {
         assert!(stamp.starts_with('[') && stamp.ends_with("] "), "{stamp:?}");
     }
 
+    /// Waits (with a guard against hangs) for the event `pick` accepts, showing
+    /// every event in `session` as the line interface does.
+    async fn shown_until<T>(
+        session: &mut Session<Vec<u8>>,
+        events: &mut tokio::sync::broadcast::Receiver<Event>,
+        mut pick: impl FnMut(&Event) -> Option<T>,
+    ) -> T {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let event = events.recv().await.unwrap();
+                session.show_event(&event);
+                if let Some(found) = pick(&event) {
+                    return found;
+                }
+            }
+        })
+        .await
+        .expect("the event never came")
+    }
+
+    async fn loopback_node(
+        net: &nightjar_tor::loopback::LoopbackNetwork,
+        downloads: std::path::PathBuf,
+    ) -> Node {
+        let store = nightjar_store::Store::in_memory(&nightjar_node::new_profile()).unwrap();
+        nightjar_node::start(nightjar_node::NodeConfig {
+            store,
+            transport: net.transport(),
+            ephemeral: true,
+            rendezvous: nightjar_node::Rendezvous::default(),
+            offline: nightjar_node::OfflineConfig::default(),
+            files: nightjar_node::FilesConfig {
+                downloads,
+                max_incoming: 1 << 30,
+            },
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_through_two_sessions() {
+        let net = nightjar_tor::loopback::LoopbackNetwork::new();
+        let dir = tempfile::tempdir().unwrap();
+        let downloads = dir.path().join("bob downloads");
+        let alice = loopback_node(&net, dir.path().join("alice downloads")).await;
+        let bob = loopback_node(&net, downloads.clone()).await;
+        let (mut alice_events, mut bob_events) = (alice.subscribe(), bob.subscribe());
+        let (mut a, mut b) = (
+            Session::collecting(alice.clone()),
+            Session::collecting(bob.clone()),
+        );
+        let address = bob.info().await.unwrap().address;
+        a.handle(&format!("/req-send {address} bob")).await;
+        let request = shown_until(&mut b, &mut bob_events, |e| match e {
+            Event::RequestReceived { request } => Some(request.id),
+            _ => None,
+        })
+        .await;
+        b.handle(&format!("/req-accept {request} alice")).await;
+        shown_until(&mut a, &mut alice_events, |e| {
+            matches!(e, Event::ContactAdded { .. }).then_some(())
+        })
+        .await;
+        a.take_lines();
+        b.take_lines();
+
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let source = dir.path().join("a file.bin");
+        std::fs::write(&source, &data).unwrap();
+        a.handle(&format!("/send-file bob {}", source.display()))
+            .await;
+        let lines = a.take_lines();
+        assert!(
+            lines
+                .last()
+                .is_some_and(|l| l.ends_with("] file #1 to bob: \"a file.bin\" offered")),
+            "{lines:?}"
+        );
+
+        let id = shown_until(&mut b, &mut bob_events, |e| match e {
+            Event::FileOffered { transfer } => Some(transfer.id),
+            _ => None,
+        })
+        .await;
+        let lines = b.take_lines();
+        let offer = format!("] file #{id} from alice: \"a file.bin\" (195.3 KB, blake3 ");
+        let answer = format!("…) — /accept-file {id} or /decline-file {id}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&offer) && l.ends_with(&answer)),
+            "{lines:?}"
+        );
+
+        b.handle("/accept-file 999").await;
+        assert_eq!(b.take_lines(), ["error: no file transfer #999"]);
+        b.handle(&format!("/accept-file {id} kept copy.bin")).await;
+        let lines = b.take_lines();
+        assert!(
+            lines.last().is_some_and(|l| l.ends_with(&format!(
+                "] file #{id} from alice: \"a file.bin\" accepted; it will be saved as \
+                 \"kept copy.bin\""
+            ))),
+            "{lines:?}"
+        );
+        shown_until(&mut b, &mut bob_events, |e| match e {
+            Event::FileState { transfer }
+                if transfer.state == nightjar_node::TransferState::Completed =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+        let saved = downloads.join("kept copy.bin");
+        let lines = b.take_lines();
+        assert!(
+            lines.last().is_some_and(|l| l.ends_with(&format!(
+                "] file #{id} from alice: \"a file.bin\" saved to {}",
+                saved.display()
+            ))),
+            "{lines:?}"
+        );
+        assert_eq!(std::fs::read(&saved).unwrap(), data);
+        b.handle("/files alice").await;
+        assert_eq!(
+            b.take_lines(),
+            [format!(
+                "#{id} <- alice \"a file.bin\" 195.3 KB completed ({})",
+                saved.display()
+            )]
+        );
+
+        shown_until(&mut a, &mut alice_events, |e| match e {
+            Event::FileState { transfer }
+                if transfer.state == nightjar_node::TransferState::Completed =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+        let lines = a.take_lines();
+        assert!(
+            lines
+                .last()
+                .is_some_and(|l| l.ends_with("] file #1 to bob: \"a file.bin\" delivered")),
+            "{lines:?}"
+        );
+        a.handle("/cancel-file 1").await;
+        assert_eq!(a.take_lines(), ["error: file transfer #1 is completed"]);
+
+        alice.shutdown().await.unwrap();
+        bob.shutdown().await.unwrap();
+    }
+
     #[test]
     fn text_from_others_stays_on_one_line() {
         assert_eq!(clean("a\nb\x1b[2J"), "a b [2J");
