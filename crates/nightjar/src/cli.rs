@@ -5,20 +5,24 @@
 //! (requests, messages, receipts, presence) is printed as it happens, one line
 //! each, with a timestamp.
 
+mod files;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal as _, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use nightjar_node::{
-    AuthOutcome, ContactView, Event, Level, MessageDirection, MessageState, MessageView, Node,
-    PresenceState, RequestDirection, RequestView,
+    AcceptFile, AuthOutcome, ContactView, Event, Level, MessageDirection, MessageState,
+    MessageView, Node, PresenceState, RequestDirection, RequestView, TransferView,
 };
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::broadcast::error::RecvError;
 use zeroize::Zeroizing;
 
+use self::files::Progress;
 use crate::startup::{self, ProfileArgs};
 
 /// Options of `nightjar cli`.
@@ -53,6 +57,16 @@ Commands (one per line on stdin):
   /peer NAME                    show NAME and talk to them: lines without / go to NAME
   /msg NAME TEXT                send TEXT to NAME
   /history NAME [N]             the last N (default 20) messages with NAME
+  /send-file NAME PATH          offer the file at PATH to NAME (the rest of the line
+                                is the path, spaces and all; ~/ is your home)
+  /files [NAME]                 file transfers both ways (only those with NAME)
+  /accept-file ID [SAVE-AS] [--overwrite]
+                                save file ID in the downloads directory, under its
+                                own name or SAVE-AS; a file there is replaced only
+                                with --overwrite
+  /decline-file ID              say no to file ID
+  /cancel-file ID               stop file transfer ID for good, either way
+  /resume-file ID               continue file ID after it paused (disk full)
   /pres-on NAME, /pres-off NAME tell NAME (or stop telling) when you come and go
   /verify NAME FINGERPRINT      mark NAME verified if FINGERPRINT is theirs
   /auth NAME SECRET [QUESTION]  authenticate NAME with a secret you both know (SMP);
@@ -86,6 +100,13 @@ Output (stable; one line each, stdout, flushed per line):
   [HH:MM:SS] NAME connected; messages wait until you authenticate …
   [HH:MM:SS] invite code for NAME: CODE (valid N minutes)
   [HH:MM:SS] invite for NAME completed: NAME is verified | invite for NAME failed: …
+  [HH:MM:SS] file #ID from NAME: \"FILE\" (SIZE, blake3 HASH…) — /accept-file ID or /decline-file ID
+  [HH:MM:SS] file #ID to NAME: \"FILE\" offered | accepted | declined (REASON) |
+             cancelled by NAME | failed: REASON | delivered
+  [HH:MM:SS] file #ID from NAME: \"FILE\" saved to PATH | cancelled … | failed: REASON |
+             paused: REASON (/resume-file ID)
+  [HH:MM:SS] file #ID 40% (20.0 of 50.0 MB, 5.1 MB/s, ETA 6 s)
+                                      every 10 %; a bar instead on a terminal
   [HH:MM:SS] warning: TEXT
   NAME is verified    NAME deleted    talking to NAME: …
   /peer: name: NAME, level: authenticated|verified|unverified, fingerprint: …, online: yes|no
@@ -93,6 +114,7 @@ Output (stable; one line each, stdout, flushed per line):
   /history: [HH:MM:SS] <NAME> TEXT [(via mailbox)]
             [HH:MM:SS] -> NAME: TEXT (queued|via mailbox|sent|delivered)
   /mailbox: mailbox: ….onion (one line each) | no mailbox
+  /files:   #ID -> NAME \"FILE\" SIZE STATE [PCT% RATE ETA]   (<- for incoming)
   error: SENTENCE                     a command failed; the next line is read
 Names are coloured by trust (red: unverified, green: verified, cyan:
 authenticated in this session) on a terminal, unless NO_COLOR is set.";
@@ -153,6 +175,20 @@ pub enum Command {
     Mailboxes,
     MailboxAdd(String),
     MailboxRemove(String),
+    SendFile {
+        name: String,
+        /// As typed: `~` and relative paths are resolved when it runs.
+        path: String,
+    },
+    Files(Option<String>),
+    AcceptFile {
+        id: i64,
+        save_as: Option<String>,
+        overwrite: bool,
+    },
+    DeclineFile(i64),
+    CancelFile(i64),
+    ResumeFile(i64),
     Quit,
     /// Nothing (a blank line).
     Nothing,
@@ -292,6 +328,30 @@ pub fn parse(line: &str, current: Option<&str>) -> Result<Command, String> {
         "mailbox" if args.is_empty() => Command::Mailboxes,
         "mailbox-add" => Command::MailboxAdd(one_name(args, "ONION")?),
         "mailbox-remove" => Command::MailboxRemove(one_name(args, "ONION")?),
+        "send-file" => match split_word(args) {
+            (name, path) if !path.is_empty() => Command::SendFile {
+                name: name.to_owned(),
+                path: path.to_owned(),
+            },
+            _ => return Err(usage("NAME PATH")),
+        },
+        "files" if args.is_empty() => Command::Files(None),
+        "files" => Command::Files(Some(one_name(args, "[NAME]")?)),
+        "accept-file" => {
+            let (id, rest) = split_word(args);
+            if id.is_empty() {
+                return Err(usage("ID [SAVE-AS] [--overwrite]"));
+            }
+            let (save_as, overwrite) = overwrite_flag(rest);
+            Command::AcceptFile {
+                id: transfer_id(id)?,
+                save_as: (!save_as.is_empty()).then(|| save_as.to_owned()),
+                overwrite,
+            }
+        }
+        "decline-file" => Command::DeclineFile(transfer_id(&one_name(args, "ID")?)?),
+        "cancel-file" => Command::CancelFile(transfer_id(&one_name(args, "ID")?)?),
+        "resume-file" => Command::ResumeFile(transfer_id(&one_name(args, "ID")?)?),
         _ => {
             return Err(format!(
                 "unknown command /{word} (/help lists the commands)"
@@ -316,6 +376,36 @@ fn request_id(s: &str) -> Result<i64, String> {
         .map_err(|_| format!("{s:?} is not a request number (see /requests)"))
 }
 
+fn transfer_id(s: &str) -> Result<i64, String> {
+    s.trim_start_matches('#')
+        .parse()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| format!("{s:?} is not a file transfer number (see /files)"))
+}
+
+/// `--overwrite` at either end of what follows the id, and the rest: the name
+/// to save as, spaces and all.
+fn overwrite_flag(rest: &str) -> (&str, bool) {
+    const FLAG: &str = "--overwrite";
+    if rest == FLAG {
+        return ("", true);
+    }
+    if let Some(name) = rest
+        .strip_suffix(FLAG)
+        .filter(|n| n.ends_with(char::is_whitespace))
+    {
+        return (name.trim(), true);
+    }
+    if let Some(name) = rest
+        .strip_prefix(FLAG)
+        .filter(|n| n.starts_with(char::is_whitespace))
+    {
+        return (name.trim(), true);
+    }
+    (rest, false)
+}
+
 /// Where output goes, and how it looks.
 struct Screen<W> {
     out: W,
@@ -324,14 +414,19 @@ struct Screen<W> {
     verified: HashMap<String, bool>,
     /// Contacts authenticated on the current link.
     authenticated: HashSet<String>,
+    /// File transfers on the move.
+    progress: Progress,
 }
 
 impl<W: Write> Screen<W> {
     fn line(&mut self, text: &str) {
         // A closed stdout (the reading end of a pipe went away) is not worth
         // dying over; the node still shuts down cleanly at the end of input.
-        let _ = writeln!(self.out, "{text}");
-        let _ = self.out.flush();
+        let out = &mut self.out;
+        self.progress.around(|| {
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        });
     }
 
     fn event(&mut self, text: &str) {
@@ -465,6 +560,7 @@ impl Session<Vec<u8>> {
                 colour: false,
                 verified: HashMap::new(),
                 authenticated: HashSet::new(),
+                progress: Progress::lines(),
             },
             current: None,
             asked: HashSet::new(),
@@ -606,6 +702,27 @@ impl<W: Write> Session<W> {
             Event::InviteFailed { name, reason } => {
                 let name = s.name(name);
                 s.event(&format!("invite for {name} failed: {}", clean(reason)));
+            }
+            Event::FileOffered { transfer } => {
+                let from = s.name(&transfer.contact);
+                s.event(&files::offer_text(transfer, &from));
+            }
+            Event::FileState { transfer } => {
+                s.progress.state(transfer);
+                let who = s.name(&transfer.contact);
+                s.event(&files::state_text(transfer, &who));
+            }
+            Event::FileProgress {
+                id,
+                bytes,
+                size,
+                rate_bps,
+                eta_s,
+                ..
+            } => {
+                if let Some(line) = s.progress.update(*id, *bytes, *size, *rate_bps, *eta_s) {
+                    s.event(&line);
+                }
             }
             Event::Warning { text } => s.event(&format!("warning: {}", clean(text))),
             _ => tracing::debug!("an event this version does not show"),
@@ -810,8 +927,58 @@ impl<W: Write> Session<W> {
                 let list = node.remove_mailbox(&onion).await?;
                 self.show_mailboxes(&list);
             }
+            Command::SendFile { name, path } => {
+                let home = std::env::var_os("HOME").map(PathBuf::from);
+                let cwd = std::env::current_dir().unwrap_or_default();
+                let path = files::resolve_path(&path, home.as_deref(), &cwd);
+                let transfer = node.send_file(&name, &path).await?;
+                self.show_transfer(&transfer);
+            }
+            Command::Files(name) => {
+                let transfers = node.transfers(name.as_deref()).await?;
+                if transfers.is_empty() {
+                    self.screen.line("no file transfers");
+                }
+                for t in &transfers {
+                    let who = self.screen.name(&t.contact);
+                    self.screen.line(&files::list_line(t, &who));
+                }
+            }
+            Command::AcceptFile {
+                id,
+                save_as,
+                overwrite,
+            } => {
+                let options = AcceptFile {
+                    save_as,
+                    dir: None,
+                    overwrite,
+                };
+                let transfer = node.accept_file(id, options).await?;
+                self.show_transfer(&transfer);
+            }
+            Command::DeclineFile(id) => {
+                let transfer = node.decline_file(id).await?;
+                self.show_transfer(&transfer);
+            }
+            Command::CancelFile(id) => {
+                let transfer = node.cancel_file(id).await?;
+                self.screen.progress.state(&transfer);
+                self.show_transfer(&transfer);
+            }
+            Command::ResumeFile(id) => {
+                let transfer = node.resume_file(id).await?;
+                let who = self.screen.name(&transfer.contact);
+                self.screen.event(&files::resumed_text(&transfer, &who));
+            }
         }
         Ok(())
+    }
+
+    /// A transfer's line after a command changed it.
+    fn show_transfer(&mut self, t: &TransferView) {
+        let who = self.screen.name(&t.contact);
+        self.screen.event(&files::state_text(t, &who));
     }
 
     async fn show_contact(&mut self, name: &str) -> Result<(), nightjar_node::NodeError> {
@@ -949,6 +1116,11 @@ pub async fn run(args: CliArgs) -> Result<()> {
             colour,
             verified: HashMap::new(),
             authenticated: HashSet::new(),
+            progress: if stdout.is_terminal() {
+                Progress::bars()
+            } else {
+                Progress::lines()
+            },
         },
         current: None,
         asked: HashSet::new(),
@@ -1210,6 +1382,101 @@ mod tests {
     }
 
     #[test]
+    fn file_commands() {
+        assert_eq!(
+            ok("/send-file bob ~/My Documents/tax return 2025.pdf"),
+            Command::SendFile {
+                name: "bob".into(),
+                path: "~/My Documents/tax return 2025.pdf".into()
+            }
+        );
+        assert_eq!(
+            ok("/send-file bob   notes.txt  "),
+            Command::SendFile {
+                name: "bob".into(),
+                path: "notes.txt".into()
+            }
+        );
+        assert_eq!(ok("/files"), Command::Files(None));
+        assert_eq!(ok("/files bob"), Command::Files(Some("bob".into())));
+        assert_eq!(
+            ok("/accept-file 3"),
+            Command::AcceptFile {
+                id: 3,
+                save_as: None,
+                overwrite: false
+            }
+        );
+        assert_eq!(
+            ok("/accept-file 3 new.txt --overwrite"),
+            Command::AcceptFile {
+                id: 3,
+                save_as: Some("new.txt".into()),
+                overwrite: true
+            }
+        );
+        assert_eq!(
+            ok("/accept-file #3 --overwrite"),
+            Command::AcceptFile {
+                id: 3,
+                save_as: None,
+                overwrite: true
+            }
+        );
+        assert_eq!(
+            ok("/accept-file 3 --overwrite my notes.txt"),
+            Command::AcceptFile {
+                id: 3,
+                save_as: Some("my notes.txt".into()),
+                overwrite: true
+            }
+        );
+        // Only the flag as a word of its own.
+        assert_eq!(
+            ok("/accept-file 3 keep--overwrite"),
+            Command::AcceptFile {
+                id: 3,
+                save_as: Some("keep--overwrite".into()),
+                overwrite: false
+            }
+        );
+        assert_eq!(ok("/decline-file 4"), Command::DeclineFile(4));
+        assert_eq!(ok("/cancel-file #5"), Command::CancelFile(5));
+        assert_eq!(ok("/resume-file 6"), Command::ResumeFile(6));
+    }
+
+    #[test]
+    fn bad_file_commands() {
+        for (line, usage) in [
+            ("/send-file", "usage: /send-file NAME PATH"),
+            ("/send-file bob", "usage: /send-file NAME PATH"),
+            ("/files a b", "usage: /files [NAME]"),
+            (
+                "/accept-file",
+                "usage: /accept-file ID [SAVE-AS] [--overwrite]",
+            ),
+            ("/decline-file", "usage: /decline-file ID"),
+            ("/cancel-file 3 4", "usage: /cancel-file ID"),
+            ("/resume-file", "usage: /resume-file ID"),
+        ] {
+            assert_eq!(err(line), usage, "{line}");
+        }
+        for line in [
+            "/accept-file x",
+            "/accept-file 0",
+            "/accept-file -3 name",
+            "/decline-file three",
+            "/cancel-file 1.5",
+            "/resume-file 99999999999999999999",
+        ] {
+            assert!(
+                err(line).contains("is not a file transfer number (see /files)"),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
     fn auth_takes_a_secret_and_an_optional_question() {
         assert_eq!(
             ok("/auth bob hunter2"),
@@ -1290,6 +1557,7 @@ mod tests {
             "requests",
             "convs",
             "peer",
+            "files",
             "quit",
         ] {
             assert!(parse(&format!("/{word}"), None).is_ok(), "{word}");
@@ -1304,6 +1572,7 @@ mod tests {
             colour: false,
             verified: HashMap::new(),
             authenticated: HashSet::new(),
+            progress: Progress::lines(),
         };
         screen.verified.insert("bob".into(), true);
         screen.verified.insert("eve".into(), false);
@@ -1323,6 +1592,7 @@ mod tests {
             colour: false,
             verified: HashMap::new(),
             authenticated: HashSet::new(),
+            progress: Progress::lines(),
         };
         screen.event("<bob> hi");
         let text = String::from_utf8(screen.out).unwrap();
@@ -1337,6 +1607,163 @@ mod tests {
             "{stamp:?}"
         );
         assert!(stamp.starts_with('[') && stamp.ends_with("] "), "{stamp:?}");
+    }
+
+    /// Waits (with a guard against hangs) for the event `pick` accepts, showing
+    /// every event in `session` as the line interface does.
+    async fn shown_until<T>(
+        session: &mut Session<Vec<u8>>,
+        events: &mut tokio::sync::broadcast::Receiver<Event>,
+        mut pick: impl FnMut(&Event) -> Option<T>,
+    ) -> T {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let event = events.recv().await.unwrap();
+                session.show_event(&event);
+                if let Some(found) = pick(&event) {
+                    return found;
+                }
+            }
+        })
+        .await
+        .expect("the event never came")
+    }
+
+    async fn loopback_node(
+        net: &nightjar_tor::loopback::LoopbackNetwork,
+        downloads: std::path::PathBuf,
+    ) -> Node {
+        let store = nightjar_store::Store::in_memory(&nightjar_node::new_profile()).unwrap();
+        nightjar_node::start(nightjar_node::NodeConfig {
+            store,
+            transport: net.transport(),
+            ephemeral: true,
+            rendezvous: nightjar_node::Rendezvous::default(),
+            offline: nightjar_node::OfflineConfig::default(),
+            files: nightjar_node::FilesConfig {
+                downloads,
+                max_incoming: 1 << 30,
+            },
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_through_two_sessions() {
+        let net = nightjar_tor::loopback::LoopbackNetwork::new();
+        let dir = tempfile::tempdir().unwrap();
+        let downloads = dir.path().join("bob downloads");
+        let alice = loopback_node(&net, dir.path().join("alice downloads")).await;
+        let bob = loopback_node(&net, downloads.clone()).await;
+        let (mut alice_events, mut bob_events) = (alice.subscribe(), bob.subscribe());
+        let (mut a, mut b) = (
+            Session::collecting(alice.clone()),
+            Session::collecting(bob.clone()),
+        );
+        let address = bob.info().await.unwrap().address;
+        a.handle(&format!("/req-send {address} bob")).await;
+        let request = shown_until(&mut b, &mut bob_events, |e| match e {
+            Event::RequestReceived { request } => Some(request.id),
+            _ => None,
+        })
+        .await;
+        b.handle(&format!("/req-accept {request} alice")).await;
+        shown_until(&mut a, &mut alice_events, |e| {
+            matches!(e, Event::ContactAdded { .. }).then_some(())
+        })
+        .await;
+        a.take_lines();
+        b.take_lines();
+
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let source = dir.path().join("a file.bin");
+        std::fs::write(&source, &data).unwrap();
+        a.handle(&format!("/send-file bob {}", source.display()))
+            .await;
+        let lines = a.take_lines();
+        assert!(
+            lines
+                .last()
+                .is_some_and(|l| l.ends_with("] file #1 to bob: \"a file.bin\" offered")),
+            "{lines:?}"
+        );
+
+        let id = shown_until(&mut b, &mut bob_events, |e| match e {
+            Event::FileOffered { transfer } => Some(transfer.id),
+            _ => None,
+        })
+        .await;
+        let lines = b.take_lines();
+        let offer = format!("] file #{id} from alice: \"a file.bin\" (195.3 KB, blake3 ");
+        let answer = format!("…) — /accept-file {id} or /decline-file {id}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&offer) && l.ends_with(&answer)),
+            "{lines:?}"
+        );
+
+        b.handle("/accept-file 999").await;
+        assert_eq!(b.take_lines(), ["error: no file transfer #999"]);
+        b.handle(&format!("/accept-file {id} kept copy.bin")).await;
+        let lines = b.take_lines();
+        assert!(
+            lines.last().is_some_and(|l| l.ends_with(&format!(
+                "] file #{id} from alice: \"a file.bin\" accepted; it will be saved as \
+                 \"kept copy.bin\""
+            ))),
+            "{lines:?}"
+        );
+        shown_until(&mut b, &mut bob_events, |e| match e {
+            Event::FileState { transfer }
+                if transfer.state == nightjar_node::TransferState::Completed =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+        let saved = downloads.join("kept copy.bin");
+        let lines = b.take_lines();
+        assert!(
+            lines.last().is_some_and(|l| l.ends_with(&format!(
+                "] file #{id} from alice: \"a file.bin\" saved to {}",
+                saved.display()
+            ))),
+            "{lines:?}"
+        );
+        assert_eq!(std::fs::read(&saved).unwrap(), data);
+        b.handle("/files alice").await;
+        assert_eq!(
+            b.take_lines(),
+            [format!(
+                "#{id} <- alice \"a file.bin\" 195.3 KB completed ({})",
+                saved.display()
+            )]
+        );
+
+        shown_until(&mut a, &mut alice_events, |e| match e {
+            Event::FileState { transfer }
+                if transfer.state == nightjar_node::TransferState::Completed =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+        let lines = a.take_lines();
+        assert!(
+            lines
+                .last()
+                .is_some_and(|l| l.ends_with("] file #1 to bob: \"a file.bin\" delivered")),
+            "{lines:?}"
+        );
+        a.handle("/cancel-file 1").await;
+        assert_eq!(a.take_lines(), ["error: file transfer #1 is completed"]);
+
+        alice.shutdown().await.unwrap();
+        bob.shutdown().await.unwrap();
     }
 
     #[test]

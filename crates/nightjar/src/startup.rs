@@ -82,8 +82,83 @@ pub struct ProfileArgs {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     pub mailbox_every: u64,
+    /// Where files you accept are saved (a file of the same name there is never
+    /// replaced unless you ask) [default: $XDG_DOWNLOAD_DIR if it is set and
+    /// absolute, else ~/Downloads].
+    #[arg(long, value_name = "DIR", env = "NIGHTJAR_DOWNLOADS")]
+    pub downloads: Option<PathBuf>,
+    /// Files larger than SIZE that contacts offer are declined without asking
+    /// you. SIZE is a number of bytes, or a number with K, M, G or T (powers of
+    /// 1024): 500M, 4G.
+    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = parse_size)]
+    pub max_file_size: u64,
     #[command(flatten)]
     pub tor: TorArgs,
+}
+
+/// A size such as `4096`, `500M` or `4G` (K, M, G, T: powers of 1024; a `B` or
+/// `iB` after the letter is allowed, and so is a space before it).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a size: give bytes (1048576) or a number with K, M, G or T (500M, 4G)"
+        )
+    };
+    let trimmed = text.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let unit = unit.trim_start().to_ascii_uppercase();
+    let mut letters = unit.chars();
+    let shift = match (letters.next(), letters.as_str()) {
+        (None, _) | (Some('B'), "") => 0,
+        (Some(letter), "" | "B" | "IB") => match letter {
+            'K' => 10,
+            'M' => 20,
+            'G' => 30,
+            'T' => 40,
+            _ => return Err(bad()),
+        },
+        _ => return Err(bad()),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Where accepted files go: `--downloads`, else `$XDG_DOWNLOAD_DIR` when it is
+/// absolute, else `$HOME/Downloads`, else `Downloads` in the working directory.
+/// Made absolute, so what the node stores does not depend on where it ran.
+fn downloads_dir(
+    given: Option<&Path>,
+    xdg: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> Result<PathBuf> {
+    let dir = match given {
+        Some(dir) => dir.to_owned(),
+        None => match xdg.filter(|p| p.is_absolute()) {
+            Some(xdg) => xdg,
+            None => home
+                .filter(|p| p.is_absolute())
+                .unwrap_or_default()
+                .join("Downloads"),
+        },
+    };
+    std::path::absolute(&dir).with_context(|| format!("cannot use {} for downloads", dir.display()))
+}
+
+/// The node's file settings from the flags.
+fn files_config(args: &ProfileArgs) -> Result<nightjar_node::FilesConfig> {
+    Ok(nightjar_node::FilesConfig {
+        downloads: downloads_dir(
+            args.downloads.as_deref(),
+            std::env::var_os("XDG_DOWNLOAD_DIR").map(PathBuf::from),
+            std::env::var_os("HOME").map(PathBuf::from),
+        )?,
+        max_incoming: args.max_file_size,
+    })
 }
 
 /// The environment variable that may hold the passphrase.
@@ -353,6 +428,13 @@ pub async fn open_profile(
 /// Starts the node of an opened profile on a running Tor.
 pub async fn run_node(args: &ProfileArgs, opened: Opened, tor: Tor) -> Result<Running> {
     let Opened { store, profile, .. } = opened;
+    let files = match files_config(args) {
+        Ok(files) => files,
+        Err(e) => {
+            let _ = tor.shutdown().await;
+            return Err(e);
+        }
+    };
     let node = nightjar_node::start(NodeConfig {
         store,
         transport: tor.transport.clone(),
@@ -363,7 +445,7 @@ pub async fn run_node(args: &ProfileArgs, opened: Opened, tor: Tor) -> Result<Ru
             check_every: std::time::Duration::from_secs(args.mailbox_every),
             ..nightjar_node::OfflineConfig::default()
         },
-        files: nightjar_node::FilesConfig::default(),
+        files,
     })
     .await;
     match node {
@@ -541,6 +623,82 @@ mod tests {
         ] {
             assert!(check_profile_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn sizes() {
+        for (text, bytes) in [
+            ("0", 0),
+            ("498", 498),
+            ("1048576", 1 << 20),
+            ("1K", 1024),
+            ("500M", 500 << 20),
+            ("500m", 500 << 20),
+            ("4G", 4 << 30),
+            ("4 G", 4 << 30),
+            (" 4GB ", 4 << 30),
+            ("4GiB", 4 << 30),
+            ("2T", 2 << 40),
+            ("16777215T", 16_777_215 << 40),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text:?}");
+        }
+        for bad in [
+            "", "G", "-1", "1.5G", "4X", "4GG", "4 iB", "0x10", "4Gi", "1 2", "4Bk",
+        ] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(e.contains("is not a size"), "{bad:?}: {e}");
+        }
+        assert!(parse_size("16777216T").unwrap_err().contains("too large"));
+        assert!(parse_size("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn downloads_follow_xdg() {
+        let dir = downloads_dir(None, Some("/x/dl".into()), Some("/home/a".into())).unwrap();
+        assert_eq!(dir, PathBuf::from("/x/dl"));
+        // A relative XDG_DOWNLOAD_DIR is ignored, as the XDG rules say.
+        let dir = downloads_dir(None, Some("dl".into()), Some("/home/a".into())).unwrap();
+        assert_eq!(dir, PathBuf::from("/home/a/Downloads"));
+        let dir = downloads_dir(None, None, Some("/home/a".into())).unwrap();
+        assert_eq!(dir, PathBuf::from("/home/a/Downloads"));
+        let given = Path::new("/srv/incoming");
+        let dir = downloads_dir(Some(given), Some("/x/dl".into()), None).unwrap();
+        assert_eq!(dir, given);
+        // A relative directory is taken from where nightjar started.
+        let cwd = std::env::current_dir().unwrap();
+        let dir = downloads_dir(Some(Path::new("in")), None, None).unwrap();
+        assert_eq!(dir, cwd.join("in"));
+        let dir = downloads_dir(None, None, None).unwrap();
+        assert_eq!(dir, cwd.join("Downloads"));
+    }
+
+    #[test]
+    fn file_flags_on_the_command_line() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            profile: ProfileArgs,
+        }
+        let args = <Cli as clap::Parser>::try_parse_from([
+            "nightjar",
+            "--downloads",
+            "/srv/in",
+            "--max-file-size",
+            "500M",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.profile.downloads.as_deref(),
+            Some(Path::new("/srv/in"))
+        );
+        assert_eq!(args.profile.max_file_size, 500 << 20);
+        let args = <Cli as clap::Parser>::try_parse_from(["nightjar"]).unwrap();
+        assert_eq!(args.profile.max_file_size, 4 << 30);
+        let e = <Cli as clap::Parser>::try_parse_from(["nightjar", "--max-file-size", "lots"])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("is not a size"), "{e}");
     }
 
     #[test]

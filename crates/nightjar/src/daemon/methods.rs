@@ -1,7 +1,9 @@
 //! The methods: params by name into a [`Call`], a call onto the [`Node`] handle,
 //! the node's answer back into JSON.
 
-use nightjar_node::{Node, NodeError};
+use std::path::PathBuf;
+
+use nightjar_node::{AcceptFile, Node, NodeError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
@@ -77,6 +79,29 @@ pub(crate) enum NodeCall {
     },
     RemoveMailbox {
         onion: String,
+    },
+    SendFile {
+        contact: String,
+        path: PathBuf,
+    },
+    Transfers {
+        contact: Option<String>,
+    },
+    Transfer {
+        id: i64,
+    },
+    AcceptFile {
+        id: i64,
+        options: AcceptFile,
+    },
+    DeclineFile {
+        id: i64,
+    },
+    CancelFile {
+        id: i64,
+    },
+    ResumeFile {
+        id: i64,
     },
 }
 
@@ -159,6 +184,33 @@ impl Call {
             "remove_mailbox" => NodeCall::RemoveMailbox {
                 onion: p.string("onion")?,
             },
+            "send_file" => NodeCall::SendFile {
+                contact: p.string("contact")?,
+                path: p.absolute_path("path")?,
+            },
+            "transfers" => NodeCall::Transfers {
+                contact: p.opt_string("contact")?,
+            },
+            "transfer" => NodeCall::Transfer {
+                id: p.integer("id")?,
+            },
+            "accept_file" => NodeCall::AcceptFile {
+                id: p.integer("id")?,
+                options: AcceptFile {
+                    save_as: p.opt_string("save_as")?,
+                    dir: p.opt_absolute_path("dir")?,
+                    overwrite: p.opt_boolean("overwrite")?.unwrap_or(false),
+                },
+            },
+            "decline_file" => NodeCall::DeclineFile {
+                id: p.integer("id")?,
+            },
+            "cancel_file" => NodeCall::CancelFile {
+                id: p.integer("id")?,
+            },
+            "resume_file" => NodeCall::ResumeFile {
+                id: p.integer("id")?,
+            },
             "subscribe" => {
                 p.finish()?;
                 return Ok(Self::Subscribe);
@@ -221,6 +273,13 @@ pub(crate) async fn execute(call: NodeCall, node: &Node) -> Result<Value, RpcErr
         NodeCall::Mailboxes => to_json(node.mailboxes().await),
         NodeCall::AddMailbox { onion } => to_json(node.add_mailbox(&onion).await),
         NodeCall::RemoveMailbox { onion } => to_json(node.remove_mailbox(&onion).await),
+        NodeCall::SendFile { contact, path } => to_json(node.send_file(&contact, &path).await),
+        NodeCall::Transfers { contact } => to_json(node.transfers(contact.as_deref()).await),
+        NodeCall::Transfer { id } => to_json(node.transfer(id).await),
+        NodeCall::AcceptFile { id, options } => to_json(node.accept_file(id, options).await),
+        NodeCall::DeclineFile { id } => to_json(node.decline_file(id).await),
+        NodeCall::CancelFile { id } => to_json(node.cancel_file(id).await),
+        NodeCall::ResumeFile { id } => to_json(node.resume_file(id).await),
     }
 }
 
@@ -253,6 +312,12 @@ pub(crate) fn error_kind(e: &NodeError) -> &'static str {
         NodeError::BadSecret(_) => "bad_secret",
         NodeError::BadCode(_) => "bad_code",
         NodeError::Invite(_) => "invite_failed",
+        NodeError::UnknownTransfer(_) => "unknown_transfer",
+        NodeError::FileExists(_) => "file_exists",
+        NodeError::FileTooLarge { .. } => "file_too_large",
+        NodeError::BadFile(_) => "bad_file",
+        NodeError::NoSpace(_) => "no_space",
+        NodeError::WrongState { .. } => "wrong_state",
         NodeError::Stopped => "stopped",
         _ => "other",
     }
@@ -299,6 +364,19 @@ impl Params {
             .ok_or_else(|| wrong_type(name, "an integer"))
     }
 
+    /// A path on the daemon's machine: absolute, since the daemon's working
+    /// directory means nothing to the client.
+    fn absolute_path(&mut self, name: &str) -> Result<PathBuf, RpcError> {
+        let value = self.required(name)?;
+        as_absolute_path(name, value)
+    }
+
+    fn opt_absolute_path(&mut self, name: &str) -> Result<Option<PathBuf>, RpcError> {
+        self.take(name)
+            .map(|v| as_absolute_path(name, v))
+            .transpose()
+    }
+
     fn opt_count(&mut self, name: &str) -> Result<Option<usize>, RpcError> {
         self.take(name)
             .map(|v| {
@@ -342,12 +420,23 @@ fn as_string(name: &str, value: Value) -> Result<String, RpcError> {
     }
 }
 
+fn as_absolute_path(name: &str, value: Value) -> Result<PathBuf, RpcError> {
+    let path = PathBuf::from(as_string(name, value)?);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(wrong_type(name, "an absolute path"))
+    }
+}
+
 fn wrong_type(name: &str, expected: &str) -> RpcError {
     RpcError::invalid_params(name, &format!("{name:?} must be {expected}"))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use serde_json::json;
 
     use super::super::rpc::{INVALID_PARAMS, METHOD_NOT_FOUND};
@@ -386,6 +475,48 @@ mod tests {
             Call::Node(NodeCall::AcceptRequest { id, name }) => assert_eq!((id, &*name), (4, "al")),
             _ => panic!("wrong call"),
         }
+        match parse(
+            "send_file",
+            json!({"contact": "bob", "path": "/tmp/a b.txt"}),
+        )
+        .unwrap()
+        {
+            Call::Node(NodeCall::SendFile { contact, path }) => {
+                assert_eq!(
+                    (&*contact, path.as_path()),
+                    ("bob", Path::new("/tmp/a b.txt"))
+                );
+            }
+            _ => panic!("wrong call"),
+        }
+        match parse("transfers", json!({})).unwrap() {
+            Call::Node(NodeCall::Transfers { contact }) => assert_eq!(contact, None),
+            _ => panic!("wrong call"),
+        }
+        match parse("accept_file", json!({"id": 3})).unwrap() {
+            Call::Node(NodeCall::AcceptFile { id, options }) => {
+                assert_eq!(id, 3);
+                assert_eq!(
+                    (options.save_as, options.dir, options.overwrite),
+                    (None, None, false)
+                );
+            }
+            _ => panic!("wrong call"),
+        }
+        match parse(
+            "accept_file",
+            json!({"id": 3, "save_as": "new.txt", "dir": "/srv/in", "overwrite": true}),
+        )
+        .unwrap()
+        {
+            Call::Node(NodeCall::AcceptFile { id, options }) => {
+                assert_eq!(id, 3);
+                assert_eq!(options.save_as.as_deref(), Some("new.txt"));
+                assert_eq!(options.dir.as_deref(), Some(Path::new("/srv/in")));
+                assert!(options.overwrite);
+            }
+            _ => panic!("wrong call"),
+        }
         assert!(matches!(Call::parse("shutdown", None), Ok(Call::Shutdown)));
         assert!(matches!(parse("subscribe", json!({})), Ok(Call::Subscribe)));
         assert!(matches!(
@@ -417,6 +548,13 @@ mod tests {
             "mailboxes",
             "add_mailbox",
             "remove_mailbox",
+            "send_file",
+            "transfers",
+            "transfer",
+            "accept_file",
+            "decline_file",
+            "cancel_file",
+            "resume_file",
             "subscribe",
             "shutdown",
         ] {
@@ -456,6 +594,22 @@ mod tests {
             ("shutdown", json!({"now": true}), "now"),
             ("history", json!({"contact": "bob", "limt": 5}), "limt"),
             ("contact", json!(["bob"]), "params"),
+            ("send_file", json!({"contact": "bob"}), "path"),
+            (
+                "send_file",
+                json!({"contact": "bob", "path": "notes.txt"}),
+                "path",
+            ),
+            ("transfer", json!({"id": "3"}), "id"),
+            ("transfers", json!({"contact": 3}), "contact"),
+            ("accept_file", json!({"id": 3, "dir": "rel/dir"}), "dir"),
+            (
+                "accept_file",
+                json!({"id": 3, "overwrite": "yes"}),
+                "overwrite",
+            ),
+            ("accept_file", json!({"id": 3, "save": "x"}), "save"),
+            ("resume_file", json!({}), "id"),
         ] {
             let e = refused(method, params);
             assert_eq!(e.code, INVALID_PARAMS, "{method}");
@@ -490,6 +644,21 @@ mod tests {
             (
                 NodeError::Store(nightjar_store::StoreError::NotFound),
                 "store",
+            ),
+            (NodeError::UnknownTransfer(3), "unknown_transfer"),
+            (NodeError::FileExists("x".into()), "file_exists"),
+            (
+                NodeError::FileTooLarge { size: 2, limit: 1 },
+                "file_too_large",
+            ),
+            (NodeError::BadFile("x".into()), "bad_file"),
+            (NodeError::NoSpace("x".into()), "no_space"),
+            (
+                NodeError::WrongState {
+                    id: 3,
+                    state: "completed".into(),
+                },
+                "wrong_state",
             ),
             (NodeError::Stopped, "stopped"),
         ] {

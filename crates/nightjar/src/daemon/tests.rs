@@ -23,6 +23,10 @@ use super::{MAX_CLIENTS, serve};
 const PATIENCE: Duration = Duration::from_secs(30);
 
 async fn node(net: &LoopbackNetwork) -> Node {
+    node_with_files(net, nightjar_node::FilesConfig::default()).await
+}
+
+async fn node_with_files(net: &LoopbackNetwork, files: nightjar_node::FilesConfig) -> Node {
     let store = Store::in_memory(&nightjar_node::new_profile()).unwrap();
     nightjar_node::start(NodeConfig {
         store,
@@ -30,7 +34,7 @@ async fn node(net: &LoopbackNetwork) -> Node {
         ephemeral: true,
         rendezvous: nightjar_node::Rendezvous::default(),
         offline: nightjar_node::OfflineConfig::default(),
-        files: nightjar_node::FilesConfig::default(),
+        files,
     })
     .await
     .unwrap()
@@ -47,9 +51,13 @@ impl Daemon {
     async fn start(net: &LoopbackNetwork) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("rpc.sock");
+        let files = nightjar_node::FilesConfig {
+            downloads: dir.path().join("downloads"),
+            max_incoming: 1 << 30,
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn({
-            let (node, socket) = (node(net).await, socket.clone());
+            let (node, socket) = (node_with_files(net, files).await, socket.clone());
             async move {
                 serve(node, &socket, async {
                     let _ = stopped.await;
@@ -64,6 +72,11 @@ impl Daemon {
             task,
             _dir: dir,
         }
+    }
+
+    /// A directory of this daemon's own, for files it sends.
+    fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     async fn client(&self) -> Client {
@@ -673,4 +686,124 @@ async fn a_one_shot_client_gets_its_answers_before_the_connection_closes() {
     assert_eq!((&second["id"], &second["result"]), (&json!(2), &json!([])));
     assert_eq!(client.read().await, None);
     daemon.stop().await;
+}
+
+/// Alice and Bob, contacts of each other, both subscribed.
+async fn befriended(alice: &mut Client, bob: &mut Client) {
+    alice.ok("subscribe", json!({})).await;
+    bob.ok("subscribe", json!({})).await;
+    let bob_info = bob.ok("info", json!({})).await;
+    alice
+        .ok(
+            "send_request",
+            json!({"address": bob_info["address"], "name": "bob"}),
+        )
+        .await;
+    let received = bob.event_named("request_received").await;
+    bob.ok(
+        "accept_request",
+        json!({"id": received["request"]["id"], "name": "alice"}),
+    )
+    .await;
+    alice.event_named("contact_added").await;
+    bob.event_named("contact_added").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_goes_from_one_daemon_to_the_other() {
+    let net = LoopbackNetwork::new();
+    let (alice_daemon, bob_daemon) = (Daemon::start(&net).await, Daemon::start(&net).await);
+    let (mut alice, mut bob) = (alice_daemon.client().await, bob_daemon.client().await);
+    befriended(&mut alice, &mut bob).await;
+
+    let data: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    let source = alice_daemon.dir().join("notes for bob.bin");
+    std::fs::write(&source, &data).unwrap();
+
+    // Refusals first, by kind.
+    assert_eq!(
+        alice
+            .refused(
+                "send_file",
+                json!({"contact": "bob", "path": alice_daemon.dir().join("missing")}),
+            )
+            .await,
+        "bad_file"
+    );
+    assert_eq!(
+        alice.refused("transfer", json!({"id": 999})).await,
+        "unknown_transfer"
+    );
+    assert_eq!(
+        alice
+            .refused("send_file", json!({"contact": "carol", "path": source}))
+            .await,
+        "unknown_contact"
+    );
+
+    let sent = alice
+        .ok("send_file", json!({"contact": "bob", "path": source}))
+        .await;
+    assert_eq!(
+        (&sent["direction"], &sent["state"], &sent["size"]),
+        (&json!("outgoing"), &json!("offered"), &json!(data.len()))
+    );
+    assert_eq!(sent["hash"].as_str().map(str::len), Some(64), "{sent}");
+    assert_eq!(sent["name"], "notes for bob.bin");
+
+    let offered = bob.event_named("file_offered").await;
+    let offer = &offered["transfer"];
+    assert_eq!(
+        (&offer["contact"], &offer["direction"], &offer["hash"]),
+        (&json!("alice"), &json!("incoming"), &sent["hash"])
+    );
+    let listed = bob.ok("transfers", json!({"contact": "alice"})).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["state"], "offered");
+
+    let accepted = bob
+        .ok(
+            "accept_file",
+            json!({"id": offer["id"], "save_as": "from alice.bin"}),
+        )
+        .await;
+    assert_eq!(accepted["save_name"], "from alice.bin");
+    let id = offer["id"].clone();
+    let done = bob
+        .event(|e| {
+            e["event"] == "file_state"
+                && e["transfer"]["id"] == id
+                && e["transfer"]["state"] == "completed"
+        })
+        .await;
+    let saved = PathBuf::from(done["transfer"]["path"].as_str().unwrap());
+    assert_eq!(
+        saved,
+        bob_daemon.dir().join("downloads").join("from alice.bin")
+    );
+    assert_eq!(std::fs::read(&saved).unwrap(), data);
+    alice
+        .event(|e| {
+            e["event"] == "file_state"
+                && e["transfer"]["id"] == sent["id"]
+                && e["transfer"]["state"] == "completed"
+        })
+        .await;
+
+    let again = bob.ok("transfer", json!({"id": offer["id"]})).await;
+    assert_eq!(
+        (&again["state"], &again["bytes_done"]),
+        (&json!("completed"), &json!(data.len()))
+    );
+    assert_eq!(
+        bob.refused("accept_file", json!({"id": offer["id"]})).await,
+        "wrong_state"
+    );
+    assert_eq!(
+        alice.ok("transfers", Value::Null).await[0]["state"],
+        "completed"
+    );
+
+    alice_daemon.stop().await;
+    bob_daemon.stop().await;
 }

@@ -61,6 +61,28 @@ pub const COMMANDS: &[CommandHelp] = &[
         "NAME [N]",
         "the last N (default 20) messages with NAME",
     ),
+    command(
+        "send-file",
+        "NAME PATH",
+        "offer the file at PATH to NAME (~/ is your home)",
+    ),
+    command(
+        "files",
+        "[NAME]",
+        "file transfers both ways (only those with NAME)",
+    ),
+    command(
+        "accept-file",
+        "ID [SAVE-AS] [--overwrite]",
+        "save file ID in the downloads directory, under its own name or SAVE-AS",
+    ),
+    command("decline-file", "ID", "say no to file ID"),
+    command(
+        "cancel-file",
+        "ID",
+        "stop file transfer ID for good, either way",
+    ),
+    command("resume-file", "ID", "continue file ID after it paused"),
     command("pres-on", "NAME", "tell NAME when you come and go"),
     command("pres-off", "NAME", "stop telling NAME when you come and go"),
     command(
@@ -95,6 +117,8 @@ const NAME_FIRST: &[&str] = &[
     "fingerprint",
     "msg",
     "history",
+    "send-file",
+    "files",
     "pres-on",
     "pres-off",
     "verify",
@@ -353,7 +377,7 @@ mod tests {
     #[test]
     fn the_commands_are_those_of_the_line_interface() {
         let help = commands_in_cli_help();
-        assert_eq!(help.len(), 25, "{help:?}");
+        assert_eq!(help.len(), 31, "{help:?}");
         let ours: Vec<(String, String)> = COMMANDS
             .iter()
             .map(|c| (c.word.to_owned(), c.args.to_owned()))
