@@ -397,6 +397,8 @@ fn help_overlay_lists_keys_and_every_command() {
         "/auth",
         "/mailbox-add",
         "★ authenticated",
+        "F8 file transfers: a accept, d decline, c cancel, r resume, s send",
+        "F9 send a file",
     ] {
         assert!(screen.contains(want), "{want:?} missing:\n{screen}");
     }
