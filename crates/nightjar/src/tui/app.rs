@@ -13,13 +13,20 @@ use std::collections::HashMap;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use nightjar_node::{
     AuthOutcome, ContactView, Event, InviteView, MessageView, ProfileInfo, RequestDirection,
-    RequestView,
+    RequestView, TransferView,
 };
 use zeroize::Zeroizing;
 
 use super::complete::Tab;
 use super::input::{InputHistory, InputOutcome, LineInput};
 use crate::cli::clean;
+
+mod files;
+
+pub use files::{
+    FileAction, FileRefusal, FilesDialog, SendFileDialog, event_lines, human_duration, human_size,
+    percent, state_word as transfer_state_word, typed_path,
+};
 
 /// How many messages of a conversation are loaded.
 pub const HISTORY_LOADED: usize = 500;
@@ -94,6 +101,20 @@ pub enum Effect {
         name: String,
         fingerprint: String,
     },
+    /// Fetch every file transfer.
+    LoadTransfers,
+    /// Offer the file at `path` (as typed) to `contact`.
+    SendFile {
+        ticket: u64,
+        contact: String,
+        path: String,
+    },
+    /// Accept, decline, cancel or resume transfer `id`.
+    FileAction {
+        ticket: u64,
+        id: i64,
+        action: FileAction,
+    },
     /// Leave: stop the node (telling contacts) and restore the terminal.
     Quit,
 }
@@ -108,6 +129,8 @@ pub enum Answer {
     Joined(Result<ContactView, String>),
     AuthStarted(Result<(), String>),
     Verified(Result<ContactView, String>),
+    /// A file offered, accepted, declined, cancelled or resumed.
+    File(Result<TransferView, FileRefusal>),
 }
 
 impl Answer {
@@ -137,6 +160,10 @@ impl Answer {
                 r.as_ref()
                     .map(|c| format!("{} is verified", clean(&c.name))),
             ),
+            Self::File(r) => match r {
+                Ok(t) => files::transfer_line(t),
+                Err(e) => format!("error: {}", clean(&e.text)),
+            },
         }
     }
 }
@@ -159,6 +186,8 @@ pub enum Done {
     Contacts(Vec<ContactView>),
     Requests(Vec<RequestView>),
     History(String, Vec<MessageView>),
+    /// Every file transfer, oldest first.
+    Transfers(Vec<TransferView>),
     /// Lines the line interface printed about events.
     Log(Vec<String>),
     /// Lines a command typed on the input line printed.
@@ -405,6 +434,10 @@ pub enum Dialog {
     /// Our address, fingerprint and QR code.
     Address,
     Requests(RequestsDialog),
+    /// File transfers both ways: accept, decline, cancel, resume.
+    Files(FilesDialog),
+    /// Offer a file to a contact.
+    SendFile(SendFileDialog),
     /// Keys and commands, scrolled down this many lines.
     Help {
         scroll: u16,
@@ -424,6 +457,8 @@ pub struct App {
     pub info: Option<ProfileInfo>,
     pub contacts: Vec<ContactView>,
     pub requests: Vec<RequestView>,
+    /// File transfers both ways, oldest first.
+    pub transfers: Vec<TransferView>,
     pub selection: Selection,
     /// Loaded conversations, oldest first.
     pub conversations: HashMap<String, Vec<MessageView>>,
@@ -465,6 +500,7 @@ impl App {
             info: None,
             contacts: Vec::new(),
             requests: Vec::new(),
+            transfers: Vec::new(),
             selection: Selection::Status,
             conversations: HashMap::new(),
             log: Vec::new(),
@@ -606,6 +642,8 @@ impl App {
             KeyCode::F(5) => return self.open_verify(),
             KeyCode::F(6) => return self.open(Dialog::Address),
             KeyCode::F(7) => return self.open_requests(),
+            KeyCode::F(8) => return self.open_files(),
+            KeyCode::F(9) => return self.open_send_file(self.selected_name(), false),
             KeyCode::Char('n') if ctrl => return self.move_selection(true),
             KeyCode::Char('p') if ctrl => return self.move_selection(false),
             KeyCode::Down if key.modifiers.contains(KeyModifiers::ALT) => {
@@ -733,6 +771,8 @@ impl App {
             "/auth" if bare => return self.open_auth(),
             "/verify" if bare => return self.open_verify(),
             "/requests" if bare => return self.open_requests(),
+            "/files" if bare => return self.open_files(),
+            "/send-file" if bare => return self.open_send_file(self.selected_name(), false),
             _ => {}
         }
         if !line.starts_with('/') && self.selection == Selection::Status {
@@ -862,6 +902,8 @@ impl App {
                 }
             },
             Dialog::Requests(requests) => self.requests_key(requests, key),
+            Dialog::Files(files) => self.files_key(files, key),
+            Dialog::SendFile(send) => self.send_file_key(send, key),
         }
     }
 
@@ -999,6 +1041,9 @@ impl App {
 
     /// Something the node reported.
     pub fn on_event(&mut self, event: &Event) -> Vec<Effect> {
+        if self.on_file_event(event) {
+            return Vec::new();
+        }
         match event {
             Event::Online => {
                 self.online = true;
@@ -1102,6 +1147,7 @@ impl App {
                 // Reading marked it read.
                 return vec![Effect::Refresh];
             }
+            Done::Transfers(transfers) => self.transfers_loaded(transfers),
             Done::Log(lines) => self.push_log(lines),
             Done::Output(lines) => {
                 // In a conversation the status log is hidden: show what the
@@ -1132,6 +1178,10 @@ impl App {
 
     /// Shows an answer in the window that asked for it, or else in the log.
     fn answer(&mut self, ticket: u64, answer: Answer) -> Vec<Effect> {
+        if let Answer::File(result) = answer {
+            self.file_answer(ticket, result);
+            return Vec::new();
+        }
         let mut effects = vec![Effect::Refresh];
         if let Answer::InviteCreated(Ok(invite)) = &answer {
             // The code must not be lost with its window.

@@ -11,7 +11,9 @@ use nightjar_node::{Event, Node, NodeError};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use super::app::{Answer, Done, Effect, HISTORY_LOADED, Secret};
+use super::app::{
+    Answer, Done, Effect, FileAction, FileRefusal, HISTORY_LOADED, Secret, event_lines, typed_path,
+};
 use crate::cli::Session;
 
 /// How long leaving waits for lines and calls already asked for.
@@ -125,6 +127,20 @@ impl Driver {
                     answer(ticket, Answer::AuthStarted(r.map_err(text)));
                 });
             }
+            // Reading and hashing a large file takes a while.
+            Effect::SendFile {
+                ticket,
+                contact,
+                path,
+            } => {
+                tokio::spawn(async move {
+                    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+                    let cwd = std::env::current_dir().ok();
+                    let path = typed_path(&path, home.as_deref(), cwd.as_deref());
+                    let r = node.send_file(&contact, &path).await;
+                    answer(ticket, Answer::File(r.map_err(refusal)));
+                });
+            }
             quick => {
                 let _ = self.quick.send(quick);
             }
@@ -134,6 +150,29 @@ impl Driver {
 
 fn text(e: NodeError) -> String {
     e.to_string()
+}
+
+fn refusal(e: NodeError) -> FileRefusal {
+    FileRefusal {
+        name_taken: matches!(e, NodeError::FileExists(_)),
+        text: e.to_string(),
+    }
+}
+
+async fn file_action(node: &Node, id: i64, action: FileAction) -> Answer {
+    let r = match action {
+        FileAction::Accept { save_as } => {
+            let options = nightjar_node::AcceptFile {
+                save_as,
+                ..Default::default()
+            };
+            node.accept_file(id, options).await
+        }
+        FileAction::Decline => node.decline_file(id).await,
+        FileAction::Cancel => node.cancel_file(id).await,
+        FileAction::Resume => node.resume_file(id).await,
+    };
+    Answer::File(r.map_err(refusal))
 }
 
 /// Quick calls, in order.
@@ -197,6 +236,14 @@ async fn quick_calls(
                 ticket,
                 answer: Answer::Verified(node.verify(&name, &fingerprint).await.map_err(text)),
             },
+            Effect::LoadTransfers => match node.transfers(None).await {
+                Ok(transfers) => Done::Transfers(transfers),
+                Err(e) => Done::Log(vec![format!("error: {e}")]),
+            },
+            Effect::FileAction { ticket, id, action } => Done::Answer {
+                ticket,
+                answer: file_action(&node, id, action).await,
+            },
             // Carried out elsewhere.
             _ => continue,
         };
@@ -229,12 +276,15 @@ async fn line_interface(
                 });
             }
             event = events.recv() => {
-                match event {
-                    Ok(event) => session.show_event(&event),
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                let lines = match event {
+                    Ok(event) => {
+                        session.show_event(&event);
+                        event_lines(&event, session.take_lines())
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => session.take_lines(),
                     Err(broadcast::error::RecvError::Closed) => return,
-                }
-                let _ = done.send(Done::Log(session.take_lines()));
+                };
+                let _ = done.send(Done::Log(lines));
             }
         }
     }

@@ -51,7 +51,8 @@ Keys:
   Ctrl-N, Ctrl-P  next / previous conversation     PgUp, PgDn  scroll
   F1 or ?  help      F2 add a contact      F3 invite code (make or join)
   F4 authenticate    F5 verify a fingerprint      F6 your address and QR code
-  F7 contact requests      Ctrl-Q  quit (contacts who get your presence are told)";
+  F7 contact requests      F8 file transfers      F9 send a file
+  Ctrl-Q  quit (contacts who get your presence are told)";
 
 /// Runs the terminal interface. `pick` shows the profile list first (no
 /// `--profile` or `--ephemeral` was given).
@@ -280,6 +281,7 @@ async fn main_screen(
     let mut events = running.node.subscribe();
     let (driver, mut done) = driver::Driver::start(running.node.clone());
     driver.execute(Effect::Refresh);
+    driver.execute(Effect::LoadTransfers);
     loop {
         terminal.draw(|f| view::draw(f, &app))?;
         let effects = tokio::select! {
@@ -291,7 +293,9 @@ async fn main_screen(
             },
             event = events.recv() => match event {
                 Ok(event) => app.on_event(&event),
-                Err(broadcast::error::RecvError::Lagged(_)) => vec![Effect::Refresh],
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    vec![Effect::Refresh, Effect::LoadTransfers]
+                }
                 Err(broadcast::error::RecvError::Closed) => {
                     anyhow::bail!("the node has stopped");
                 }

@@ -4,7 +4,8 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use nightjar_node::{
     AuthOutcome, ContactView, Event, InviteView, Level, MessageDirection, MessageState,
-    MessageView, PresenceState, ProfileInfo, RequestDirection, RequestView,
+    MessageView, PresenceState, ProfileInfo, RequestDirection, RequestView, TransferDirection,
+    TransferState, TransferView,
 };
 use nightjar_tor::BootstrapStatus;
 use ratatui::Terminal;
@@ -12,7 +13,7 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 
-use super::app::{Answer, App, Dialog, Done, Effect, Selection};
+use super::app::{Answer, App, Dialog, Done, Effect, FileAction, FileRefusal, Selection};
 use super::start::{Bootstrap, Passphrase, Pick, Start};
 use super::view;
 
@@ -131,7 +132,9 @@ fn ticket_of(effects: &[Effect]) -> u64 {
             | Effect::CreateInvite { ticket, .. }
             | Effect::JoinInvite { ticket, .. }
             | Effect::Authenticate { ticket, .. }
-            | Effect::Verify { ticket, .. },
+            | Effect::Verify { ticket, .. }
+            | Effect::SendFile { ticket, .. }
+            | Effect::FileAction { ticket, .. },
         ] => *ticket,
         other => panic!("no ticket in {other:?}"),
     }
@@ -394,6 +397,8 @@ fn help_overlay_lists_keys_and_every_command() {
         "/auth",
         "/mailbox-add",
         "★ authenticated",
+        "F8 file transfers: a accept, d decline, c cancel, r resume, s send",
+        "F9 send a file",
     ] {
         assert!(screen.contains(want), "{want:?} missing:\n{screen}");
     }
@@ -661,6 +666,8 @@ fn any_size_draws_without_panicking() {
         KeyCode::F(5),
         KeyCode::F(6),
         KeyCode::F(7),
+        KeyCode::F(8),
+        KeyCode::F(9),
     ] {
         app.on_key(key(k));
         for (w, h) in [(1, 1), (12, 4), (40, 10), (80, 24)] {
@@ -824,4 +831,556 @@ fn command_output_in_a_conversation_opens_a_window() {
         app.dialog,
         Some(Dialog::Invite(super::app::InviteDialog::Show(_)))
     ));
+}
+
+fn transfer(
+    id: i64,
+    contact: &str,
+    incoming: bool,
+    name: &str,
+    state: TransferState,
+) -> TransferView {
+    TransferView {
+        id,
+        contact: contact.into(),
+        direction: if incoming {
+            TransferDirection::Incoming
+        } else {
+            TransferDirection::Outgoing
+        },
+        name: name.into(),
+        save_name: incoming.then(|| name.into()),
+        size: 50_000_000,
+        hash: "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262".into(),
+        state,
+        reason: None,
+        bytes_done: 0,
+        rate_bps: None,
+        eta_s: None,
+        path: None,
+        created_at_ms: 1_700_000_000_000,
+    }
+}
+
+/// Four transfers, oldest first: #1 offered by bob, #2 to carol 40 % through,
+/// #3 from eve saved, #4 to bob failed.
+fn transfers() -> Vec<TransferView> {
+    let offered = transfer(1, "bob", true, "report.pdf", TransferState::Offered);
+    let mut active = transfer(2, "carol", false, "holiday.mp4", TransferState::Active);
+    active.bytes_done = 20_000_000;
+    active.rate_bps = Some(5_100_000);
+    active.eta_s = Some(6);
+    let mut done = transfer(3, "eve", true, "notes.txt", TransferState::Completed);
+    done.size = 498;
+    done.bytes_done = 498;
+    done.path = Some("/home/alice/Downloads/notes.txt".into());
+    let mut failed = transfer(4, "bob", false, "draft.odt", TransferState::Failed);
+    failed.reason = Some("the file changed while it was sent".into());
+    vec![offered, active, done, failed]
+}
+
+/// F8 opened on the four transfers, with the node's list loaded.
+fn with_files() -> App {
+    let mut app = app();
+    let effects = app.on_key(key(KeyCode::F(8)));
+    assert!(
+        matches!(&effects[..], [Effect::LoadTransfers]),
+        "{effects:?}"
+    );
+    app.on_done(Done::Transfers(transfers()));
+    app
+}
+
+/// Moves the Files window's choice to transfer `id`.
+fn choose(app: &mut App, id: i64) {
+    for _ in 0..10 {
+        app.on_key(key(KeyCode::Up));
+    }
+    for _ in 0..10 {
+        let Some(Dialog::Files(d)) = &app.dialog else {
+            panic!("the Files window is closed");
+        };
+        if app.chosen_transfer(d).map(|t| t.id) == Some(id) {
+            return;
+        }
+        app.on_key(key(KeyCode::Down));
+    }
+    panic!("no transfer #{id}");
+}
+
+#[test]
+fn files_window_shows_each_state() {
+    let app = with_files();
+    let buf = draw(&app, 120, 40);
+    let screen = text(&buf);
+    for want in [
+        "Files · 1 offer waiting",
+        "#1 <- from bob \"report.pdf\" 50.0 MB offered",
+        "#2 -> to carol \"holiday.mp4\" 50.0 MB active",
+        "40% (20.0 MB of 50.0 MB) · 5.1 MB/s · ETA 6 s",
+        "#3 <- from eve \"notes.txt\" 498 B completed, saved to /home/alice/Downloads/notes.txt",
+        "#4 -> to bob \"draft.odt\" 50.0 MB failed: the file changed while it was sent",
+        "a accept · d decline · c cancel · r resume",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+    // Newest first; the offer waiting is chosen when the window opens.
+    let at = |s: &str| screen.find(s).unwrap();
+    assert!(at("#4 ->") < at("#3 <-") && at("#2 ->") < at("#1 <-"));
+    assert!(screen.contains("▸ #1 <- from bob"), "{screen}");
+    // Colour is never the only signal: the state's word is beside it.
+    assert_eq!(colour_of(&buf, "failed: the file"), Color::Red);
+    assert_eq!(colour_of(&buf, "completed, saved"), Color::Green);
+    assert_eq!(colour_of(&buf, "offered"), Color::Yellow);
+}
+
+#[test]
+fn files_window_keys_ask_the_node() {
+    let mut app = with_files();
+    // The offer from bob: accepted with nothing asked.
+    choose(&mut app, 1);
+    let effects = app.on_key(key(KeyCode::Char('a')));
+    assert!(
+        matches!(
+            &effects[..],
+            [Effect::FileAction {
+                id: 1,
+                action: FileAction::Accept { save_as: None },
+                ..
+            }]
+        ),
+        "{effects:?}"
+    );
+    // Nothing else goes while the answer is on its way.
+    assert!(app.on_key(key(KeyCode::Char('d'))).is_empty());
+    let mut accepted = transfers().remove(0);
+    accepted.state = TransferState::Accepted;
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::File(Ok(accepted)),
+    });
+    let buf = draw(&app, 120, 40);
+    assert_eq!(
+        colour_of(&buf, "file #1 from bob: \"report.pdf\" accepted"),
+        Color::Green
+    );
+
+    // Declining an offer.
+    let mut app = with_files();
+    choose(&mut app, 1);
+    let effects = app.on_key(key(KeyCode::Char('d')));
+    assert!(
+        matches!(
+            &effects[..],
+            [Effect::FileAction {
+                id: 1,
+                action: FileAction::Decline,
+                ..
+            }]
+        ),
+        "{effects:?}"
+    );
+
+    // Cancelling the active one asks first; only `y` cancels.
+    let mut app = with_files();
+    choose(&mut app, 2);
+    assert!(app.on_key(key(KeyCode::Char('c'))).is_empty());
+    assert!(text(&draw(&app, 120, 40)).contains("cancel #2 for good"));
+    assert!(app.on_key(key(KeyCode::Char('n'))).is_empty());
+    assert!(app.on_key(key(KeyCode::Char('c'))).is_empty());
+    let effects = app.on_key(key(KeyCode::Char('y')));
+    assert!(
+        matches!(
+            &effects[..],
+            [Effect::FileAction {
+                id: 2,
+                action: FileAction::Cancel,
+                ..
+            }]
+        ),
+        "{effects:?}"
+    );
+
+    // Keys that do not fit the chosen transfer say why instead.
+    let mut app = with_files();
+    choose(&mut app, 3);
+    for (k, why) in [
+        (
+            'a',
+            "#3 is completed: only a file offered to you is accepted or declined",
+        ),
+        (
+            'd',
+            "#3 is completed: only a file offered to you is accepted or declined",
+        ),
+        ('c', "#3 is completed already"),
+        ('r', "#3 is completed: only a paused file is resumed"),
+    ] {
+        assert!(app.on_key(key(KeyCode::Char(k))).is_empty(), "{k}");
+        let buf = draw(&app, 120, 40);
+        assert_eq!(colour_of(&buf, why), Color::Red);
+    }
+
+    // A paused one resumes.
+    let mut app = self::app();
+    let mut paused = transfer(5, "bob", true, "big.iso", TransferState::Paused);
+    paused.reason = Some("not enough free space".into());
+    paused.bytes_done = 10_000_000;
+    app.on_done(Done::Transfers(vec![paused]));
+    app.on_key(key(KeyCode::F(8)));
+    let screen = text(&draw(&app, 120, 40));
+    assert!(
+        screen.contains("paused: not enough free space")
+            && screen.contains("20% (10.0 MB of 50.0 MB) · paused"),
+        "{screen}"
+    );
+    let effects = app.on_key(key(KeyCode::Char('r')));
+    assert!(
+        matches!(
+            &effects[..],
+            [Effect::FileAction {
+                id: 5,
+                action: FileAction::Resume,
+                ..
+            }]
+        ),
+        "{effects:?}"
+    );
+    // Esc closes; the answer then goes to the status log.
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.dialog.is_none());
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::File(Err(FileRefusal {
+            text: "file transfer #5 is completed".into(),
+            name_taken: false,
+        })),
+    });
+    assert!(
+        app.log
+            .iter()
+            .any(|l| l.0 == "error: file transfer #5 is completed"),
+        "{:?}",
+        app.log
+    );
+}
+
+#[test]
+fn a_name_taken_asks_for_another() {
+    let mut app = with_files();
+    let effects = app.on_key(key(KeyCode::Char('a')));
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::File(Err(FileRefusal {
+            text: "report.pdf exists already; choose another name or allow overwriting".into(),
+            name_taken: true,
+        })),
+    });
+    let buf = draw(&app, 120, 40);
+    let screen = text(&buf);
+    assert_eq!(colour_of(&buf, "report.pdf exists already"), Color::Red);
+    assert!(screen.contains("Save as:"), "{screen}");
+    assert!(screen.contains("> report.pdf"), "{screen}");
+    // The offered name is there to edit.
+    for _ in 0.."pdf".len() {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    type_text(&mut app, "2.pdf");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::FileAction { id: 1, action: FileAction::Accept { save_as: Some(n) }, .. }] if n == "report.2.pdf"),
+        "{effects:?}"
+    );
+    // Taken too: the field stays, with the new refusal.
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::File(Err(FileRefusal {
+            text: "report.2.pdf exists already; choose another name or allow overwriting".into(),
+            name_taken: true,
+        })),
+    });
+    let screen = text(&draw(&app, 120, 40));
+    assert!(
+        screen.contains("report.2.pdf exists already") && screen.contains("> report.2.pdf"),
+        "{screen}"
+    );
+    type_text(&mut app, "x");
+    let effects = app.on_key(key(KeyCode::Enter));
+    let mut accepted = transfers().remove(0);
+    accepted.state = TransferState::Accepted;
+    accepted.save_name = Some("report.2.pdfx".into());
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::File(Ok(accepted)),
+    });
+    let screen = text(&draw(&app, 120, 40));
+    assert!(!screen.contains("Save as:"), "{screen}");
+    assert!(screen.contains("accepted"), "{screen}");
+    // Esc closes the field alone, then the window.
+    let mut app = with_files();
+    let effects = app.on_key(key(KeyCode::Char('a')));
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::File(Err(FileRefusal {
+            text: "report.pdf exists already".into(),
+            name_taken: true,
+        })),
+    });
+    app.on_key(key(KeyCode::Esc));
+    assert!(matches!(&app.dialog, Some(Dialog::Files(d)) if d.save_as.is_none()));
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.dialog.is_none());
+}
+
+#[test]
+fn progress_events_move_the_gauge() {
+    let mut app = with_files();
+    assert!(text(&draw(&app, 120, 40)).contains("40% (20.0 MB of 50.0 MB)"));
+    app.on_event(&Event::FileProgress {
+        id: 2,
+        contact: "carol".into(),
+        direction: TransferDirection::Outgoing,
+        bytes: 40_000_000,
+        size: 50_000_000,
+        rate_bps: Some(4_000_000),
+        eta_s: Some(125),
+    });
+    let screen = text(&draw(&app, 120, 40));
+    assert!(
+        screen.contains("80% (40.0 MB of 50.0 MB) · 4.0 MB/s · ETA 2 min 5 s"),
+        "{screen}"
+    );
+    // The end of it comes as a state change.
+    let mut done = transfers().remove(1);
+    done.state = TransferState::Completed;
+    done.bytes_done = done.size;
+    app.on_event(&Event::FileState { transfer: done });
+    let screen = text(&draw(&app, 120, 40));
+    assert!(
+        screen.contains("\"holiday.mp4\" 50.0 MB completed") && !screen.contains("80%"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn an_offer_marks_its_contact_and_shows_in_the_status_log() {
+    let mut app = app();
+    let screen = text(&draw(&app, 100, 30));
+    assert!(!screen.contains("file?"), "{screen}");
+    let offer = transfer(
+        1,
+        "bob",
+        true,
+        "report\u{202e}fdp.exe",
+        TransferState::Offered,
+    );
+    app.on_event(&Event::FileOffered {
+        transfer: offer.clone(),
+    });
+    let buf = draw(&app, 100, 30);
+    let screen = text(&buf);
+    assert!(screen.contains("● ✓ bob (2) file?"), "{screen}");
+    assert!(screen.contains("1 file offer · F8"), "{screen}");
+    assert!(screen.contains("bob offers a file: F8"), "{screen}");
+    assert_eq!(colour_of(&buf, "file?"), Color::Yellow);
+    // The bottom bar counts it once the notice is gone.
+    app.notice = None;
+    assert!(text(&draw(&app, 200, 30)).contains("F8 files (1)"));
+
+    // The status log: what the line interface printed, or else a line of ours.
+    let event = Event::FileOffered { transfer: offer };
+    let ours = super::app::event_lines(&event, Vec::new());
+    assert_eq!(ours.len(), 1);
+    assert!(
+        ours[0].ends_with(
+            "file #1 from bob: \"reportfdp.exe\" (50.0 MB, blake3 af1349b9f5f9a1a6…) — F8 to accept or decline"
+        ),
+        "{ours:?}"
+    );
+    let printed = vec!["[12:00:00] file #1 from bob: …".to_owned()];
+    assert_eq!(super::app::event_lines(&event, printed.clone()), printed);
+    assert!(super::app::event_lines(&Event::Online, Vec::new()).is_empty());
+    app.on_done(Done::Log(ours));
+    let screen = text(&draw(&app, 140, 30));
+    assert!(screen.contains("blake3 af1349b9f5f9a1a6…"), "{screen}");
+
+    // Answered: the mark goes.
+    let mut declined = transfer(1, "bob", true, "report.pdf", TransferState::Declined);
+    declined.reason = Some("declined by you".into());
+    app.on_event(&Event::FileState { transfer: declined });
+    let screen = text(&draw(&app, 100, 30));
+    assert!(!screen.contains("file?"), "{screen}");
+}
+
+#[test]
+fn sending_a_file() {
+    // F9 with bob on screen: his name is there, the path is asked.
+    let mut app = with_bob(app());
+    app.on_key(key(KeyCode::F(9)));
+    let screen = text(&draw(&app, 100, 30));
+    assert!(
+        screen.contains("Send a file") && screen.contains("> bob"),
+        "{screen}"
+    );
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(effects.is_empty());
+    assert!(text(&draw(&app, 100, 30)).contains("a contact's name and the path of a file"));
+    type_text(&mut app, "~/Pictures/cat photo.jpg");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::SendFile { contact, path, .. }]
+            if contact == "bob" && path == "~/Pictures/cat photo.jpg"),
+        "{effects:?}"
+    );
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty());
+    let sent = transfer(9, "bob", false, "cat photo.jpg", TransferState::Offered);
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::File(Ok(sent)),
+    });
+    let buf = draw(&app, 100, 30);
+    assert_eq!(
+        colour_of(&buf, "file #9 to bob: \"cat photo.jpg\" offered"),
+        Color::Green
+    );
+    // It is in the list now, and no offer waits for us.
+    assert_eq!(app.transfers.len(), 1);
+    assert_eq!(app.offers_waiting(), 0);
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.dialog.is_none());
+
+    // From F8 with `s`: the chosen transfer's contact; back to the list after.
+    let mut app = with_files();
+    choose(&mut app, 2);
+    app.on_key(key(KeyCode::Char('s')));
+    assert!(text(&draw(&app, 100, 30)).contains("> carol"));
+    type_text(&mut app, "/tmp/x");
+    let effects = app.on_key(key(KeyCode::Enter));
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::File(Ok(transfer(
+            10,
+            "carol",
+            false,
+            "x",
+            TransferState::Offered,
+        ))),
+    });
+    let screen = text(&draw(&app, 120, 40));
+    assert!(screen.contains("▸ #10 -> to carol \"x\""), "{screen}");
+    // A refusal stays in the form.
+    app.on_key(key(KeyCode::Char('s')));
+    type_text(&mut app, "/nowhere");
+    let effects = app.on_key(key(KeyCode::Enter));
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::File(Err(FileRefusal {
+            text: "cannot send that file: /nowhere: not found".into(),
+            name_taken: false,
+        })),
+    });
+    let buf = draw(&app, 100, 30);
+    assert_eq!(colour_of(&buf, "cannot send that file"), Color::Red);
+    // Esc goes back to the list.
+    app.on_key(key(KeyCode::Esc));
+    assert!(matches!(app.dialog, Some(Dialog::Files(_))));
+
+    // Typed alone, the commands open the windows.
+    let mut app = self::app();
+    type_text(&mut app, "/files");
+    assert!(matches!(
+        &app.on_key(key(KeyCode::Enter))[..],
+        [Effect::LoadTransfers]
+    ));
+    assert!(matches!(app.dialog, Some(Dialog::Files(_))));
+    app.on_key(key(KeyCode::Esc));
+    type_text(&mut app, "/send-file");
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(app.dialog, Some(Dialog::SendFile(_))));
+}
+
+#[test]
+fn typed_paths_and_sizes() {
+    use super::app::{human_duration, human_size, percent, typed_path};
+    use std::path::Path;
+    let home = Some(Path::new("/home/alice"));
+    let cwd = Some(Path::new("/work"));
+    assert_eq!(
+        typed_path("~/a b.txt", home, cwd),
+        Path::new("/home/alice/a b.txt")
+    );
+    assert_eq!(typed_path("~", home, cwd), Path::new("/home/alice"));
+    assert_eq!(typed_path("x/y", home, cwd), Path::new("/work/x/y"));
+    assert_eq!(typed_path("/etc/hosts", home, cwd), Path::new("/etc/hosts"));
+    // `~user` is not expanded.
+    assert_eq!(typed_path("~bob/x", home, cwd), Path::new("/work/~bob/x"));
+    assert_eq!(human_size(498), "498 B");
+    assert_eq!(human_size(1_500_000), "1.5 MB");
+    assert_eq!(human_size(999_999), "1.0 MB");
+    assert_eq!(human_size(4_294_967_296), "4.3 GB");
+    assert_eq!(human_size(u64::MAX), "18446.7 PB");
+    assert_eq!(human_duration(59), "59 s");
+    assert_eq!(human_duration(3_700), "1 h 1 min");
+    assert_eq!(percent(0, 0), 100);
+    assert_eq!(percent(1, 3), 33);
+    assert_eq!(percent(u64::MAX, u64::MAX), 100);
+    assert_eq!(percent(9, 3), 100);
+}
+
+#[test]
+fn any_size_draws_the_files_windows() {
+    let mut app = with_files();
+    let mut paused = transfer(5, "bob", true, "big.iso", TransferState::Paused);
+    paused.bytes_done = 1;
+    app.on_event(&Event::FileState { transfer: paused });
+    let effects = app.on_key(key(KeyCode::Char('a')));
+    app.on_done(Done::Answer {
+        ticket: ticket_of(&effects),
+        answer: Answer::File(Err(FileRefusal {
+            text: "exists".into(),
+            name_taken: true,
+        })),
+    });
+    for (w, h) in [
+        (1, 1),
+        (5, 2),
+        (12, 4),
+        (30, 8),
+        (40, 10),
+        (80, 24),
+        (200, 60),
+    ] {
+        draw(&app, w, h);
+    }
+    // Many transfers: the chosen one stays in view at the end of the list.
+    let many: Vec<TransferView> = (1..=40)
+        .map(|i| {
+            let mut t = transfer(
+                i,
+                "carol",
+                false,
+                &format!("f{i:02}"),
+                TransferState::Active,
+            );
+            t.bytes_done = 10;
+            t
+        })
+        .collect();
+    app.on_done(Done::Transfers(many));
+    app.on_key(key(KeyCode::Esc));
+    app.on_key(key(KeyCode::Esc));
+    app.on_key(key(KeyCode::F(8)));
+    for _ in 0..45 {
+        app.on_key(key(KeyCode::Down));
+    }
+    let screen = text(&draw(&app, 100, 24));
+    assert!(screen.contains("▸ #1 -> to carol \"f01\""), "{screen}");
+    assert!(!screen.contains("\"f40\""), "{screen}");
+    for (w, h) in [(1, 1), (12, 4), (40, 10), (80, 24)] {
+        draw(&app, w, h);
+    }
+    app.on_key(key(KeyCode::Char('s')));
+    for (w, h) in [(1, 1), (12, 4), (40, 10), (80, 24)] {
+        draw(&app, w, h);
+    }
 }

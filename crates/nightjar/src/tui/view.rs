@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Wrap};
 
 use super::app::{
-    App, AuthDialog, Dialog, Field, FieldKind, Form, InviteDialog, Note, RequestsDialog, Selection,
-    VerifyDialog,
+    self, App, AuthDialog, Dialog, Field, FieldKind, FilesDialog, Form, InviteDialog, Note,
+    RequestsDialog, Selection, VerifyDialog,
 };
 use super::complete;
 use super::qr::QrCode;
@@ -34,7 +34,17 @@ fn level_mark(level: Level) -> &'static str {
     }
 }
 
-const KEYS: &str = "F1 help  F2 add  F3 invite  F4 auth  F5 verify  F6 address  F7 requests  Ctrl-N/P switch  Ctrl-Q quit";
+/// The keys in the bottom bar; F8 with the number of offered files waiting.
+fn keys(offers: usize) -> String {
+    let files = match offers {
+        0 => "F8 files".to_owned(),
+        n => format!("F8 files ({n})"),
+    };
+    format!(
+        "F1 help  F2 add  F3 invite  F4 auth  F5 verify  F6 address  F7 requests  {files}  \
+         F9 send  Ctrl-N/P switch  Ctrl-Q quit"
+    )
+}
 
 /// The start: picking a profile, the passphrase, Tor's bootstrap.
 pub fn draw_start(frame: &mut Frame<'_>, start: &Start) {
@@ -227,20 +237,31 @@ fn draw_contacts(frame: &mut Frame<'_>, area: Rect, app: &App) {
         if app.asked.contains_key(&c.name) {
             spans.push(Span::styled(" auth?", Style::new().fg(Color::Yellow)));
         }
+        if app.offers_from(&c.name) {
+            spans.push(Span::styled(" file?", Style::new().fg(Color::Yellow)));
+        }
         if c.pending {
             spans.push(Span::raw(" …").dark_gray());
         }
         lines.push(entry_line(selected, spans));
     }
     let incoming = app.incoming().count();
-    if incoming > 0 {
+    let offers = app.offers_waiting();
+    if incoming > 0 || offers > 0 {
         lines.push(Line::from(""));
+    }
+    if incoming > 0 {
         lines.push(Line::from(
             format!(
                 "{incoming} request{} · F7",
                 if incoming == 1 { "" } else { "s" }
             )
             .yellow(),
+        ));
+    }
+    if offers > 0 {
+        lines.push(Line::from(
+            format!("{offers} file offer{} · F8", plural(offers)).yellow(),
         ));
     }
     let block = Block::new()
@@ -403,7 +424,7 @@ fn draw_bar(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Span::raw(clean(notice)),
             Span::raw("  ·  F1 help").dark_gray(),
         ]),
-        None => Line::from(KEYS.dark_gray()),
+        None => Line::from(keys(app.offers_waiting()).dark_gray()),
     };
     frame.render_widget(Paragraph::new(line).reversed(), area);
 }
@@ -452,6 +473,23 @@ fn draw_dialog(frame: &mut Frame<'_>, area: Rect, app: &App, dialog: &Dialog) {
         Dialog::Auth(auth) => draw_auth(frame, area, auth),
         Dialog::Verify(verify) => draw_verify(frame, area, verify),
         Dialog::Requests(requests) => draw_requests(frame, area, app, requests),
+        Dialog::Files(files) => draw_files(frame, area, app, files),
+        Dialog::SendFile(send) => {
+            let inner = window(frame, area, "Send a file", 72, 12);
+            let [intro, rest] = inner.layout(&Layout::vertical([
+                Constraint::Length(2),
+                Constraint::Min(1),
+            ]));
+            frame.render_widget(
+                Paragraph::new(
+                    "The contact is asked first; the file goes once they accept, whenever \
+                     you are both online.",
+                )
+                .wrap(Wrap { trim: true }),
+                intro,
+            );
+            draw_form(frame, rest, &send.form);
+        }
     }
 }
 
@@ -537,6 +575,8 @@ fn draw_help(frame: &mut Frame<'_>, area: Rect, scroll: u16) {
         Line::from("  F2 add a contact by address     F3 invite code (make or join)"),
         Line::from("  F4 authenticate (shared secret) F5 verify a fingerprint"),
         Line::from("  F6 your address and QR code     F7 contact requests"),
+        Line::from("  F8 file transfers: a accept, d decline, c cancel, r resume, s send"),
+        Line::from("  F9 send a file to the contact on screen"),
         Line::from("  ? or F1        this help       Ctrl-Q  quit (contacts are told)"),
         Line::from(""),
         Line::from(vec![
@@ -772,5 +812,147 @@ fn draw_requests(frame: &mut Frame<'_>, area: Rect, app: &App, dialog: &Requests
         let y = (inner.y + height + 1).min(inner.bottom().saturating_sub(3));
         let rect = Rect::new(inner.x, y, inner.width, inner.bottom().saturating_sub(y));
         draw_form(frame, rect, &naming.1);
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The colour of a transfer's state; its word is always shown beside it.
+fn transfer_colour(state: nightjar_node::TransferState) -> Color {
+    use nightjar_node::TransferState as S;
+    match state {
+        S::Offered | S::Paused => Color::Yellow,
+        S::Accepted | S::Active => Color::Cyan,
+        S::Completed => Color::Green,
+        S::Declined | S::Cancelled | S::Failed => Color::Red,
+    }
+}
+
+/// Whether a transfer gets a progress bar under its line.
+fn has_gauge(t: &nightjar_node::TransferView) -> bool {
+    use nightjar_node::TransferState as S;
+    matches!(t.state, S::Active | S::Paused) || (t.state == S::Accepted && t.bytes_done > 0)
+}
+
+/// One line of the Files window.
+fn transfer_row(t: &nightjar_node::TransferView, selected: bool) -> Line<'static> {
+    use nightjar_node::{TransferDirection, TransferState};
+    let arrow = match t.direction {
+        TransferDirection::Incoming => "<- from",
+        TransferDirection::Outgoing => "-> to",
+    };
+    let mut state = app::transfer_state_word(t.state).to_owned();
+    match (&t.reason, &t.path) {
+        (Some(reason), _) if t.state != TransferState::Completed => {
+            state = format!("{state}: {}", clean(reason));
+        }
+        (_, Some(path))
+            if t.state == TransferState::Completed
+                && t.direction == TransferDirection::Incoming =>
+        {
+            state = format!("{state}, saved to {}", clean(path));
+        }
+        _ => {}
+    }
+    let line = Line::from(vec![
+        Span::raw(if selected { "▸ " } else { "  " }),
+        Span::raw(format!("#{} {arrow} {} ", t.id, clean(&t.contact))),
+        Span::raw(format!("\"{}\" ", clean(&t.name))).bold(),
+        Span::raw(format!("{} ", app::human_size(t.size))),
+        Span::styled(state, Style::new().fg(transfer_colour(t.state))),
+    ]);
+    if selected { line.reversed() } else { line }
+}
+
+/// The progress bar of a transfer: percent, rate and time left in words.
+fn transfer_gauge(t: &nightjar_node::TransferView) -> Gauge<'static> {
+    let pct = app::percent(t.bytes_done, t.size);
+    let mut label = format!(
+        "{pct}% ({} of {})",
+        app::human_size(t.bytes_done),
+        app::human_size(t.size)
+    );
+    if t.state == nightjar_node::TransferState::Paused {
+        label.push_str(" · paused");
+    } else {
+        if let Some(rate) = t.rate_bps {
+            label.push_str(&format!(" · {}/s", app::human_size(rate)));
+        }
+        if let Some(eta) = t.eta_s {
+            label.push_str(&format!(" · ETA {}", app::human_duration(eta)));
+        }
+    }
+    Gauge::default()
+        .gauge_style(Style::new().fg(transfer_colour(t.state)))
+        .percent(pct)
+        .label(label)
+}
+
+fn draw_files(frame: &mut Frame<'_>, area: Rect, app: &App, dialog: &FilesDialog) {
+    let offers = app.offers_waiting();
+    let title = match offers {
+        0 => "Files".to_owned(),
+        n => format!("Files · {n} offer{} waiting", plural(n)),
+    };
+    let inner = window(frame, area, &title, 100, 24);
+    let note_height = if dialog.note.is_some() { 2 } else { 0 };
+    let form_height = if dialog.save_as.is_some() { 3 } else { 0 };
+    let [list, note, form, help] = inner.layout(&Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(note_height),
+        Constraint::Length(form_height),
+        Constraint::Length(1),
+    ]));
+    draw_transfers(frame, list, app, dialog);
+    if let Some(n) = &dialog.note {
+        frame.render_widget(Paragraph::new(note_line(n)).wrap(Wrap { trim: true }), note);
+    }
+    if let Some((_, save_as)) = &dialog.save_as {
+        draw_form(frame, form, save_as);
+    }
+    frame.render_widget(
+        Paragraph::new(
+            "↑/↓ choose · a accept · d decline · c cancel · r resume · s send a file".dark_gray(),
+        ),
+        help,
+    );
+}
+
+/// The transfers, newest first, scrolled so that the chosen one shows.
+fn draw_transfers(frame: &mut Frame<'_>, area: Rect, app: &App, dialog: &FilesDialog) {
+    let shown: Vec<_> = app.transfers_shown().collect();
+    if shown.is_empty() {
+        frame.render_widget(
+            Paragraph::new("No file transfers yet. s sends a file (F9 on the main screen).")
+                .wrap(Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
+    let chosen = app.chosen_transfer(dialog).map(|t| t.id);
+    let heights: Vec<u16> = shown.iter().map(|t| 1 + u16::from(has_gauge(t))).collect();
+    let at = shown.iter().position(|t| Some(t.id) == chosen).unwrap_or(0);
+    // The first one shown: as early as leaves the chosen one in view.
+    let mut first = at;
+    let mut used = heights.get(at).copied().unwrap_or(1);
+    while first > 0 && used + heights[first - 1] <= area.height {
+        first -= 1;
+        used += heights[first];
+    }
+    let mut y = area.y;
+    for t in &shown[first..] {
+        if y >= area.bottom() {
+            break;
+        }
+        let row = Rect::new(area.x, y, area.width, 1);
+        frame.render_widget(Paragraph::new(transfer_row(t, Some(t.id) == chosen)), row);
+        y += 1;
+        if has_gauge(t) && y < area.bottom() {
+            let bar = Rect::new(area.x + 4, y, area.width.saturating_sub(4), 1);
+            frame.render_widget(transfer_gauge(t), bar);
+            y += 1;
+        }
     }
 }
