@@ -1048,10 +1048,14 @@ impl Engine {
             Report::Drained { found } => self.drained(found),
             Report::PumpEnded {
                 transfer,
-                attempt,
+                generation,
                 end,
-            } => self.pump_ended(transfer, attempt, end),
-            Report::Sink { transfer, report } => self.sink_report(transfer, report),
+            } => self.pump_ended(transfer, generation, end),
+            Report::Sink {
+                transfer,
+                generation,
+                report,
+            } => self.sink_report(transfer, generation, report),
         }
     }
 

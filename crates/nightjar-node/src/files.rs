@@ -16,6 +16,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nightjar_proto::files::{
@@ -210,6 +212,8 @@ impl Meter {
 /// What one pump sends: a file from chunk `from`, as long as credit allows.
 pub(crate) struct PumpPlan {
     pub transfer: i64,
+    /// Tells this pump's reports from those of an earlier one.
+    pub generation: u64,
     pub file: FileId,
     pub attempt: u32,
     pub path: PathBuf,
@@ -240,11 +244,11 @@ pub(crate) fn spawn_pump(
     reports: mpsc::Sender<Report>,
 ) {
     tokio::task::spawn_blocking(move || {
-        let (transfer, attempt) = (plan.transfer, plan.attempt);
+        let (transfer, generation) = (plan.transfer, plan.generation);
         let end = pump(&plan, credits, &chunks);
         let _ = reports.blocking_send(Report::PumpEnded {
             transfer,
-            attempt,
+            generation,
             end,
         });
     });
@@ -318,6 +322,11 @@ fn pump(
 /// Where and how one incoming file is written.
 pub(crate) struct SinkPlan {
     pub transfer: i64,
+    /// Tells this sink's reports from those of an earlier one.
+    pub generation: u64,
+    /// Set when the transfer is cancelled: the sink deletes the partial file
+    /// and ends, whatever it was doing.
+    pub discard: Arc<AtomicBool>,
     pub dir: PathBuf,
     pub partial: PathBuf,
     pub save_name: String,
@@ -341,8 +350,6 @@ pub(crate) enum SinkInput {
     Resume { attempt: u32 },
     /// Sync and stop; the answer is the chunks now safely on disk.
     Stop(oneshot::Sender<u32>),
-    /// Stop and delete the partial file.
-    Discard,
 }
 
 /// What a sink tells the engine.
@@ -371,10 +378,14 @@ pub(crate) fn spawn_sink(
     reports: mpsc::Sender<Report>,
 ) {
     tokio::task::spawn_blocking(move || {
-        let transfer = plan.transfer;
+        let (transfer, generation) = (plan.transfer, plan.generation);
         let report = |report: SinkReport| {
             reports
-                .blocking_send(Report::Sink { transfer, report })
+                .blocking_send(Report::Sink {
+                    transfer,
+                    generation,
+                    report,
+                })
                 .is_ok()
         };
         sink(plan, inputs, &report);
@@ -385,9 +396,10 @@ fn sink(plan: SinkPlan, inputs: mpsc::Receiver<SinkInput>, report: &dyn Fn(SinkR
     match Partial::open(&plan) {
         Ok(partial) => write_partial(&plan, partial, inputs, report),
         Err(e) => {
+            // Nothing was written: what was synced before still stands.
             report(SinkReport::DiskError {
                 reason: e.to_string(),
-                through: 0,
+                through: plan.checkpoint,
             });
         }
     }
@@ -412,6 +424,9 @@ fn write_partial(
         return;
     }
     while let Some(input) = inputs.blocking_recv() {
+        if plan.discard.load(Ordering::Acquire) {
+            break;
+        }
         match input {
             SinkInput::Chunk {
                 attempt: theirs,
@@ -476,12 +491,12 @@ fn write_partial(
                 let _ = answer.send(through);
                 return;
             }
-            SinkInput::Discard => {
-                drop(partial);
-                let _ = std::fs::remove_file(&plan.partial);
-                return;
-            }
         }
+    }
+    if plan.discard.load(Ordering::Acquire) {
+        drop(partial);
+        let _ = std::fs::remove_file(&plan.partial);
+        return;
     }
     // The engine let go without a word: keep what is on disk.
     if let Ok(through) = partial.sync() {
@@ -522,8 +537,10 @@ impl Partial {
         let (mut file, chunks) = match existing {
             Ok(file) => {
                 let meta = file.metadata()?;
-                if !meta.is_file() {
-                    return Err(io::Error::other("the partial file is not a regular file"));
+                if !meta.is_file() || meta.nlink() != 1 {
+                    return Err(io::Error::other(
+                        "the partial file is not a regular file of its own",
+                    ));
                 }
                 let on_disk = u32::try_from(meta.len() / CHUNK_LEN as u64).unwrap_or(u32::MAX);
                 (file, plan.checkpoint.min(on_disk))
@@ -616,6 +633,10 @@ fn finish(plan: &SinkPlan, mut partial: Partial, report: &dyn Fn(SinkReport) -> 
         return;
     }
     drop(partial);
+    if plan.discard.load(Ordering::Acquire) {
+        let _ = std::fs::remove_file(&plan.partial);
+        return;
+    }
     match place(plan) {
         Ok(path) => {
             report(SinkReport::Saved(path));
@@ -636,7 +657,9 @@ fn place(plan: &SinkPlan) -> io::Result<PathBuf> {
     let first = plan.dir.join(&plan.save_name);
     if plan.overwrite {
         std::fs::rename(&plan.partial, &first)?;
-        sync_dir(&plan.dir)?;
+        if let Err(e) = sync_dir(&plan.dir) {
+            tracing::debug!("could not sync a downloads directory: {e}");
+        }
         return Ok(first);
     }
     for n in 0..100u32 {
@@ -652,8 +675,15 @@ fn place(plan: &SinkPlan) -> io::Result<PathBuf> {
             .open(&candidate);
         match reserved {
             Ok(_) => {
-                std::fs::rename(&plan.partial, &candidate)?;
-                sync_dir(&plan.dir)?;
+                if let Err(e) = std::fs::rename(&plan.partial, &candidate) {
+                    let _ = std::fs::remove_file(&candidate);
+                    return Err(e);
+                }
+                // The file is in place; a failed directory sync only means it
+                // might not survive a crash that comes right now.
+                if let Err(e) = sync_dir(&plan.dir) {
+                    tracing::debug!("could not sync a downloads directory: {e}");
+                }
                 return Ok(candidate);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -663,15 +693,21 @@ fn place(plan: &SinkPlan) -> io::Result<PathBuf> {
     Err(io::Error::other("every name like it is taken"))
 }
 
-/// `name (n).ext` for `name.ext`.
+/// `name (n).ext` for `name.ext`, the stem shortened if the whole would be
+/// longer than a file name may be.
 pub(crate) fn numbered(name: &str, n: u32) -> String {
-    match name.rfind('.').filter(|&dot| dot > 0) {
-        Some(dot) => {
-            let (stem, ext) = name.split_at(dot);
-            format!("{stem} ({n}){ext}")
-        }
-        None => format!("{name} ({n})"),
+    let (stem, ext) = match name.rfind('.').filter(|&dot| dot > 0) {
+        Some(dot) => name.split_at(dot),
+        None => (name, ""),
+    };
+    let tag = format!(" ({n})");
+    let mut end = stem
+        .len()
+        .min(MAX_NAME_LEN.saturating_sub(tag.len() + ext.len()));
+    while !stem.is_char_boundary(end) {
+        end -= 1;
     }
+    format!("{}{tag}{ext}", stem.get(..end).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -689,6 +725,8 @@ mod tests {
     fn plan(dir: &Path, hash: [u8; 32], checkpoint: u32) -> SinkPlan {
         SinkPlan {
             transfer: 1,
+            generation: 1,
+            discard: Arc::default(),
             dir: dir.to_owned(),
             partial: partial_path(dir, 1, &FileId([9; 16])),
             save_name: "out.bin".into(),
@@ -867,6 +905,21 @@ mod tests {
     }
 
     #[test]
+    fn a_discarded_sink_deletes_its_partial_and_places_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data();
+        let plan = plan(dir.path(), *blake3::hash(&data).as_bytes(), 0);
+        plan.discard.store(true, Ordering::Release);
+        // Even with every chunk already queued.
+        let reports = run(plan, (0..4).map(|i| chunk(&data, i)).collect());
+        assert!(
+            !reports.iter().any(|r| matches!(r, SinkReport::Saved(_))),
+            "{reports:?}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
     fn a_full_disk_keeps_what_was_synced_and_says_so() {
         let dir = tempfile::tempdir().unwrap();
         let data = data();
@@ -915,6 +968,9 @@ mod tests {
         assert_eq!(numbered("photo.jpg", 1), "photo (1).jpg");
         assert_eq!(numbered("archive.tar.gz", 2), "archive.tar (2).gz");
         assert_eq!(numbered("README", 3), "README (3)");
+        let long = format!("{}.txt", "a".repeat(251));
+        assert_eq!(numbered(&long, 12).len(), MAX_NAME_LEN);
+        assert!(numbered(&long, 12).ends_with("a (12).txt"));
     }
 
     #[test]

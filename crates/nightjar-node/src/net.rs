@@ -88,12 +88,13 @@ pub(crate) enum Report {
     /// A file's pump ended.
     PumpEnded {
         transfer: i64,
-        attempt: u32,
+        generation: u64,
         end: crate::files::PumpEnd,
     },
     /// A file's sink has news.
     Sink {
         transfer: i64,
+        generation: u64,
         report: crate::files::SinkReport,
     },
     /// A drain of our mailboxes found these non-empty slots.

@@ -368,7 +368,7 @@ async fn chat_keeps_flowing_while_a_file_transfers() {
 async fn resumes_after_a_restart(restart_sender: bool) {
     let mut p = Pair::new(None).await;
     let source = p.path("resume.bin");
-    let data = content(48 << 20, 9);
+    let data = content(24 << 20, 9);
     std::fs::write(&source, &data).unwrap();
     let (sent, offer) = p.send_accepted(&source).await;
     let before = next_matching(&mut p.bob_events, |e| match e {

@@ -11,7 +11,9 @@
 //! and state changes are stored.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use nightjar_proto::files::{
     CHUNK_LEN, CREDIT_CHUNKS, CancelReason, DeclineReason, FileId, chunk_count, chunk_frame_cells,
@@ -41,6 +43,7 @@ pub(super) struct Files {
     config: FilesConfig,
     running: HashMap<i64, Running>,
     next_attempt: u32,
+    next_generation: u64,
 }
 
 impl Files {
@@ -49,7 +52,13 @@ impl Files {
             config,
             running: HashMap::new(),
             next_attempt: 1,
+            next_generation: 1,
         }
+    }
+
+    fn generation(&mut self) -> u64 {
+        self.next_generation += 1;
+        self.next_generation
     }
 }
 
@@ -60,6 +69,8 @@ struct Running {
     /// The link it is tied to (a sink outlives links; a pump does not).
     link: Option<LinkId>,
     attempt: u32,
+    /// Which pump or sink: reports of an earlier one are not this one's.
+    generation: u64,
     task: Task,
     meter: Meter,
     bytes: u64,
@@ -68,7 +79,21 @@ struct Running {
 enum Task {
     /// Credit for the pump; dropping it stops the pump.
     Pump(mpsc::UnboundedSender<u32>),
-    Sink(mpsc::Sender<SinkInput>),
+    Sink {
+        inputs: mpsc::Sender<SinkInput>,
+        discard: Arc<AtomicBool>,
+        /// Chunks from this index on are past the credit we gave.
+        credit_until: u32,
+    },
+}
+
+impl Running {
+    /// The receiver granted chunks up to `through` + the window.
+    fn raise_credit(&mut self, through: u32) {
+        if let Task::Sink { credit_until, .. } = &mut self.task {
+            *credit_until = through.saturating_add(CREDIT_CHUNKS);
+        }
+    }
 }
 
 fn is_file_message(message: &Message) -> bool {
@@ -130,7 +155,13 @@ impl Engine {
     /// Incoming transfer `id`, if it is in `state`.
     fn incoming_in(&self, id: i64, state: Stored) -> Result<TransferRecord, NodeError> {
         let row = self.transfer_record(id)?;
-        if row.direction != Dir::Incoming || row.state != state {
+        if row.direction != Dir::Incoming {
+            return Err(NodeError::WrongState {
+                id,
+                state: "a file you send".into(),
+            });
+        }
+        if row.state != state {
             return Err(NodeError::WrongState {
                 id,
                 state: state_word(row.state),
@@ -229,6 +260,10 @@ impl Engine {
         self.send_on(link, Message::FileCancel { id, reason });
     }
 
+    fn decline_on(&self, link: LinkId, id: FileId, reason: DeclineReason) {
+        self.send_on(link, Message::FileDecline { id, reason });
+    }
+
     /// Sends a decline or cancel the peer must hear of; `false` if no link
     /// could take it (it goes at the next one).
     fn send_told(&self, contact: i64, transfer: i64, message: Message) -> bool {
@@ -249,30 +284,16 @@ impl Engine {
         }
     }
 
-    fn stop_running(&mut self, id: i64, discard: bool) {
-        if let Some(run) = self.files.running.remove(&id)
-            && let Task::Sink(inputs) = run.task
-        {
-            let _ = inputs.try_send(if discard {
-                SinkInput::Discard
-            } else {
-                let (answer, _) = oneshot::channel();
-                SinkInput::Stop(answer)
-            });
-        }
-    }
-
     /// Stops the transfer's pump or sink for good; an unfinished incoming
     /// file's partial is deleted (by its sink, if one is writing it).
     fn stop_and_discard(&mut self, row: &TransferRecord) {
-        let sink = self
-            .files
-            .running
-            .get(&row.id)
-            .is_some_and(|r| matches!(r.task, Task::Sink(_)));
-        self.stop_running(row.id, true);
-        if row.direction == Dir::Incoming && !row.state.is_final() && !sink {
-            self.remove_partial(row);
+        match self.files.running.remove(&row.id).map(|r| r.task) {
+            Some(Task::Sink { discard, .. }) => discard.store(true, Ordering::Release),
+            Some(Task::Pump(_)) => {}
+            None if row.direction == Dir::Incoming && !row.state.is_final() => {
+                self.remove_partial(row);
+            }
+            None => {}
         }
     }
 
@@ -468,11 +489,23 @@ impl Engine {
         }
     }
 
-    /// A link ended: its pumps stop (the next link's accept restarts them).
+    /// A link ended: its pumps stop (the next link's accept restarts them),
+    /// and what they got acknowledged is kept for showing.
     pub(super) fn files_link_closed(&mut self, link: LinkId) {
-        self.files
+        let ended: Vec<(i64, u64)> = self
+            .files
             .running
-            .retain(|_, run| !(matches!(run.task, Task::Pump(_)) && run.link == Some(link)));
+            .iter()
+            .filter(|(_, run)| matches!(run.task, Task::Pump(_)) && run.link == Some(link))
+            .map(|(id, run)| (*id, run.bytes))
+            .collect();
+        for (id, bytes) in ended {
+            self.files.running.remove(&id);
+            let chunks = u32::try_from(bytes / CHUNK_LEN as u64).unwrap_or(u32::MAX);
+            if let Err(e) = self.store.set_transfer_progress(id, chunks, now_ms()) {
+                tracing::debug!("could not store a transfer's progress: {e}");
+            }
+        }
     }
 
     /// The contact is being deleted: stop their transfers and remove partials.
@@ -487,19 +520,28 @@ impl Engine {
     /// profile keeps no partial files, since nothing could resume them.
     pub(super) async fn files_shutdown(&mut self) {
         let running: Vec<(i64, Running)> = self.files.running.drain().collect();
+        // Every sink syncs at once; together they get a few seconds.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut stopping = Vec::new();
         for (id, run) in running {
-            let Task::Sink(inputs) = run.task else {
+            let Task::Sink {
+                inputs, discard, ..
+            } = run.task
+            else {
                 continue;
             };
             if self.ephemeral {
-                let _ = inputs.send(SinkInput::Discard).await;
+                discard.store(true, Ordering::Release);
                 continue;
             }
             let (answer, synced) = oneshot::channel();
-            if inputs.send(SinkInput::Stop(answer)).await.is_err() {
-                continue;
+            let asked = tokio::time::timeout_at(deadline, inputs.send(SinkInput::Stop(answer)));
+            if matches!(asked.await, Ok(Ok(()))) {
+                stopping.push((id, synced));
             }
-            let wait = tokio::time::timeout(std::time::Duration::from_secs(5), synced).await;
+        }
+        for (id, synced) in stopping {
+            let wait = tokio::time::timeout_at(deadline, synced).await;
             if let Ok(Ok(through)) = wait
                 && let Err(e) = self.store.set_transfer_progress(id, through, now_ms())
             {
@@ -598,49 +640,36 @@ impl Engine {
                 Stored::Offered | Stored::Paused => {}
                 Stored::Accepted | Stored::Active => self.start_sink(&row, link),
                 Stored::Completed => self.send_on(link, Message::FileDone { id }),
-                Stored::Declined => self.send_on(
-                    link,
-                    Message::FileDecline {
-                        id,
-                        reason: DeclineReason::Declined,
-                    },
-                ),
+                Stored::Declined => self.decline_on(link, id, DeclineReason::Declined),
                 Stored::Cancelled | Stored::Failed => {
-                    self.cancel_on(link, id, CancelReason::ByReceiver)
+                    self.cancel_on(link, id, cancel_reason_of(&row));
                 }
             }
             return;
         }
+        // Refusals are answered, not stored: a contact cannot fill the profile
+        // with offers.
         let limit = self.files.config.max_incoming;
-        let (state, reason, answer) = if size > limit {
-            (
-                Stored::Declined,
-                Some("larger than this profile accepts"),
-                Some(DeclineReason::TooLarge),
-            )
-        } else {
-            (Stored::Offered, None, None)
-        };
-        if answer.is_none() {
-            let waiting = self
-                .store
-                .transfers(Some(contact.id))
-                .map(|rows| {
-                    rows.iter()
-                        .filter(|r| r.direction == Dir::Incoming && r.state == Stored::Offered)
-                        .count()
-                })
-                .unwrap_or(0);
-            if waiting >= MAX_WAITING_OFFERS {
-                self.send_on(
-                    link,
-                    Message::FileDecline {
-                        id,
-                        reason: DeclineReason::Busy,
-                    },
-                );
-                return;
-            }
+        if size > limit {
+            self.decline_on(link, id, DeclineReason::TooLarge);
+            self.warn(format!(
+                "{} offered a file of {size} bytes, more than the limit of {limit}; it was declined",
+                contact.name
+            ));
+            return;
+        }
+        let waiting = self
+            .store
+            .transfers(Some(contact.id))
+            .map(|rows| {
+                rows.iter()
+                    .filter(|r| r.direction == Dir::Incoming && r.state == Stored::Offered)
+                    .count()
+            })
+            .unwrap_or(0);
+        if waiting >= MAX_WAITING_OFFERS {
+            self.decline_on(link, id, DeclineReason::Busy);
+            return;
         }
         let stored = self.store.put_incoming_offer(
             contact.id,
@@ -648,24 +677,15 @@ impl Engine {
             name,
             size,
             &hash,
-            state,
-            reason,
+            Stored::Offered,
+            None,
             now_ms(),
         );
-        let row = match stored {
-            Ok((row, _)) => row,
-            Err(e) => {
-                self.warn(format!("could not store a file offer: {e}"));
-                return;
-            }
-        };
-        if let Some(reason) = answer {
-            self.send_on(link, Message::FileDecline { id, reason });
-            self.emit_state(&row);
-        } else {
-            self.emit(Event::FileOffered {
+        match stored {
+            Ok((row, _)) => self.emit(Event::FileOffered {
                 transfer: self.transfer_view(&row),
-            });
+            }),
+            Err(e) => self.warn(format!("could not store a file offer: {e}")),
         }
     }
 
@@ -675,7 +695,7 @@ impl Engine {
         let attempt = self.files.next_attempt;
         self.files.next_attempt = self.files.next_attempt.wrapping_add(1);
         if let Some(run) = self.files.running.get_mut(&row.id)
-            && let Task::Sink(inputs) = &run.task
+            && let Task::Sink { inputs, .. } = &run.task
         {
             if inputs.try_send(SinkInput::Resume { attempt }).is_ok() {
                 run.link = Some(link);
@@ -683,12 +703,16 @@ impl Engine {
             }
             return;
         }
+        let generation = self.files.generation();
+        let discard = Arc::new(AtomicBool::new(false));
         let Some(dir) = row.dest_dir.clone() else {
             return;
         };
         let file = FileId(row.file_id);
         let plan = SinkPlan {
             transfer: row.id,
+            generation,
+            discard: discard.clone(),
             partial: files::partial_path(&dir, row.id, &file),
             dir,
             save_name: row
@@ -710,7 +734,12 @@ impl Engine {
                 contact: row.contact,
                 link: Some(link),
                 attempt,
-                task: Task::Sink(inputs),
+                generation,
+                task: Task::Sink {
+                    inputs,
+                    discard,
+                    credit_until: 0,
+                },
                 meter: Meter::default(),
                 bytes: chunk_bytes(row.size, row.done_chunks),
             },
@@ -764,9 +793,11 @@ impl Engine {
                 chunks: chunk_rx,
             });
         }
+        let generation = self.files.generation();
         files::spawn_pump(
             PumpPlan {
                 transfer: row.id,
+                generation,
                 file: id,
                 attempt,
                 path,
@@ -789,6 +820,7 @@ impl Engine {
                 contact: contact.id,
                 link: Some(link),
                 attempt,
+                generation,
                 task: Task::Pump(credit_tx),
                 meter,
                 bytes,
@@ -803,7 +835,7 @@ impl Engine {
         if row.state.is_final() {
             return;
         }
-        self.stop_running(row.id, false);
+        self.files.running.remove(&row.id);
         self.set_state(row.id, Stored::Declined, Some(&reason.to_string()), true);
     }
 
@@ -820,30 +852,39 @@ impl Engine {
             .running
             .iter()
             .find(|(_, r)| {
-                r.contact == contact.id && r.file == id && matches!(r.task, Task::Sink(_))
+                r.contact == contact.id && r.file == id && matches!(r.task, Task::Sink { .. })
             })
             .map(|(transfer, _)| *transfer);
         let Some(transfer) = found else {
             tracing::debug!("dropped a chunk no transfer waits for");
             return;
         };
-        let overflow = match self.files.running.get(&transfer).map(|r| &r.task) {
-            Some(Task::Sink(inputs)) => inputs
-                .try_send(SinkInput::Chunk {
-                    attempt,
-                    index,
-                    data,
-                })
-                .is_err(),
+        let refused = match self.files.running.get(&transfer) {
+            Some(Running {
+                attempt: current,
+                task:
+                    Task::Sink {
+                        inputs,
+                        credit_until,
+                        ..
+                    },
+                ..
+            }) => {
+                // Past the credit we gave (or more than the queue holds): the
+                // sender is broken or hostile.
+                (attempt == *current && index >= *credit_until)
+                    || inputs
+                        .try_send(SinkInput::Chunk {
+                            attempt,
+                            index,
+                            data,
+                        })
+                        .is_err()
+            }
             _ => false,
         };
-        if overflow {
-            // More than the credit we gave: the sender is broken or hostile.
-            self.fail(
-                transfer,
-                CancelReason::Protocol,
-                "the sender broke the protocol",
-            );
+        if refused {
+            self.fail(transfer, CancelReason::Protocol);
         }
     }
 
@@ -923,27 +964,32 @@ impl Engine {
 
     // ----- reports --------------------------------------------------------------
 
-    pub(super) fn pump_ended(&mut self, transfer: i64, attempt: u32, end: PumpEnd) {
-        let current = self
-            .files
+    /// Whether `generation` is the pump or sink now at work on `transfer`.
+    fn is_current(&self, transfer: i64, generation: u64) -> bool {
+        self.files
             .running
             .get(&transfer)
-            .is_some_and(|r| r.attempt == attempt && matches!(r.task, Task::Pump(_)));
-        let PumpEnd::Failed(reason) = end else {
-            // Sent or stopped: the receiver's acks and `done` finish the story.
-            return;
-        };
-        if current {
-            self.fail(transfer, reason, &reason.to_string());
+            .is_some_and(|r| r.generation == generation)
+    }
+
+    pub(super) fn pump_ended(&mut self, transfer: i64, generation: u64, end: PumpEnd) {
+        // Sent or stopped: the receiver's acks and `done` finish the story.
+        if let PumpEnd::Failed(reason) = end
+            && self.is_current(transfer, generation)
+        {
+            self.fail(transfer, reason);
         }
     }
 
     /// The transfer cannot complete: stop it and tell the peer why.
-    fn fail(&mut self, transfer: i64, reason: CancelReason, text: &str) {
-        self.stop_running(transfer, true);
+    fn fail(&mut self, transfer: i64, reason: CancelReason) {
         let Ok(row) = self.transfer_record(transfer) else {
             return;
         };
+        if row.state.is_final() {
+            return;
+        }
+        self.stop_and_discard(&row);
         self.send_told(
             row.contact,
             transfer,
@@ -952,14 +998,29 @@ impl Engine {
                 reason,
             },
         );
-        self.set_state(transfer, Stored::Failed, Some(text), false);
+        self.set_state(transfer, Stored::Failed, Some(&reason.to_string()), false);
     }
 
-    pub(super) fn sink_report(&mut self, transfer: i64, report: SinkReport) {
+    pub(super) fn sink_report(&mut self, transfer: i64, generation: u64, report: SinkReport) {
         let Ok(row) = self.transfer_record(transfer) else {
             return;
         };
         let file = FileId(row.file_id);
+        if !self.is_current(transfer, generation) || row.state.is_final() {
+            // An earlier sink, or one overtaken by a cancel: only its last
+            // checkpoint still counts, and a file it placed meanwhile goes.
+            match report {
+                SinkReport::Checkpoint { through } if !row.state.is_final() => {
+                    self.store_checkpoint(transfer, through);
+                }
+                SinkReport::Saved(path) if row.state != Stored::Completed => {
+                    tracing::debug!("a cancelled transfer's file was removed after all");
+                    let _ = std::fs::remove_file(path);
+                }
+                _ => {}
+            }
+            return;
+        }
         match report {
             SinkReport::Ready { attempt, from } => {
                 let Some(run) = self.files.running.get(&transfer) else {
@@ -975,6 +1036,7 @@ impl Engine {
                     self.set_state(transfer, Stored::Active, None, true);
                 }
                 if let Some(run) = self.files.running.get_mut(&transfer) {
+                    run.raise_credit(from);
                     run.bytes = chunk_bytes(row.size, from);
                     run.meter = Meter::default();
                     run.meter.record(Instant::now(), run.bytes);
@@ -1001,6 +1063,9 @@ impl Engine {
                     .due(now)
                     .then(|| (run.meter.rate(), run.meter.eta(row.size), run.bytes));
                 let link = run.link;
+                if run.attempt == attempt {
+                    run.raise_credit(through);
+                }
                 if run.attempt == attempt
                     && let Some(link) = link.filter(|l| self.is_linked(row.contact, *l))
                 {
@@ -1031,14 +1096,7 @@ impl Engine {
                     });
                 }
             }
-            SinkReport::Checkpoint { through } => {
-                if let Err(e) = self
-                    .store
-                    .set_transfer_progress(transfer, through, now_ms())
-                {
-                    tracing::debug!("could not store a checkpoint: {e}");
-                }
-            }
+            SinkReport::Checkpoint { through } => self.store_checkpoint(transfer, through),
             SinkReport::Saved(path) => {
                 let link = self.files.running.remove(&transfer).and_then(|r| r.link);
                 match self
@@ -1055,30 +1113,11 @@ impl Engine {
                     self.send_on(link, Message::FileDone { id: file });
                 }
             }
-            SinkReport::Mismatch => {
-                self.files.running.remove(&transfer);
-                self.fail(
-                    transfer,
-                    CancelReason::Mismatch,
-                    "the data did not match the offered hash",
-                );
-            }
-            SinkReport::Violation => {
-                self.files.running.remove(&transfer);
-                self.fail(
-                    transfer,
-                    CancelReason::Protocol,
-                    "the sender broke the protocol",
-                );
-            }
+            SinkReport::Mismatch => self.fail(transfer, CancelReason::Mismatch),
+            SinkReport::Violation => self.fail(transfer, CancelReason::Protocol),
             SinkReport::DiskError { reason, through } => {
                 let run = self.files.running.remove(&transfer);
-                if let Err(e) = self
-                    .store
-                    .set_transfer_progress(transfer, through, now_ms())
-                {
-                    tracing::debug!("could not store a checkpoint: {e}");
-                }
+                self.store_checkpoint(transfer, through);
                 self.set_state(transfer, Stored::Paused, Some(&reason), true);
                 // A closed window holds the sender until `resume_file`.
                 if let Some(run) = run
@@ -1098,10 +1137,32 @@ impl Engine {
         }
     }
 
+    fn store_checkpoint(&mut self, transfer: i64, through: u32) {
+        if let Err(e) = self
+            .store
+            .set_transfer_progress(transfer, through, now_ms())
+        {
+            tracing::debug!("could not store a checkpoint: {e}");
+        }
+    }
+
     /// Whether `link` is still the contact's adopted link.
     fn is_linked(&self, contact: i64, link: LinkId) -> bool {
         self.contacts_online.get(&contact) == Some(&link)
     }
+}
+
+/// Why a transfer ended, as the peer is told again: the reason stored in
+/// words if it is one of the protocol's, else plain cancelling by our side.
+fn cancel_reason_of(row: &TransferRecord) -> CancelReason {
+    let stored = row.reason.as_deref().unwrap_or_default();
+    (1..=7)
+        .map(CancelReason::from_code)
+        .find(|r| r.to_string() == stored && row.state == Stored::Failed)
+        .unwrap_or(match row.direction {
+            Dir::Incoming => CancelReason::ByReceiver,
+            Dir::Outgoing => CancelReason::BySender,
+        })
 }
 
 fn offer(row: &TransferRecord) -> Message {
