@@ -5,7 +5,7 @@
 //! (requests, messages, receipts, presence) is printed as it happens, one line
 //! each, with a timestamp.
 
-mod files;
+pub(crate) mod files;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal as _, Write};

@@ -33,7 +33,7 @@ fn scaled(bytes: u64, reference: u64) -> (f64, &'static str) {
 }
 
 /// `20.0 of 50.0 MB`: both in the unit of the whole.
-fn amount_of(bytes: u64, size: u64) -> String {
+pub(crate) fn amount_of(bytes: u64, size: u64) -> String {
     let (done, unit) = scaled(bytes, size);
     let (whole, _) = scaled(size, size);
     match unit {
@@ -52,7 +52,7 @@ pub(crate) fn duration_words(seconds: u64) -> String {
 }
 
 /// Whole percent done; an empty file is done at once.
-fn percent(bytes: u64, size: u64) -> u64 {
+pub(crate) fn percent(bytes: u64, size: u64) -> u64 {
     if size == 0 {
         return 100;
     }
@@ -181,7 +181,8 @@ fn cancelled(t: &TransferView) -> String {
     }
 }
 
-fn state_word(s: TransferState) -> &'static str {
+/// A transfer's state in one word, as `/files` lists it.
+pub(crate) fn state_word(s: TransferState) -> &'static str {
     match s {
         TransferState::Offered => "offered",
         TransferState::Accepted => "accepted",
@@ -217,23 +218,31 @@ pub(crate) fn list_line(t: &TransferView, who: &str) -> String {
             line.push_str(&format!(" ETA {}", duration_words(eta)));
         }
     }
+    line.push_str(&state_note(t));
+    line
+}
+
+/// What follows a listed transfer's state: `: WHY` when it stopped for a reason
+/// other than its state word, ` (PATH)` where a received file was saved, or
+/// nothing.
+pub(crate) fn state_note(t: &TransferView) -> String {
     match t.state {
         TransferState::Declined
         | TransferState::Cancelled
         | TransferState::Failed
-        | TransferState::Paused => {
-            if let Some(why) = t.reason.as_deref().filter(|w| *w != state_word(t.state)) {
-                line.push_str(&format!(": {}", clean(why)));
-            }
-        }
-        TransferState::Completed if t.direction == TransferDirection::Incoming => {
-            if let Some(path) = &t.path {
-                line.push_str(&format!(" ({})", clean(path)));
-            }
-        }
-        _ => {}
+        | TransferState::Paused => t
+            .reason
+            .as_deref()
+            .filter(|w| *w != state_word(t.state))
+            .map(|why| format!(": {}", clean(why)))
+            .unwrap_or_default(),
+        TransferState::Completed if t.direction == TransferDirection::Incoming => t
+            .path
+            .as_deref()
+            .map(|path| format!(" ({})", clean(path)))
+            .unwrap_or_default(),
+        _ => String::new(),
     }
-    line
 }
 
 /// The path `/send-file` means: `~` and `~/…` in the home directory, a relative

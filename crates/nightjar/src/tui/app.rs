@@ -23,10 +23,7 @@ use crate::cli::clean;
 
 mod files;
 
-pub use files::{
-    FileAction, FileRefusal, FilesDialog, SendFileDialog, event_lines, human_duration, human_size,
-    percent, state_word as transfer_state_word, typed_path,
-};
+pub use files::{FileAction, FileRefusal, FilesDialog, SendFileDialog};
 
 /// How many messages of a conversation are loaded.
 pub const HISTORY_LOADED: usize = 500;

@@ -11,10 +11,9 @@ use nightjar_node::{Event, Node, NodeError};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use super::app::{
-    Answer, Done, Effect, FileAction, FileRefusal, HISTORY_LOADED, Secret, event_lines, typed_path,
-};
+use super::app::{Answer, Done, Effect, FileAction, FileRefusal, HISTORY_LOADED, Secret};
 use crate::cli::Session;
+use crate::cli::files::resolve_path;
 
 /// How long leaving waits for lines and calls already asked for.
 const FINISH_WAIT: Duration = Duration::from_secs(5);
@@ -135,8 +134,8 @@ impl Driver {
             } => {
                 tokio::spawn(async move {
                     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-                    let cwd = std::env::current_dir().ok();
-                    let path = typed_path(&path, home.as_deref(), cwd.as_deref());
+                    let cwd = std::env::current_dir().unwrap_or_default();
+                    let path = resolve_path(&path, home.as_deref(), &cwd);
                     let r = node.send_file(&contact, &path).await;
                     answer(ticket, Answer::File(r.map_err(refusal)));
                 });
@@ -279,7 +278,7 @@ async fn line_interface(
                 let lines = match event {
                     Ok(event) => {
                         session.show_event(&event);
-                        event_lines(&event, session.take_lines())
+                        session.take_lines()
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => session.take_lines(),
                     Err(broadcast::error::RecvError::Closed) => return,

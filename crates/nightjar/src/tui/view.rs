@@ -8,12 +8,13 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Wrap};
 
 use super::app::{
-    self, App, AuthDialog, Dialog, Field, FieldKind, FilesDialog, Form, InviteDialog, Note,
+    App, AuthDialog, Dialog, Field, FieldKind, FilesDialog, Form, InviteDialog, Note,
     RequestsDialog, Selection, VerifyDialog,
 };
 use super::complete;
 use super::qr::QrCode;
 use super::start::Start;
+use crate::cli::files::{self as transfer, amount_of, duration_words, human_size};
 use crate::cli::{clean, clock, level_word, state_word};
 
 /// The colour of a trust level: red, green, cyan (the line interface's).
@@ -838,29 +839,21 @@ fn has_gauge(t: &nightjar_node::TransferView) -> bool {
 
 /// One line of the Files window.
 fn transfer_row(t: &nightjar_node::TransferView, selected: bool) -> Line<'static> {
-    use nightjar_node::{TransferDirection, TransferState};
+    use nightjar_node::TransferDirection;
     let arrow = match t.direction {
         TransferDirection::Incoming => "<- from",
         TransferDirection::Outgoing => "-> to",
     };
-    let mut state = app::transfer_state_word(t.state).to_owned();
-    match (&t.reason, &t.path) {
-        (Some(reason), _) if t.state != TransferState::Completed => {
-            state = format!("{state}: {}", clean(reason));
-        }
-        (_, Some(path))
-            if t.state == TransferState::Completed
-                && t.direction == TransferDirection::Incoming =>
-        {
-            state = format!("{state}, saved to {}", clean(path));
-        }
-        _ => {}
-    }
+    let state = format!(
+        "{}{}",
+        transfer::state_word(t.state),
+        transfer::state_note(t)
+    );
     let line = Line::from(vec![
         Span::raw(if selected { "▸ " } else { "  " }),
         Span::raw(format!("#{} {arrow} {} ", t.id, clean(&t.contact))),
         Span::raw(format!("\"{}\" ", clean(&t.name))).bold(),
-        Span::raw(format!("{} ", app::human_size(t.size))),
+        Span::raw(format!("{} ", human_size(t.size))),
         Span::styled(state, Style::new().fg(transfer_colour(t.state))),
     ]);
     if selected { line.reversed() } else { line }
@@ -868,25 +861,21 @@ fn transfer_row(t: &nightjar_node::TransferView, selected: bool) -> Line<'static
 
 /// The progress bar of a transfer: percent, rate and time left in words.
 fn transfer_gauge(t: &nightjar_node::TransferView) -> Gauge<'static> {
-    let pct = app::percent(t.bytes_done, t.size);
-    let mut label = format!(
-        "{pct}% ({} of {})",
-        app::human_size(t.bytes_done),
-        app::human_size(t.size)
-    );
+    let pct = transfer::percent(t.bytes_done, t.size);
+    let mut label = format!("{pct}% ({})", amount_of(t.bytes_done, t.size));
     if t.state == nightjar_node::TransferState::Paused {
         label.push_str(" · paused");
     } else {
         if let Some(rate) = t.rate_bps {
-            label.push_str(&format!(" · {}/s", app::human_size(rate)));
+            label.push_str(&format!(" · {}/s", human_size(rate)));
         }
         if let Some(eta) = t.eta_s {
-            label.push_str(&format!(" · ETA {}", app::human_duration(eta)));
+            label.push_str(&format!(" · ETA {}", duration_words(eta)));
         }
     }
     Gauge::default()
         .gauge_style(Style::new().fg(transfer_colour(t.state)))
-        .percent(pct)
+        .percent(u16::try_from(pct).unwrap_or(100))
         .label(label)
 }
 

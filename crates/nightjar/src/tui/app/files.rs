@@ -1,13 +1,12 @@
 //! File transfers on the main screen: the Files window (F8), the form that sends a
 //! file (F9), and the list of transfers, kept current by the node's events.
 
-use std::path::{Path, PathBuf};
-
 use crossterm::event::{KeyCode, KeyEvent};
 use nightjar_node::{Event, TransferDirection, TransferState, TransferView};
 
 use super::{App, Dialog, Effect, Field, Form, FormKey, Note};
 use crate::cli::clean;
+use crate::cli::files::{state_text, state_word};
 
 /// What to do with a transfer that exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,55 +52,6 @@ pub struct SendFileDialog {
     pub from_files: bool,
 }
 
-/// `1.5 MB`, `498 B`: decimal units, one decimal from kB on.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
-    }
-    // Display only: the precision lost in the conversion does not show.
-    #[allow(clippy::cast_precision_loss)]
-    let mut value = bytes as f64 / 1000.0;
-    let mut unit = 0;
-    while value >= 999.95 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// `45 s`, `3 min 20 s`, `2 h 5 min`.
-pub fn human_duration(seconds: u64) -> String {
-    match seconds {
-        0..60 => format!("{seconds} s"),
-        60..3600 => format!("{} min {} s", seconds / 60, seconds % 60),
-        _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
-    }
-}
-
-/// How much of the file is through, 0 to 100.
-pub fn percent(done: u64, size: u64) -> u16 {
-    if size == 0 {
-        return 100;
-    }
-    let pct = u128::from(done.min(size)) * 100 / u128::from(size);
-    u16::try_from(pct).unwrap_or(100)
-}
-
-/// A transfer's state in words.
-pub fn state_word(state: TransferState) -> &'static str {
-    match state {
-        TransferState::Offered => "offered",
-        TransferState::Accepted => "accepted",
-        TransferState::Active => "active",
-        TransferState::Paused => "paused",
-        TransferState::Completed => "completed",
-        TransferState::Declined => "declined",
-        TransferState::Cancelled => "cancelled",
-        TransferState::Failed => "failed",
-    }
-}
-
 /// Whether nothing more happens to it.
 pub fn finished(state: TransferState) -> bool {
     matches!(
@@ -118,79 +68,9 @@ pub fn waits_for_us(t: &TransferView) -> bool {
     t.direction == TransferDirection::Incoming && t.state == TransferState::Offered
 }
 
-/// `file #3 from bob: "report.pdf"` (names cleaned).
-fn file_head(t: &TransferView) -> String {
-    let way = match t.direction {
-        TransferDirection::Incoming => "from",
-        TransferDirection::Outgoing => "to",
-    };
-    format!(
-        "file #{} {way} {}: \"{}\"",
-        t.id,
-        clean(&t.contact),
-        clean(&t.name)
-    )
-}
-
-/// One status-log line about where a transfer is.
+/// One status-log line about where a transfer is: the line interface's.
 pub fn transfer_line(t: &TransferView) -> String {
-    let head = file_head(t);
-    let state = state_word(t.state);
-    match (&t.reason, &t.path) {
-        (Some(reason), _) if t.state != TransferState::Completed => {
-            format!("{head} {state}: {}", clean(reason))
-        }
-        (_, Some(path))
-            if t.state == TransferState::Completed
-                && t.direction == TransferDirection::Incoming =>
-        {
-            format!("{head} saved to {}", clean(path))
-        }
-        _ => format!("{head} {state}"),
-    }
-}
-
-/// The status-log line for a file offered to us.
-pub fn offer_line(t: &TransferView) -> String {
-    let hash = t.hash.get(..16).unwrap_or(&t.hash);
-    format!(
-        "{} ({}, blake3 {}…) — F8 to accept or decline",
-        file_head(t),
-        human_size(t.size),
-        clean(hash)
-    )
-}
-
-/// What the status log shows for a node event: the line interface's lines, or,
-/// for the file events it has nothing to say about, a line of our own.
-pub fn event_lines(event: &Event, printed: Vec<String>) -> Vec<String> {
-    if !printed.is_empty() {
-        return printed;
-    }
-    let now = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
-    let line = match event {
-        Event::FileOffered { transfer } => offer_line(transfer),
-        Event::FileState { transfer } => transfer_line(transfer),
-        _ => return printed,
-    };
-    vec![format!("[{now}] {line}")]
-}
-
-/// The path typed in the send form: `~/` is the home directory, and a relative
-/// path starts at `cwd`.
-pub fn typed_path(typed: &str, home: Option<&Path>, cwd: Option<&Path>) -> PathBuf {
-    let home_relative = match typed {
-        "~" => Some(""),
-        _ => typed.strip_prefix("~/"),
-    };
-    let path = match (home_relative, home) {
-        (Some(rest), Some(home)) => home.join(rest),
-        _ => PathBuf::from(typed),
-    };
-    match cwd {
-        Some(cwd) if path.is_relative() => cwd.join(path),
-        _ => path,
-    }
+    state_text(t, &clean(&t.contact))
 }
 
 fn send_form(contact: Option<String>) -> Form {
