@@ -64,9 +64,6 @@ pub enum NodeError {
     /// Saving would replace a file that exists.
     #[error("{0} exists already; choose another name or allow overwriting")]
     FileExists(String),
-    /// The file is larger than this profile accepts.
-    #[error("the file is {size} bytes, more than the limit of {limit} bytes")]
-    FileTooLarge { size: u64, limit: u64 },
     /// The file cannot be sent (missing, not a regular file, unreadable).
     #[error("cannot send that file: {0}")]
     BadFile(String),

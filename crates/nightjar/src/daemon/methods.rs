@@ -314,7 +314,6 @@ pub(crate) fn error_kind(e: &NodeError) -> &'static str {
         NodeError::Invite(_) => "invite_failed",
         NodeError::UnknownTransfer(_) => "unknown_transfer",
         NodeError::FileExists(_) => "file_exists",
-        NodeError::FileTooLarge { .. } => "file_too_large",
         NodeError::BadFile(_) => "bad_file",
         NodeError::NoSpace(_) => "no_space",
         NodeError::WrongState { .. } => "wrong_state",
@@ -647,10 +646,6 @@ mod tests {
             ),
             (NodeError::UnknownTransfer(3), "unknown_transfer"),
             (NodeError::FileExists("x".into()), "file_exists"),
-            (
-                NodeError::FileTooLarge { size: 2, limit: 1 },
-                "file_too_large",
-            ),
             (NodeError::BadFile("x".into()), "bad_file"),
             (NodeError::NoSpace("x".into()), "no_space"),
             (
