@@ -40,6 +40,8 @@ const PATIENCE: Duration = Duration::from_secs(900);
 const WRITE_LEN: usize = 64 * 1024;
 /// The share of the raw stream's throughput the node aims for.
 const GOAL: f64 = 0.90;
+/// What the client sends first on the raw stream.
+const HELLO: &[u8; 8] = b"nj-bench";
 
 struct Args {
     mib: usize,
@@ -175,15 +177,28 @@ impl RawPair {
             .unwrap();
         let address = service.address();
         let service: Arc<dyn nightjar_tor::OnionService> = service.into();
+        // A connect attempt given up by the client may still reach the service:
+        // the stream to keep is the one that says hello.
+        let (found_tx, mut found) = mpsc::unbounded_channel();
         let accepting = {
             let service = service.clone();
-            tokio::spawn(async move { service.accept().await.unwrap() })
+            tokio::spawn(async move {
+                while let Ok(mut stream) = service.accept().await {
+                    let found_tx = found_tx.clone();
+                    tokio::spawn(async move {
+                        let mut hello = [0u8; HELLO.len()];
+                        if stream.read_exact(&mut hello).await.is_ok() && hello == *HELLO {
+                            let _ = found_tx.send(stream);
+                        }
+                    });
+                }
+            })
         };
         let options = ConnectOptions {
             isolation: IsolationKey("bench".into()),
             client_auth: None,
         };
-        let client = tokio::time::timeout(PATIENCE, async {
+        let mut client = tokio::time::timeout(PATIENCE, async {
             loop {
                 match client.connect(&address, 80, &options).await {
                     Ok(stream) => break stream,
@@ -193,7 +208,13 @@ impl RawPair {
         })
         .await
         .expect("the service never became reachable");
-        let served = accepting.await.unwrap();
+        client.write_all(HELLO).await.unwrap();
+        client.flush().await.unwrap();
+        let served = tokio::time::timeout(PATIENCE, found.recv())
+            .await
+            .expect("the service never heard hello")
+            .unwrap();
+        accepting.abort();
         Self {
             service,
             client,
