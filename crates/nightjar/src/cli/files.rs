@@ -233,8 +233,11 @@ pub(crate) fn state_note(t: &TransferView) -> String {
         | TransferState::Paused => t
             .reason
             .as_deref()
-            .filter(|w| *w != state_word(t.state))
-            .map(|why| format!(": {}", clean(why)))
+            .map(|why| match why.strip_prefix(state_word(t.state)) {
+                // "cancelled by bob" after "cancelled": only the rest.
+                Some(rest) if rest.is_empty() || rest.starts_with(' ') => clean(rest),
+                _ => format!(": {}", clean(why)),
+            })
             .unwrap_or_default(),
         TransferState::Completed if t.direction == TransferDirection::Incoming => t
             .path
