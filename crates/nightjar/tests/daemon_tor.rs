@@ -1,7 +1,9 @@
 //! Two `nightjar daemon` processes on the private Tor network, driven only through
 //! their JSON-RPC sockets: a contact request and its acceptance, messages both ways
 //! with receipts, presence, verification and authentication; then a node killed with SIGKILL while
-//! messages wait in its outbox, restarted, and everything delivered exactly once.
+//! messages wait in its outbox, restarted, and everything delivered exactly once;
+//! and a file whose sender is killed with SIGKILL halfway, which completes once the
+//! sender is back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -51,6 +53,7 @@ impl Daemon {
             .args(["--tor", backend, "--testnet"])
             .arg(net.dir())
             .env_remove("NIGHTJAR_TESTNET")
+            .env("NIGHTJAR_DOWNLOADS", dir.join(format!("{name}-downloads")))
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
@@ -414,4 +417,92 @@ async fn invite_codes_through_the_reference_rendezvous_server() {
 
     bob.stop(&mut b).await;
     alice.stop(&mut a).await;
+}
+
+/// A file transfer outlives a SIGKILL of its sender: when the sender's daemon
+/// comes back on its profile, the receiver carries on from where its partial
+/// file stands, and the file arrives whole.
+#[tokio::test]
+async fn a_file_transfer_survives_the_sender_being_killed() {
+    let net = shared_network().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let alice = Daemon::start(net, dir.path(), "alice", "ctor", Profile::OnDisk(&data));
+    let bob = Daemon::start(net, dir.path(), "bob", "ctor", Profile::OnDisk(&data));
+    let mut a = alice.connect().await;
+    let mut b = bob.connect().await;
+    befriend(&mut a, &mut b).await;
+
+    // Bytes no compressor or cache could shortcut: a simple generator will do.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let content: Vec<u8> = (0..30_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let source = dir.path().join("film.bin");
+    std::fs::write(&source, &content).unwrap();
+    let sent = a
+        .call("send_file", json!({"contact": "bob", "path": source}))
+        .await;
+    assert_eq!(sent["state"], "offered");
+    let offer = b.event_named("file_offered").await;
+    let id = offer["transfer"]["id"].clone();
+    assert_eq!(offer["transfer"]["hash"], sent["hash"]);
+    b.call("accept_file", json!({"id": id})).await;
+    let before = b
+        .event(|e| {
+            assert!(
+                !(e["event"] == "file_state" && e["transfer"]["state"] == "completed"),
+                "the file arrived before the sender could be killed"
+            );
+            e["event"] == "file_progress" && e["id"] == id && e["bytes"].as_u64() >= Some(2 << 20)
+        })
+        .await["bytes"]
+        .as_u64()
+        .unwrap();
+
+    drop(a);
+    alice.kill().await;
+    b.event_named("disconnected").await;
+    let downloads = dir.path().join("bob-downloads");
+    let partials = std::fs::read_dir(&downloads)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".part")
+        })
+        .count();
+    assert_eq!(
+        partials, 1,
+        "the partial file stays while the sender is gone"
+    );
+
+    let alice = Daemon::start(net, dir.path(), "alice", "ctor", Profile::OnDisk(&data));
+    let mut a = alice.connect().await;
+    // The first progress after the restart goes on from where it stood.
+    let after = b
+        .event(|e| e["event"] == "file_progress" && e["id"] == id)
+        .await["bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(after >= before, "started over at {after} after {before}");
+    let done = b
+        .event(|e| e["event"] == "file_state" && e["transfer"]["state"] == "completed")
+        .await;
+    let saved = std::fs::read(done["transfer"]["path"].as_str().unwrap()).unwrap();
+    assert!(saved == content, "the saved file differs from the one sent");
+    // The sender hears `done` too (perhaps before this client subscribed).
+    tokio::time::timeout(HANG_GUARD, async {
+        while a.call("transfer", json!({"id": sent["id"]})).await["state"] != "completed" {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .expect("the sender never learned the file arrived");
+    alice.stop(&mut a).await;
+    bob.stop(&mut b).await;
 }
