@@ -224,7 +224,10 @@ fn credential_public(secret: &[u8; 32]) -> ClientAuthPublic {
     ClientAuthPublic(x25519_dalek::PublicKey::from(&secret).to_bytes())
 }
 
-/// Retry schedule for dials and request deliveries: 2 s doubling to 5 min.
+/// Retry schedule for dials and request deliveries: 2 s doubling to 5 min, or
+/// to 1 min while something waits to be delivered (a new contact's onion can
+/// take a minute or two to become reachable; five minutes between tries would
+/// keep a waiting acceptance or message back for long after).
 #[derive(Debug, Clone, Copy)]
 struct Backoff {
     failures: u32,
@@ -235,6 +238,7 @@ struct Backoff {
 impl Backoff {
     const FIRST: Duration = Duration::from_secs(2);
     const CAP: Duration = Duration::from_secs(300);
+    const URGENT_CAP: Duration = Duration::from_secs(60);
 
     fn now() -> Self {
         Self {
@@ -245,11 +249,19 @@ impl Backoff {
     }
 
     fn failed(&mut self) {
+        self.failed_capped(Self::CAP);
+    }
+
+    fn failed_urgent(&mut self) {
+        self.failed_capped(Self::URGENT_CAP);
+    }
+
+    fn failed_capped(&mut self, cap: Duration) {
         self.in_flight = false;
         self.failures = self.failures.saturating_add(1);
         let delay = Self::FIRST
             .saturating_mul(1 << self.failures.min(10))
-            .min(Self::CAP);
+            .min(cap);
         // Up to a quarter of jitter, so many peers do not retry in lockstep.
         let jitter = delay.mul_f64(f64::from(os_rng_u8()) / 1024.0);
         self.next = Instant::now() + delay + jitter;
@@ -917,11 +929,14 @@ impl Engine {
     fn has_work(&self, contact: i64) -> bool {
         match self.store.contact(contact) {
             Ok(c) if c.state == ContactState::Accepting => true,
-            Ok(_) => self
-                .store
-                .undelivered(contact)
-                .map(|m| !m.is_empty())
-                .unwrap_or(false),
+            Ok(_) => {
+                let texts = self.store.undelivered(contact).map(|m| !m.is_empty());
+                let files = self
+                    .store
+                    .unfinished_transfers(contact)
+                    .map(|rows| !rows.is_empty());
+                texts.unwrap_or(false) || files.unwrap_or(false)
+            }
             Err(_) => false,
         }
     }
@@ -1006,8 +1021,13 @@ impl Engine {
             }
             Report::DialFailed { contact, error } => {
                 tracing::debug!("dial failed: {error}");
+                let urgent = self.has_work(contact);
                 if let Some(b) = self.dials.get_mut(&contact) {
-                    b.failed();
+                    if urgent {
+                        b.failed_urgent();
+                    } else {
+                        b.failed();
+                    }
                 }
             }
             Report::Answered { link } => self.link_up(link, false).await,
@@ -1119,7 +1139,7 @@ impl Engine {
             Err(error) => {
                 tracing::debug!("contact request not delivered yet: {error}");
                 if let Some(b) = self.deliveries.get_mut(&request) {
-                    b.failed();
+                    b.failed_urgent();
                 }
             }
         }
@@ -1535,4 +1555,33 @@ fn send_text(link: &LiveLink, record: &nightjar_store::MessageRecord) {
             was_queued,
         }),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The delay a backoff chose, read back from when it is due.
+    fn delay(b: &Backoff, before: Instant) -> Duration {
+        b.next.saturating_duration_since(before)
+    }
+
+    #[test]
+    fn retries_double_up_to_their_cap_with_a_little_jitter() {
+        let mut normal = Backoff::now();
+        let mut urgent = Backoff::now();
+        for _ in 0..12 {
+            let before = Instant::now();
+            normal.failed();
+            urgent.failed_urgent();
+            assert!(delay(&normal, before) <= Backoff::CAP.mul_f64(1.25));
+            assert!(delay(&urgent, before) <= Backoff::URGENT_CAP.mul_f64(1.25));
+        }
+        let before = Instant::now();
+        urgent.failed_urgent();
+        assert!(delay(&urgent, before) >= Backoff::URGENT_CAP);
+        normal.failed();
+        assert!(delay(&normal, before) >= Backoff::CAP);
+        assert!(!normal.in_flight && !urgent.in_flight);
+    }
 }
