@@ -80,24 +80,26 @@ fn spawn_echo(service: std::sync::Arc<dyn OnionService>) {
     });
 }
 
-/// Connects, trying again a bounded number of times while the service is
-/// unreachable (a fresh descriptor takes a moment).
+/// How long a young network may keep a fresh descriptor out of reach (fetches
+/// fail while the HSDirs settle); only a guard against hangs.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(300);
+
+/// Connects, trying again while the service is unreachable, up to
+/// [`UNREACHABLE_FOR`].
 async fn connect(
     client: &dyn Transport,
     target: &OnionAddress,
     opts: &ConnectOptions,
 ) -> Result<BoxStream, TorError> {
-    let mut last = None;
-    for _ in 0..10 {
+    let give_up = tokio::time::Instant::now() + UNREACHABLE_FOR;
+    loop {
         match client.connect(target, PORT, opts).await {
-            Err(TorError::ServiceUnreachable(why)) => {
-                last = Some(why);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            Err(TorError::ServiceUnreachable(_)) if tokio::time::Instant::now() < give_up => {
+                tokio::time::sleep(Duration::from_secs(2)).await;
             }
             other => return other,
         }
     }
-    Err(TorError::ServiceUnreachable(last.unwrap_or_default()))
 }
 
 /// [`Arti::connect_data_stream`], tried again while the service's descriptor
@@ -107,10 +109,11 @@ async fn data_stream(
     target: &OnionAddress,
     opts: &ConnectOptions,
 ) -> arti_client::DataStream {
-    for _ in 0..10 {
+    let give_up = tokio::time::Instant::now() + UNREACHABLE_FOR;
+    while tokio::time::Instant::now() < give_up {
         match client.connect_data_stream(target, PORT, opts).await {
             Err(TorError::ServiceUnreachable(_)) => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
             }
             other => return other.unwrap(),
         }
