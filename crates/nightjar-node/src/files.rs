@@ -148,7 +148,7 @@ pub(crate) fn ensure_dir(dir: &Path) -> io::Result<()> {
 
 /// The partial file of incoming transfer `transfer`.
 pub(crate) fn partial_path(dir: &Path, transfer: i64, file: &FileId) -> PathBuf {
-    let tag: String = file.0.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let tag = data_encoding::HEXLOWER.encode(file.0.get(..6).unwrap_or_default());
     dir.join(format!(".nightjar-{transfer}-{tag}.part"))
 }
 

@@ -211,9 +211,10 @@ pub fn sanitize_name(offered: &str, id: &FileId) -> String {
     name
 }
 
-/// Invisible formatting characters that can disguise a name (the bidirectional
-/// overrides turn `photo<RLO>gpj.exe` into what looks like `photoexe.jpg`).
-fn is_invisible(c: char) -> bool {
+/// Invisible formatting characters that can disguise a name or any other text a
+/// peer sends (the bidirectional overrides turn `photo<RLO>gpj.exe` into what
+/// looks like `photoexe.jpg`); what shows peer text should drop them.
+pub fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{061C}'
         | '\u{200B}'..='\u{200F}'

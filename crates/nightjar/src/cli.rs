@@ -474,17 +474,9 @@ impl<W: Write> Screen<W> {
 /// overrides that reorder what follows, zero-width characters) are dropped.
 pub(crate) fn clean(text: &str) -> String {
     text.chars()
-        .filter(|c| !invisible_format(*c))
+        .filter(|c| !nightjar_proto::files::is_invisible(*c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-/// Bidirectional controls and zero-width characters.
-fn invisible_format(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
-    )
 }
 
 fn short_id(id: &str) -> &str {

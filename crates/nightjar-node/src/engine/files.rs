@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use data_encoding::HEXLOWER;
 use nightjar_proto::files::{
     CHUNK_LEN, CREDIT_CHUNKS, CancelReason, DeclineReason, FileId, chunk_count, chunk_frame_cells,
-    sanitize_name,
+    is_invisible, sanitize_name,
 };
 use nightjar_proto::message::Message;
 use nightjar_store::{
@@ -66,6 +67,8 @@ impl Files {
 struct Running {
     file: FileId,
     contact: i64,
+    /// The file's size in bytes.
+    size: u64,
     /// The link it is tied to (a sink outlives links; a pump does not).
     link: Option<LinkId>,
     attempt: u32,
@@ -129,16 +132,8 @@ fn state_word(state: Stored) -> String {
 /// Offered names are shown without control or invisible formatting characters.
 fn display_name(name: &str) -> String {
     name.chars()
-        .filter(|c| {
-            !c.is_control()
-                && !matches!(*c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-                    | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-        })
+        .filter(|c| !c.is_control() && !is_invisible(*c))
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn chunk_bytes(size: u64, chunks: u32) -> u64 {
@@ -200,7 +195,7 @@ impl Engine {
                     .then(|| sanitize_name(&row.name, &FileId(row.file_id)))
             }),
             size: row.size,
-            hash: hex(&row.hash),
+            hash: HEXLOWER.encode(&row.hash),
             state: view_state(row.state),
             reason: row.reason.clone(),
             bytes_done,
@@ -732,6 +727,7 @@ impl Engine {
             Running {
                 file,
                 contact: row.contact,
+                size: row.size,
                 link: Some(link),
                 attempt,
                 generation,
@@ -818,6 +814,7 @@ impl Engine {
             Running {
                 file: id,
                 contact: contact.id,
+                size: row.size,
                 link: Some(link),
                 attempt,
                 generation,
@@ -847,15 +844,7 @@ impl Engine {
         index: u32,
         data: Vec<u8>,
     ) {
-        let found = self
-            .files
-            .running
-            .iter()
-            .find(|(_, r)| {
-                r.contact == contact.id && r.file == id && matches!(r.task, Task::Sink { .. })
-            })
-            .map(|(transfer, _)| *transfer);
-        let Some(transfer) = found else {
+        let Some(transfer) = self.running_for(contact.id, id, Dir::Incoming) else {
             tracing::debug!("dropped a chunk no transfer waits for");
             return;
         };
@@ -896,10 +885,11 @@ impl Engine {
         through: u32,
         credit_until: u32,
     ) {
-        let Some(row) = self.row_by_file(contact.id, Dir::Outgoing, id) else {
+        // Acks come every few chunks: the running pump answers them, not the store.
+        let Some(transfer) = self.running_for(contact.id, id, Dir::Outgoing) else {
             return;
         };
-        let Some(run) = self.files.running.get_mut(&row.id) else {
+        let Some(run) = self.files.running.get_mut(&transfer) else {
             return;
         };
         if run.attempt != attempt {
@@ -909,21 +899,22 @@ impl Engine {
             let _ = credits.send(credit_until);
         }
         let now = Instant::now();
-        run.bytes = chunk_bytes(row.size, through);
+        let size = run.size;
+        run.bytes = chunk_bytes(size, through);
         run.meter.record(now, run.bytes);
         let report = run.meter.due(now).then(|| Event::FileProgress {
-            id: row.id,
+            id: transfer,
             contact: contact.name.clone(),
             direction: TransferDirection::Outgoing,
             bytes: run.bytes,
-            size: row.size,
+            size,
             rate_bps: run.meter.rate(),
-            eta_s: run.meter.eta(row.size),
+            eta_s: run.meter.eta(size),
         });
         if let Some(event) = report {
             self.emit(event);
         }
-        if credit_until == through && through < chunk_count(row.size).unwrap_or(0) {
+        if credit_until == through && through < chunk_count(size).unwrap_or(0) {
             tracing::debug!("the receiver paused a transfer");
         }
     }
@@ -963,6 +954,23 @@ impl Engine {
     }
 
     // ----- reports --------------------------------------------------------------
+
+    /// The transfer whose pump (outgoing) or sink (incoming) is at work on
+    /// this contact's file.
+    fn running_for(&self, contact: i64, file: FileId, direction: Dir) -> Option<i64> {
+        self.files
+            .running
+            .iter()
+            .find(|(_, r)| {
+                r.contact == contact
+                    && r.file == file
+                    && match direction {
+                        Dir::Incoming => matches!(r.task, Task::Sink { .. }),
+                        Dir::Outgoing => matches!(r.task, Task::Pump(_)),
+                    }
+            })
+            .map(|(transfer, _)| *transfer)
+    }
 
     /// Whether `generation` is the pump or sink now at work on `transfer`.
     fn is_current(&self, transfer: i64, generation: u64) -> bool {
