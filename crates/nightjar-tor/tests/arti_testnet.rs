@@ -413,3 +413,67 @@ async fn ctor_client_reaches_arti_service() {
     client.shutdown().await.unwrap();
     host.shutdown().await.unwrap();
 }
+
+/// A C tor client that fetched a descriptor before the service authorised it
+/// (what a contact request's answer races against) gets in once the service
+/// publishes the descriptor that includes it, instead of keeping the cached
+/// one for tor's 15-minute HSDir back-off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctor_client_gets_in_once_an_arti_service_authorises_it() {
+    let (_, public_a) = client_key(11);
+    let (secret_b, public_b) = client_key(12);
+    let host = arti().await;
+    let svc: std::sync::Arc<dyn OnionService> = host
+        .launch_service(service(
+            "authorised-later",
+            ServiceKey::Ephemeral,
+            Some(vec![public_a]),
+        ))
+        .await
+        .unwrap()
+        .into();
+    spawn_echo(svc.clone());
+    let client = ctor().await;
+    let before = connect(
+        &client,
+        &svc.address(),
+        &options("b", Some(secret_b.clone())),
+    )
+    .await;
+    assert!(
+        matches!(before, Err(TorError::ClientAuthRejected)),
+        "{:?}",
+        before.err()
+    );
+
+    svc.set_authorized_clients(vec![public_a, public_b])
+        .await
+        .unwrap();
+    // Arti uploads the new descriptor within a minute; each try below is one
+    // `connect` of the backend (a few attempts of its own).
+    let mut stream = None;
+    for _ in 0..40 {
+        match connect(
+            &client,
+            &svc.address(),
+            &options("b", Some(secret_b.clone())),
+        )
+        .await
+        {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(TorError::ClientAuthRejected) => {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(e) => panic!("unexpected error after authorisation: {e:?} ({e})"),
+        }
+    }
+    let stream = stream.expect("the newly authorised client never got in");
+    echo_check(stream, 4096).await;
+
+    svc.shutdown().await.unwrap();
+    client.shutdown().await.unwrap();
+    host.shutdown().await.unwrap();
+}
