@@ -435,6 +435,7 @@ async fn start_node(root: &Path, who: &str, tor: Arc<dyn Transport>) -> (Node, S
             downloads: root.join(format!("{who}-downloads")),
             max_incoming: u64::MAX,
         },
+        shaping: nightjar_node::ShapingConfig::UNSHAPED,
     })
     .await
     .unwrap();

@@ -159,6 +159,7 @@ async fn start_node(tor: Arc<dyn Transport>) -> (Node, broadcast::Receiver<Event
         rendezvous: nightjar_node::Rendezvous::default(),
         offline: nightjar_node::OfflineConfig::default(),
         files: nightjar_node::FilesConfig::default(),
+        shaping: nightjar_node::ShapingConfig::UNSHAPED,
     })
     .await
     .unwrap();

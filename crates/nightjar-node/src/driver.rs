@@ -23,6 +23,12 @@ use zeroize::Zeroizing;
 
 use crate::link::{LinkError, LinkParts, OsRng};
 
+pub mod pace;
+
+use nightjar_proto::cell::CELL_SIZE;
+use pace::{Mode, Pacer};
+use tokio::time::Instant;
+
 /// How much is read from the stream at once.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -66,20 +72,45 @@ struct BulkSource {
     chunks: mpsc::Receiver<Message>,
 }
 
+/// A control message waiting to be sealed.
+struct Queued {
+    message: Message,
+    written: Option<Written>,
+    /// Not before this instant (the jitter of unshaped sends).
+    release_at: Instant,
+}
+
 /// A sealed frame on its way out.
 struct Outgoing {
     frame: Vec<u8>,
+    /// How much of it is written.
     done: usize,
+    /// How much of it may be written so far (whole frames, or one more cell per
+    /// slot).
+    allowed: usize,
+    /// Written bytes not flushed yet.
+    unflushed: bool,
+    /// A cover frame (it does not count as traffic for eager slots).
+    cover: bool,
     written: Option<Written>,
+}
+
+impl Outgoing {
+    /// The cell allowed last is not fully written and flushed yet.
+    fn busy(&self) -> bool {
+        self.done < self.allowed || self.unflushed
+    }
 }
 
 /// Runs the link until either side closes it. Ends with `Ok(())` when the peer
 /// closed its side, or when `commands` closed and everything sent before was
-/// written (then our side is closed too).
+/// written (then our side is closed too). `pacer` decides when cells may go
+/// (see [`pace`]).
 pub(crate) async fn drive<S, F, Fut>(
     parts: LinkParts<S>,
     mut commands: mpsc::UnboundedReceiver<LinkCommand>,
     mut deliver: F,
+    mut pacer: Pacer,
 ) -> Result<(), LinkError>
 where
     S: AsyncRead + AsyncWrite,
@@ -93,11 +124,13 @@ where
         mut rng,
     } = parts;
     let (mut read_half, mut write_half) = tokio::io::split(stream);
-    let mut control: VecDeque<(Message, Option<Written>)> = VecDeque::new();
+    let mut control: VecDeque<Queued> = VecDeque::new();
     let mut bulk: Vec<BulkSource> = Vec::new();
     let mut turn = 0usize;
     let mut out: Option<Outgoing> = None;
     let mut closing = false;
+    // Something was written since the last slot (eager slots then skip cover).
+    let mut wrote_since_slot = false;
     let mut buf = vec![0u8; READ_BUFFER];
     // The handshake may have read frames that came right after it.
     while let Some(message) = next_message(&mut frames, &mut session, &mut rng)? {
@@ -106,21 +139,59 @@ where
         }
     }
     loop {
-        if out.is_none()
-            && let Some((message, written)) = control.pop_front()
-        {
-            out = Some(seal(&mut session, &mut rng, &message, None, written)?);
+        let now = Instant::now();
+        // What is left when closing goes at once.
+        let mode = if closing {
+            Mode::Unshaped
+        } else {
+            pacer.mode(now, !bulk.is_empty())
+        };
+        if out.is_none() {
+            let released = match mode {
+                Mode::Jitter => control.front().is_some_and(|q| q.release_at <= now),
+                _ => !control.is_empty(),
+            };
+            if released && let Some(queued) = control.pop_front() {
+                out = Some(seal(
+                    &mut session,
+                    &mut rng,
+                    &queued.message,
+                    None,
+                    queued.written,
+                )?);
+            }
         }
-        if closing && out.is_none() {
+        // Outside the slots a frame goes whole; on them it waits for its slots.
+        if let Some(sending) = out.as_mut()
+            && !matches!(mode, Mode::Slots { eager: false, .. })
+        {
+            sending.allowed = sending.frame.len();
+        }
+        if closing && out.is_none() && control.is_empty() {
             write_half.shutdown().await?;
             return Ok(());
         }
         let want_bulk = out.is_none() && !closing && !bulk.is_empty();
+        let slot = match mode {
+            Mode::Slots { mean, eager } => Some((mean, eager)),
+            _ => None,
+        };
+        let jitter_wait = match (mode, &out, control.front()) {
+            (Mode::Jitter, None, Some(queued)) => Some(queued.release_at),
+            _ => None,
+        };
         // No branch is preferred: which frame goes next is decided above, when
         // sealing, not by which future is ready first.
         tokio::select! {
             command = commands.recv(), if !closing => match command {
-                Some(LinkCommand::Send { message, written }) => control.push_back((message, written)),
+                Some(LinkCommand::Send { message, written }) => {
+                    let release_at = if mode == Mode::Jitter {
+                        pacer.release_at(Instant::now())
+                    } else {
+                        now
+                    };
+                    control.push_back(Queued { message, written, release_at });
+                }
                 Some(LinkCommand::Bulk { file, cells, chunks }) => {
                     bulk.retain(|s| s.file != file);
                     bulk.push(BulkSource { file, cells, chunks });
@@ -128,6 +199,7 @@ where
                 None => closing = true,
             },
             done = write_some(&mut write_half, &mut out) => {
+                wrote_since_slot |= out.as_ref().is_some_and(|o| !o.cover);
                 if done? && let Some(sent) = out.take()
                     && let Some(written) = sent.written
                     && !deliver(LinkEvent::Written(written)).await
@@ -145,6 +217,9 @@ where
                 }
                 frames.push(buf.get(..n).unwrap_or_default());
                 while let Some(message) = next_message(&mut frames, &mut session, &mut rng)? {
+                    if matches!(message, Message::FileChunk { .. }) {
+                        pacer.received_bulk(Instant::now());
+                    }
                     if !deliver(LinkEvent::Received(message)).await {
                         return Ok(());
                     }
@@ -153,7 +228,35 @@ where
             (cells, chunk) = NextBulk { sources: &mut bulk, turn: &mut turn }, if want_bulk => {
                 out = Some(seal(&mut session, &mut rng, &chunk, Some(cells), None)?);
             }
+            () = tokio::time::sleep_until(pacer.next_slot()), if slot.is_some() => {
+                let (mean, eager) = slot.unwrap_or((pace::FAST_GAP, false));
+                if eager {
+                    // Real frames went at once; the slot only covers silence.
+                    if out.is_none() && !wrote_since_slot {
+                        out = Some(seal_cover(&mut session, &mut rng)?);
+                    }
+                } else if !out.as_ref().is_some_and(Outgoing::busy) {
+                    // A slot that finds its cell still unwritten is skipped,
+                    // never made up for later.
+                    let sending = match out.as_mut() {
+                        Some(sending) => sending,
+                        None => out.insert(seal_cover(&mut session, &mut rng)?),
+                    };
+                    sending.allowed = (sending.done + CELL_SIZE).min(sending.frame.len());
+                }
+                wrote_since_slot = false;
+                pacer.advance(Instant::now(), mean);
+            }
+            () = sleep_until_some(jitter_wait), if jitter_wait.is_some() => {}
         }
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -173,13 +276,24 @@ fn seal(
     Ok(Outgoing {
         frame,
         done: 0,
+        allowed: 0,
+        unflushed: false,
+        cover: false,
         written,
     })
 }
 
-/// Writes some of the frame on its way out; `true` once all of it is written
-/// and flushed. Cancel-safe: what was written is counted before it returns, and
-/// a flush cut short is simply started again. Never ready without a frame.
+fn seal_cover(session: &mut Session, rng: &mut OsRng) -> Result<Outgoing, LinkError> {
+    let mut cover = seal(session, rng, &Message::Cover, None, None)?;
+    cover.cover = true;
+    Ok(cover)
+}
+
+/// Writes some of what may be written of the frame on its way out, and
+/// flushes once that is written; `true` once the whole frame is written and
+/// flushed. Cancel-safe: what was written is counted before it returns, and a
+/// flush cut short is simply started again. Never ready while there is nothing
+/// to write.
 async fn write_some<W: AsyncWrite>(
     writer: &mut WriteHalf<W>,
     out: &mut Option<Outgoing>,
@@ -187,7 +301,7 @@ async fn write_some<W: AsyncWrite>(
     let Some(sending) = out.as_mut() else {
         return std::future::pending().await;
     };
-    if let Some(rest) = sending.frame.get(sending.done..)
+    if let Some(rest) = sending.frame.get(sending.done..sending.allowed)
         && !rest.is_empty()
     {
         let n = writer.write(rest).await?;
@@ -195,10 +309,17 @@ async fn write_some<W: AsyncWrite>(
             return Err(LinkError::Io(std::io::ErrorKind::WriteZero.into()));
         }
         sending.done += n;
+        sending.unflushed = true;
         return Ok(false);
     }
-    writer.flush().await?;
-    Ok(true)
+    if sending.unflushed {
+        writer.flush().await?;
+        sending.unflushed = false;
+    }
+    if sending.done >= sending.frame.len() {
+        return Ok(true);
+    }
+    std::future::pending().await
 }
 
 /// The next readable message in what has arrived, skipping replays and
@@ -225,6 +346,8 @@ fn next_message(
             Err(_) => return Err(LinkError::Corrupt),
         };
         match Message::decode(&payload) {
+            // Cover has no effect: it only fills the schedule.
+            Ok(Message::Cover) => {}
             Ok(message) => return Ok(Some(message)),
             Err(e) => tracing::debug!("ignoring a message we cannot read: {e}"),
         }
@@ -274,7 +397,15 @@ mod tests {
     use nightjar_proto::identity::IdentityKeyPair;
     use nightjar_proto::message::MessageId;
 
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    use tokio::io::{DuplexStream, ReadBuf};
+
     use super::*;
+    use crate::driver::pace::{CoverLevel, ShapingConfig};
     use crate::link::{Link, os_rng};
 
     fn chunk(index: u32) -> Message {
@@ -294,34 +425,54 @@ mod tests {
         }
     }
 
+    /// Both ends of a link over an in-memory pipe of `buffer` bytes.
+    async fn linked(buffer: usize) -> (Link<DuplexStream>, Link<DuplexStream>) {
+        let alice = IdentityKeyPair::generate(&mut os_rng());
+        let bob = IdentityKeyPair::generate(&mut os_rng());
+        let bob_key = *bob.public().signing_key();
+        let (a, b) = tokio::io::duplex(buffer);
+        let answer = tokio::spawn(async move { Link::answer(b, &bob, b"test").await });
+        let alice_link = Link::dial(a, &alice, &bob_key, b"test").await.unwrap();
+        (alice_link, answer.await.unwrap().unwrap())
+    }
+
+    /// Runs an unshaped driver on `parts`; returns its command sender and what
+    /// it receives.
+    fn spawn_unshaped(
+        parts: LinkParts<DuplexStream>,
+    ) -> (
+        mpsc::UnboundedSender<LinkCommand>,
+        mpsc::UnboundedReceiver<Message>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (got_tx, got_rx) = mpsc::unbounded_channel();
+        let deliver = move |event| {
+            if let LinkEvent::Received(message) = event {
+                let _ = got_tx.send(message);
+            }
+            std::future::ready(true)
+        };
+        tokio::spawn(drive(
+            parts,
+            rx,
+            deliver,
+            Pacer::new(ShapingConfig::UNSHAPED),
+        ));
+        (tx, got_rx)
+    }
+
     /// Two drivers over an in-memory stream; returns the command senders and
     /// what each side received, in order.
     async fn pair() -> (
         [mpsc::UnboundedSender<LinkCommand>; 2],
         [mpsc::UnboundedReceiver<Message>; 2],
     ) {
-        let alice = IdentityKeyPair::generate(&mut os_rng());
-        let bob = IdentityKeyPair::generate(&mut os_rng());
-        let bob_key = *bob.public().signing_key();
         // A small pipe, so writers block and readers must keep up.
-        let (a, b) = tokio::io::duplex(8 * 1024);
-        let answer = tokio::spawn(async move { Link::answer(b, &bob, b"test").await });
-        let alice_link = Link::dial(a, &alice, &bob_key, b"test").await.unwrap();
-        let bob_link = answer.await.unwrap().unwrap();
+        let (alice_link, bob_link) = linked(8 * 1024).await;
         let mut commands = Vec::new();
         let mut received = Vec::new();
         for link in [alice_link, bob_link] {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let (got_tx, got_rx) = mpsc::unbounded_channel();
-            tokio::spawn(drive(link.into_parts(), rx, move |event| {
-                let got_tx = got_tx.clone();
-                async move {
-                    if let LinkEvent::Received(message) = event {
-                        let _ = got_tx.send(message);
-                    }
-                    true
-                }
-            }));
+            let (tx, got_rx) = spawn_unshaped(link.into_parts());
             commands.push(tx);
             received.push(got_rx);
         }
@@ -369,6 +520,30 @@ mod tests {
             })
             .collect();
         assert_eq!(indices, (0..100).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn cover_is_dropped_without_effect() {
+        let ([alice, _bob], [_, mut at_bob]) = pair().await;
+        for message in [
+            Message::Cover,
+            Message::Cover,
+            text(1),
+            Message::Cover,
+            text(2),
+        ] {
+            alice
+                .send(LinkCommand::Send {
+                    message,
+                    written: None,
+                })
+                .unwrap();
+        }
+        assert_eq!(at_bob.recv().await.unwrap(), text(1));
+        assert_eq!(at_bob.recv().await.unwrap(), text(2));
+        // Closing Alice's side ends Bob's link with nothing else delivered.
+        drop(alice);
+        assert!(at_bob.recv().await.is_none());
     }
 
     #[tokio::test]
@@ -430,5 +605,188 @@ mod tests {
         let switches = files.windows(2).filter(|w| w[0] != w[1]).count();
         assert!(switches >= 7, "no turns taken: {files:?}");
         drop(senders);
+    }
+
+    /// A stream that records, at each flush, how many bytes were written since
+    /// the previous one, and when (relative to `start`).
+    struct Tap<S> {
+        inner: S,
+        start: Instant,
+        pending: usize,
+        log: Arc<Mutex<Vec<(Duration, usize)>>>,
+    }
+
+    impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if let Poll::Ready(Ok(n)) = written {
+                self.pending += n;
+            }
+            written
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+            if flushed.is_ready() && self.pending > 0 {
+                let unit = (self.start.elapsed(), self.pending);
+                self.log.lock().unwrap().push(unit);
+                self.pending = 0;
+            }
+            flushed
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// Alice's side of a link shaped by `shaping` with a fixed seed, and Bob's
+    /// unshaped; `script` is what Alice sends, at what offset from the start.
+    /// Runs `span` of (paused) time and returns Alice's writes and what Bob
+    /// received.
+    async fn shaped_run(
+        shaping: ShapingConfig,
+        script: Vec<(Duration, Message)>,
+        span: Duration,
+    ) -> (Vec<(Duration, usize)>, Vec<Message>) {
+        let (alice_link, bob_link) = linked(64 * 1024).await;
+
+        let start = Instant::now();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut parts = alice_link.into_parts();
+        let tapped = LinkParts {
+            stream: Tap {
+                inner: parts.stream,
+                start,
+                pending: 0,
+                log: log.clone(),
+            },
+            session: parts.session,
+            reader: std::mem::take(&mut parts.reader),
+            rng: parts.rng,
+        };
+        let (alice_tx, alice_rx) = mpsc::unbounded_channel();
+        let pacer = Pacer::seeded(shaping, StdRng::seed_from_u64(42), start);
+        tokio::spawn(drive(tapped, alice_rx, |_| async { true }, pacer));
+
+        let (_bob_tx, mut got_rx) = spawn_unshaped(bob_link.into_parts());
+        for (at, message) in script {
+            tokio::time::sleep_until(start + at).await;
+            alice_tx
+                .send(LinkCommand::Send {
+                    message,
+                    written: None,
+                })
+                .unwrap();
+        }
+        tokio::time::sleep_until(start + span).await;
+        let mut got = Vec::new();
+        while let Ok(message) = got_rx.try_recv() {
+            got.push(message);
+        }
+        let writes = log.lock().unwrap().clone();
+        (writes, got)
+    }
+
+    /// Texts of one to three cells at random moments of the first 40 s.
+    fn chat_script(count: usize) -> Vec<(Duration, Message)> {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut moments: Vec<u64> = (0..count).map(|_| rng.random_range(0..40_000)).collect();
+        moments.sort_unstable();
+        moments
+            .into_iter()
+            .enumerate()
+            .map(|(n, ms)| {
+                let len = rng.random_range(1..1200);
+                let message = Message::Text {
+                    id: MessageId([n as u8; 16]),
+                    sent_at_ms: ms,
+                    body: "x".repeat(len),
+                };
+                (Duration::from_millis(ms), message)
+            })
+            .collect()
+    }
+
+    const CONSTANT: ShapingConfig = ShapingConfig {
+        cover: CoverLevel::Constant,
+        low_latency: false,
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_follow_the_schedule_whatever_the_traffic() {
+        let span = Duration::from_secs(60);
+        let (idle, nothing) = shaped_run(CONSTANT, Vec::new(), span).await;
+        let script = chat_script(100);
+        let sent: Vec<Message> = script.iter().map(|(_, m)| m.clone()).collect();
+        let (busy, got) = shaped_run(CONSTANT, script, span).await;
+        assert!(nothing.is_empty(), "cover was delivered: {nothing:?}");
+        assert_eq!(got, sent, "the texts did not all arrive, in order");
+        // Every write is one cell, on the same instants, talking or not.
+        assert!(idle.len() > 400, "only {} writes", idle.len());
+        assert!(idle.iter().all(|&(_, len)| len == CELL_SIZE), "{idle:?}");
+        assert_eq!(busy, idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn low_latency_sends_at_once_and_cover_fills_the_silence() {
+        let eager = ShapingConfig {
+            low_latency: true,
+            ..CONSTANT
+        };
+        let span = Duration::from_secs(20);
+        let (idle, _) = shaped_run(eager, Vec::new(), span).await;
+        let text_at = Duration::from_millis(10_050);
+        let (busy, got) = shaped_run(eager, vec![(text_at, text(1))], span).await;
+        assert_eq!(got, vec![text(1)]);
+        // The text was written the moment it was sent, off the schedule.
+        assert!(busy.contains(&(text_at, CELL_SIZE)), "{busy:?}");
+        assert!(!idle.iter().any(|&(at, _)| at == text_at));
+        // The slot after it carried no cover; the rest of the schedule is the same.
+        assert_eq!(busy.len(), idle.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cover_off_delays_each_send_by_at_most_the_jitter_and_keeps_order() {
+        let off = ShapingConfig {
+            cover: CoverLevel::Off,
+            low_latency: false,
+        };
+        let script: Vec<_> = (0..50u8)
+            .map(|n| (Duration::from_millis(u64::from(n) * 100), text(n)))
+            .collect();
+        let sent: Vec<Message> = script.iter().map(|(_, m)| m.clone()).collect();
+        let (writes, got) = shaped_run(off, script, Duration::from_secs(10)).await;
+        assert_eq!(got, sent);
+        assert_eq!(writes.len(), 50, "cover was sent with cover off");
+        for (n, &(at, _)) in writes.iter().enumerate() {
+            let queued = Duration::from_millis(n as u64 * 100);
+            assert!(at >= queued, "text {n} left before it was sent");
+        }
+        // Not sent on the instant it was queued (a 1-in-a-million coincidence
+        // for one text; for all fifty, never).
+        assert!(
+            writes
+                .iter()
+                .enumerate()
+                .any(|(n, &(at, _))| at != Duration::from_millis(n as u64 * 100))
+        );
     }
 }

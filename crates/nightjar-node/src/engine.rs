@@ -35,6 +35,7 @@ use offline::Offline;
 pub use offline::OfflineConfig;
 
 use crate::auth::{Action, AuthState, Binding};
+use crate::driver::pace::{Pacer, ShapingConfig};
 use crate::files::FilesConfig;
 use crate::invite::Rendezvous;
 use crate::link::{Link, os_rng};
@@ -59,6 +60,8 @@ pub struct NodeConfig {
     pub offline: OfflineConfig,
     /// Where received files go and how large they may be.
     pub files: FilesConfig,
+    /// Cover traffic and send timing on links.
+    pub shaping: ShapingConfig,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -115,6 +118,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         rendezvous,
         offline,
         files,
+        shaping,
     } = config;
     let profile = store.profile()?;
     let identity = IdentityKeyPair::from_secret_bytes(profile.identity_secret.as_ref())
@@ -178,6 +182,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         invites: Invites::default(),
         offline: Offline::new(offline),
         files: Files::new(files),
+        shaping,
         acceptors,
     };
     tokio::spawn(engine.run(commands, reports));
@@ -326,6 +331,7 @@ struct Engine {
     invites: Invites,
     offline: Offline,
     files: Files,
+    shaping: ShapingConfig,
     acceptors: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -1173,7 +1179,8 @@ impl Engine {
         self.next_link += 1;
         tracing::debug!(link = id, dialled_by_us, "link up");
         let (commands, rx) = mpsc::unbounded_channel();
-        net::spawn_link(id, link, rx, self.reports_tx.clone());
+        let pacer = Pacer::new(self.shaping);
+        net::spawn_link(id, link, rx, self.reports_tx.clone(), pacer);
         self.links.insert(
             id,
             LiveLink {

@@ -17,6 +17,7 @@ mod files;
 pub mod invite;
 mod net;
 mod views;
+pub use driver::pace::{CoverLevel, ShapingConfig};
 pub use engine::{NodeConfig, OfflineConfig, new_profile, start};
 pub use files::FilesConfig;
 pub use invite::Rendezvous;

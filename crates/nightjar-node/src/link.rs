@@ -193,6 +193,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                 return Ok(None);
             };
             match Message::decode(&payload) {
+                // Cover has no effect, wherever it arrives.
+                Ok(Message::Cover) => {}
                 Ok(message) => return Ok(Some(message)),
                 Err(e) => tracing::debug!("ignoring a message we cannot read: {e}"),
             }

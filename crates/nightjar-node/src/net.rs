@@ -15,6 +15,7 @@ use nightjar_tor::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ContactView;
+use crate::driver::pace::Pacer;
 use crate::driver::{self, LinkEvent};
 use crate::link::{Link, LinkError};
 
@@ -276,6 +277,7 @@ pub(crate) fn spawn_link(
     link: Link<BoxStream>,
     commands: mpsc::UnboundedReceiver<LinkCommand>,
     reports: mpsc::Sender<Report>,
+    pacer: Pacer,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let deliver = |event: LinkEvent| {
@@ -288,7 +290,7 @@ pub(crate) fn spawn_link(
                 reports.send(report).await.is_ok()
             }
         };
-        let error = driver::drive(link.into_parts(), commands, deliver)
+        let error = driver::drive(link.into_parts(), commands, deliver, pacer)
             .await
             .err()
             .map(|e| e.to_string());

@@ -144,6 +144,7 @@ async fn start(root: &Path, who: &str, tor: Arc<CTor>) -> Side {
             downloads: root.join(format!("{who}-downloads")),
             max_incoming: 1 << 30,
         },
+        shaping: nightjar_node::ShapingConfig::UNSHAPED,
     })
     .await
     .unwrap();

@@ -36,6 +36,7 @@ const KIND_FILE_CHUNK: u8 = 0x0E;
 const KIND_FILE_ACK: u8 = 0x0F;
 const KIND_FILE_CANCEL: u8 = 0x10;
 const KIND_FILE_DONE: u8 = 0x11;
+const KIND_COVER: u8 = 0x12;
 /// The longest SMP step a message may carry, in bytes (the largest, SMP2, is 353
 /// bytes in the production group).
 pub const MAX_SMP_LEN: usize = 4096;
@@ -180,6 +181,10 @@ pub enum Message {
         /// The transfer.
         id: FileId,
     },
+    /// Cover: sent on the cell schedule when there is nothing real to send, and
+    /// dropped by the receiver without any effect. Sealed, it is one cell like
+    /// any short message.
+    Cover,
 }
 
 /// Errors from decoding a message.
@@ -246,6 +251,7 @@ impl Message {
                 });
             }
             Self::Quit => w.u8(KIND_QUIT),
+            Self::Cover => w.u8(KIND_COVER),
             Self::ContactRequest { grant, greeting } => {
                 if greeting.len() > MAX_GREETING_LEN {
                     return Err(MessageError::TooLarge);
@@ -393,6 +399,7 @@ impl Message {
                 _ => return Err(WireError::InvalidValue.into()),
             }),
             KIND_QUIT => Self::Quit,
+            KIND_COVER => Self::Cover,
             KIND_CONTACT_REQUEST => Self::ContactRequest {
                 grant: EndpointGrant::read(&mut r)?,
                 greeting: read_text(&mut r, MAX_GREETING_LEN)?,
@@ -546,6 +553,7 @@ impl core::fmt::Debug for Message {
             Self::Receipt { ids } => write!(f, "Receipt({} ids)", ids.len()),
             Self::Presence(p) => write!(f, "Presence({p:?})"),
             Self::Quit => f.write_str("Quit"),
+            Self::Cover => f.write_str("Cover"),
             Self::ContactRequest { greeting, .. } => {
                 write!(f, "ContactRequest({} bytes)", greeting.len())
             }
@@ -621,6 +629,7 @@ mod tests {
             Message::Presence(Presence::Away),
             Message::Presence(Presence::Offline),
             Message::Quit,
+            Message::Cover,
             Message::ContactRequest {
                 grant: EndpointGrant {
                     onion_key: [3; 32],
@@ -817,6 +826,11 @@ mod tests {
     fn known_encoding() {
         let quit = Message::Quit.encode().unwrap();
         assert_eq!(quit, [1, KIND_QUIT]);
+        assert_eq!(Message::Cover.encode().unwrap(), [1, KIND_COVER]);
+        assert_eq!(
+            Message::decode(&[1, KIND_COVER, 0]),
+            Err(MessageError::Malformed(WireError::Trailing))
+        );
         let text = Message::Text {
             id: MessageId([0xab; 16]),
             sent_at_ms: 0x0102,

@@ -254,3 +254,21 @@ fn a_payload_too_large_for_the_padded_size_is_refused() {
     assert_eq!(frame.len(), 2 * CELL_SIZE);
     assert_eq!(b.open_payload(&frame, &mut rng).unwrap().len(), capacity);
 }
+
+#[test]
+fn cover_is_one_cell_like_a_short_text() {
+    let (mut a, mut b, mut rng) = pair(9);
+    let cover = a.seal(&Message::Cover, &mut rng).unwrap();
+    let short = a.seal(&text(1, "k"), &mut rng).unwrap();
+    assert_eq!(cover.len(), CELL_SIZE);
+    assert_eq!(short.len(), cover.len());
+    // Both come out of a stream like any other frame.
+    let mut reader = FrameReader::new();
+    reader.push(&cover);
+    reader.push(&short);
+    let mut got = Vec::new();
+    while let Some(frame) = reader.next_frame(|h| b.body_len(h)).unwrap() {
+        got.push(b.open(&frame, &mut rng).unwrap());
+    }
+    assert_eq!(got, vec![Message::Cover, text(1, "k")]);
+}

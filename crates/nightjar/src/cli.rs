@@ -1636,6 +1636,7 @@ mod tests {
                 downloads,
                 max_incoming: 1 << 30,
             },
+            shaping: nightjar_node::ShapingConfig::UNSHAPED,
         })
         .await
         .unwrap()

@@ -441,6 +441,8 @@ async fn start_node(
             deposit_after: Duration::from_secs(5),
         },
         files: nightjar_node::FilesConfig::default(),
+        // What everyone gets: cover at the default level.
+        shaping: nightjar_node::ShapingConfig::default(),
     })
     .await?;
     let events = node.subscribe();

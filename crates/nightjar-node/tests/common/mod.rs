@@ -79,6 +79,7 @@ async fn start_full(
         rendezvous,
         offline,
         files,
+        shaping: nightjar_node::ShapingConfig::UNSHAPED,
     })
     .await
     .unwrap();

@@ -35,6 +35,7 @@ async fn node_with_files(net: &LoopbackNetwork, files: nightjar_node::FilesConfi
         rendezvous: nightjar_node::Rendezvous::default(),
         offline: nightjar_node::OfflineConfig::default(),
         files,
+        shaping: nightjar_node::ShapingConfig::UNSHAPED,
     })
     .await
     .unwrap()
