@@ -1,7 +1,9 @@
 //! Onion services hosted by the embedded Arti.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use arti_client::config::onion_service::{OnionServiceConfig, OnionServiceConfigBuilder};
 use arti_client::{DataStream, TorClient};
@@ -68,7 +70,18 @@ pub(super) struct Shared {
     incoming: tokio::sync::Mutex<mpsc::Receiver<DataStream>>,
     status_tx: watch::Sender<ServiceStatus>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Counts client-list changes; part of the clients' local names, so that
+    /// applying the same list again is a change to Arti.
+    clients_generation: AtomicU64,
 }
+
+/// How long after a change of authorised clients the list is applied once more.
+/// Arti marks its descriptors dirty on a change, but an upload still in flight
+/// (a young service's first one, or the previous change's) marks them clean
+/// when it completes, with the old list; its next upload would then come only
+/// with the hourly re-publication. Applying the list again after Arti's
+/// one-upload-a-minute limit has passed forces one more upload, of the new list.
+const REAPPLY_CLIENTS_AFTER: Duration = Duration::from_secs(70);
 
 /// Launches a service; the caller has checked that the nickname is free.
 pub(super) fn launch(
@@ -98,7 +111,7 @@ pub(super) fn launch(
         )
         .map_err(|e| service_error(&e))?;
 
-    let config = service_config(&nickname, authorized_clients.as_deref())?;
+    let config = service_config(&nickname, authorized_clients.as_deref(), 0)?;
     let (running, rend_requests) = client
         .launch_onion_service(config)
         .map_err(|e| service_error(&e))?
@@ -133,6 +146,7 @@ pub(super) fn launch(
             incoming: tokio::sync::Mutex::new(stream_rx),
             status_tx,
             tasks: Mutex::new(vec![accept_task, status_task]),
+            clients_generation: AtomicU64::new(0),
         }),
     })
 }
@@ -167,6 +181,7 @@ fn purge_state(
 fn service_config(
     nickname: &HsNickname,
     clients: Option<&[ClientAuthPublic]>,
+    generation: u64,
 ) -> Result<OnionServiceConfig, TorError> {
     let mut b = OnionServiceConfigBuilder::default();
     b.nickname(nickname.clone());
@@ -185,7 +200,7 @@ fn service_config(
         for (i, client) in unique.iter().enumerate() {
             // Client names are local labels in Arti's configuration; ours carry
             // nothing about who the client is.
-            let name = format!("client-{i}")
+            let name = format!("client-{generation}-{i}")
                 .parse()
                 .map_err(|e: tor_persist::slug::BadSlug| TorError::Config(e.to_string()))?;
             rd.static_keys()
@@ -291,6 +306,22 @@ fn problem_text(status: &OnionServiceStatus) -> String {
 
 impl Shared {
     /// Stops publishing, stops accepting and forgets the service's state.
+    /// Gives Arti `clients` under a new generation of local names, which it
+    /// takes as a change: it re-reads the list, marks every descriptor dirty and
+    /// uploads new ones. Returns the generation used.
+    fn apply_clients(
+        &self,
+        running: &RunningOnionService,
+        clients: &[ClientAuthPublic],
+    ) -> Result<u64, TorError> {
+        let generation = self.clients_generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let config = service_config(&self.nickname, Some(clients), generation)?;
+        running
+            .reconfigure(config, Reconfigure::AllOrNothing)
+            .map_err(|e| service_error(&e))?;
+        Ok(generation)
+    }
+
     pub(super) fn stop(&self) {
         let running = self
             .running
@@ -352,13 +383,37 @@ impl OnionService for ArtiService {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or(TorError::Shutdown)?;
-        let config = service_config(&self.shared.nickname, Some(&clients))?;
-        // Arti re-reads the client list on reconfiguration, marks every
-        // descriptor dirty and uploads new ones.
-        running
-            .reconfigure(config, Reconfigure::AllOrNothing)
-            .map_err(|e| service_error(&e))?;
+        let generation = self.shared.apply_clients(&running, &clients)?;
         info!(service = %self.shared.label, clients = clients.len(), "authorized clients replaced");
+        drop(running);
+        // See REAPPLY_CLIENTS_AFTER. Only the latest change is applied again.
+        let shared = Arc::downgrade(&self.shared);
+        let reapply = tokio::spawn(async move {
+            tokio::time::sleep(REAPPLY_CLIENTS_AFTER).await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            if shared.clients_generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            let running = shared
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(running) = running
+                && let Err(e) = shared.apply_clients(&running, &clients)
+            {
+                debug!(service = %shared.label, error = %e, "could not apply the client list again");
+            }
+        });
+        let mut tasks = self
+            .shared
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(reapply);
         Ok(())
     }
 
