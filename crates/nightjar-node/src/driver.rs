@@ -397,16 +397,16 @@ mod tests {
     use nightjar_proto::identity::IdentityKeyPair;
     use nightjar_proto::message::MessageId;
 
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
+    use nightjar_tor::tap::TapLog;
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
-    use tokio::io::{DuplexStream, ReadBuf};
+    use tokio::io::DuplexStream;
 
     use super::*;
     use crate::driver::pace::{CoverLevel, ShapingConfig};
-    use crate::link::{Link, os_rng};
+    use crate::link::{Link, Pacing, os_rng};
 
     fn chunk(index: u32) -> Message {
         Message::FileChunk {
@@ -431,8 +431,11 @@ mod tests {
         let bob = IdentityKeyPair::generate(&mut os_rng());
         let bob_key = *bob.public().signing_key();
         let (a, b) = tokio::io::duplex(buffer);
-        let answer = tokio::spawn(async move { Link::answer(b, &bob, b"test").await });
-        let alice_link = Link::dial(a, &alice, &bob_key, b"test").await.unwrap();
+        let answer =
+            tokio::spawn(async move { Link::answer(b, &bob, b"test", Pacing::Immediate).await });
+        let alice_link = Link::dial(a, &alice, &bob_key, b"test", Pacing::Immediate)
+            .await
+            .unwrap();
         (alice_link, answer.await.unwrap().unwrap())
     }
 
@@ -607,56 +610,6 @@ mod tests {
         drop(senders);
     }
 
-    /// A stream that records, at each flush, how many bytes were written since
-    /// the previous one, and when (relative to `start`).
-    struct Tap<S> {
-        inner: S,
-        start: Instant,
-        pending: usize,
-        log: Arc<Mutex<Vec<(Duration, usize)>>>,
-    }
-
-    impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            Pin::new(&mut self.inner).poll_read(cx, buf)
-        }
-    }
-
-    impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<std::io::Result<usize>> {
-            let written = Pin::new(&mut self.inner).poll_write(cx, buf);
-            if let Poll::Ready(Ok(n)) = written {
-                self.pending += n;
-            }
-            written
-        }
-
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            let flushed = Pin::new(&mut self.inner).poll_flush(cx);
-            if flushed.is_ready() && self.pending > 0 {
-                let unit = (self.start.elapsed(), self.pending);
-                self.log.lock().unwrap().push(unit);
-                self.pending = 0;
-            }
-            flushed
-        }
-
-        fn poll_shutdown(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            Pin::new(&mut self.inner).poll_shutdown(cx)
-        }
-    }
-
     /// Alice's side of a link shaped by `shaping` with a fixed seed, and Bob's
     /// unshaped; `script` is what Alice sends, at what offset from the start.
     /// Runs `span` of (paused) time and returns Alice's writes and what Bob
@@ -669,15 +622,10 @@ mod tests {
         let (alice_link, bob_link) = linked(64 * 1024).await;
 
         let start = Instant::now();
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = TapLog::new();
         let mut parts = alice_link.into_parts();
         let tapped = LinkParts {
-            stream: Tap {
-                inner: parts.stream,
-                start,
-                pending: 0,
-                log: log.clone(),
-            },
+            stream: log.wrap(parts.stream, 7300),
             session: parts.session,
             reader: std::mem::take(&mut parts.reader),
             rng: parts.rng,
@@ -701,7 +649,12 @@ mod tests {
         while let Ok(message) = got_rx.try_recv() {
             got.push(message);
         }
-        let writes = log.lock().unwrap().clone();
+        let writes = log
+            .units()
+            .into_iter()
+            .filter(|unit| unit.out)
+            .map(|unit| (unit.at, unit.len))
+            .collect();
         (writes, got)
     }
 

@@ -152,11 +152,13 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
             request_service.clone(),
             identity.clone(),
             reports_tx.clone(),
+            shaping.setup_pacing(),
         ),
         net::spawn_endpoint_acceptor(
             endpoint_service.clone(),
             identity.clone(),
             reports_tx.clone(),
+            shaping.setup_pacing(),
         ),
     ];
     spawn_online_watch(&request_service, &endpoint_service, events.clone());
@@ -229,6 +231,10 @@ fn credential_public(secret: &[u8; 32]) -> ClientAuthPublic {
     ClientAuthPublic(x25519_dalek::PublicKey::from(&secret).to_bytes())
 }
 
+/// How long the side that does not dial first waits for the other's link
+/// before dialling itself (see `invite_settled`).
+const SECOND_DIAL_AFTER: Duration = Duration::from_secs(20);
+
 /// Retry schedule for dials and request deliveries: 2 s doubling to 5 min, or
 /// to 1 min while something waits to be delivered (a new contact's onion can
 /// take a minute or two to become reachable; five minutes between tries would
@@ -250,6 +256,13 @@ impl Backoff {
             failures: 0,
             next: Instant::now(),
             in_flight: false,
+        }
+    }
+
+    fn after(delay: Duration) -> Self {
+        Self {
+            next: Instant::now() + delay,
+            ..Self::now()
         }
     }
 
@@ -961,6 +974,7 @@ impl Engine {
             identity,
             credential: Some(ClientAuthSecret(*record.their_credential)),
             isolation: format!("contact-{contact}"),
+            pacing: self.shaping.setup_pacing(),
         };
         if let Some(b) = self.dials.get_mut(&contact) {
             b.in_flight = true;
@@ -1000,6 +1014,7 @@ impl Engine {
             identity,
             credential: None,
             isolation: format!("request-{request}"),
+            pacing: self.shaping.setup_pacing(),
         };
         if let Some(b) = self.deliveries.get_mut(&request) {
             b.in_flight = true;

@@ -5,12 +5,15 @@
 //! empty payload that lets the answerer's ratchet start (a responder cannot send
 //! before it has received); then frames in both directions.
 
+use std::time::Duration;
+
 use ed25519_dalek::VerifyingKey;
 use nightjar_proto::cell::{self, CELL_SIZE, FrameReader};
 use nightjar_proto::handshake::{self, Established, Initiator, Responder};
 use nightjar_proto::identity::{IdentityKeyPair, PublicIdentity};
 use nightjar_proto::message::Message;
 use nightjar_proto::session::Session;
+use rand::RngExt as _;
 use rand_core::UnwrapErr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
@@ -59,6 +62,18 @@ pub struct WireStats {
     pub cells_received: usize,
 }
 
+/// How a link writes its cells before the link driver takes over: the
+/// handshake, the opening frame, and the messages of a request exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// Each message at once.
+    Immediate,
+    /// One cell at a time, each written and flushed after a gap drawn uniformly
+    /// from `[mean/2, 3·mean/2]`, so set-up looks like the cell schedule that
+    /// follows it.
+    Cells(Duration),
+}
+
 /// An established link taken apart: what the link driver runs on.
 pub(crate) struct LinkParts<S> {
     pub stream: S,
@@ -75,6 +90,7 @@ pub struct Link<S> {
     peer: PublicIdentity,
     stats: WireStats,
     rng: OsRng,
+    pacing: Pacing,
 }
 
 impl<S> std::fmt::Debug for Link<S> {
@@ -93,15 +109,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         identity: &IdentityKeyPair,
         expected: &VerifyingKey,
         prologue: &[u8],
+        pacing: Pacing,
     ) -> Result<Self> {
         let mut rng = os_rng();
         let mut stats = WireStats::default();
         let (waiting, msg1) = Initiator::start(expected, prologue, &mut rng);
-        write_padded(&mut stream, &msg1, &mut stats).await?;
+        write_padded(&mut stream, &msg1, pacing, &mut stats).await?;
         let msg2 = read_padded(&mut stream, handshake::MSG2_LEN, &mut stats).await?;
         let (established, msg3) = waiting.handle_reply(&msg2, identity)?;
-        write_padded(&mut stream, &msg3, &mut stats).await?;
-        let mut link = Self::new(stream, established, stats, rng)?;
+        write_padded(&mut stream, &msg3, pacing, &mut stats).await?;
+        let mut link = Self::new(stream, established, stats, rng, pacing)?;
         link.send_payload(&[]).await?;
         Ok(link)
     }
@@ -112,15 +129,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         mut stream: S,
         identity: &IdentityKeyPair,
         prologue: &[u8],
+        pacing: Pacing,
     ) -> Result<Self> {
         let mut rng = os_rng();
         let mut stats = WireStats::default();
         let msg1 = read_padded(&mut stream, handshake::MSG1_LEN, &mut stats).await?;
         let (waiting, msg2) = Responder::handle_hello(identity, prologue, &msg1, &mut rng)?;
-        write_padded(&mut stream, &msg2, &mut stats).await?;
+        write_padded(&mut stream, &msg2, pacing, &mut stats).await?;
         let msg3 = read_padded(&mut stream, handshake::MSG3_LEN, &mut stats).await?;
         let established = waiting.handle_finish(&msg3)?;
-        let mut link = Self::new(stream, established, stats, rng)?;
+        let mut link = Self::new(stream, established, stats, rng, pacing)?;
         let opening = link.recv_frame().await?.ok_or(LinkError::ClosedEarly)?;
         if !opening.is_empty() {
             return Err(LinkError::Protocol("the opening frame must be empty"));
@@ -128,7 +146,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         Ok(link)
     }
 
-    fn new(stream: S, established: Established, stats: WireStats, mut rng: OsRng) -> Result<Self> {
+    fn new(
+        stream: S,
+        established: Established,
+        stats: WireStats,
+        mut rng: OsRng,
+        pacing: Pacing,
+    ) -> Result<Self> {
         let peer = *established.peer();
         let session = Session::from_handshake(established, &mut rng)
             .map_err(|_| LinkError::Protocol("handshake produced no session"))?;
@@ -139,6 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             peer,
             stats,
             rng,
+            pacing,
         })
     }
 
@@ -179,8 +204,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             .session
             .seal_payload(payload, &mut self.rng)
             .map_err(|_| LinkError::Protocol("frame too large to seal"))?;
-        self.stream.write_all(&frame).await?;
-        self.stream.flush().await?;
+        write_cells(&mut self.stream, &frame, self.pacing).await?;
         let cells = frame.len() / CELL_SIZE;
         self.stats.cells_sent += cells;
         Ok(cells)
@@ -249,13 +273,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
 async fn write_padded<S: AsyncWrite + Unpin>(
     stream: &mut S,
     message: &[u8],
+    pacing: Pacing,
     stats: &mut WireStats,
 ) -> Result<()> {
     let mut padded = message.to_vec();
     padded.resize(cell::padded_len(message.len()), 0);
-    stream.write_all(&padded).await?;
-    stream.flush().await?;
+    write_cells(stream, &padded, pacing).await?;
     stats.cells_sent += padded.len() / CELL_SIZE;
+    Ok(())
+}
+
+/// Writes whole cells as `pacing` says, flushing after each write.
+async fn write_cells<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    cells: &[u8],
+    pacing: Pacing,
+) -> Result<()> {
+    match pacing {
+        Pacing::Immediate => {
+            stream.write_all(cells).await?;
+            stream.flush().await?;
+        }
+        Pacing::Cells(mean) => {
+            for cell in cells.chunks(CELL_SIZE) {
+                let gap = os_rng().random_range(mean / 2..=mean * 3 / 2);
+                tokio::time::sleep(gap).await;
+                stream.write_all(cell).await?;
+                stream.flush().await?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -289,8 +336,11 @@ mod tests {
         let bob = IdentityKeyPair::generate(&mut os_rng());
         let bob_key = *bob.public().signing_key();
         let (a, b) = tokio::io::duplex(4096);
-        let answer = tokio::spawn(async move { Link::answer(b, &bob, b"test").await });
-        let mut alice_link = Link::dial(a, &alice, &bob_key, b"test").await.unwrap();
+        let answer =
+            tokio::spawn(async move { Link::answer(b, &bob, b"test", Pacing::Immediate).await });
+        let mut alice_link = Link::dial(a, &alice, &bob_key, b"test", Pacing::Immediate)
+            .await
+            .unwrap();
         let mut bob_link = answer.await.unwrap().unwrap();
         assert_eq!(bob_link.peer(), &alice.public());
         let hello = Message::Text {
@@ -317,10 +367,61 @@ mod tests {
         let bob = IdentityKeyPair::generate(&mut os_rng());
         let mallory = IdentityKeyPair::generate(&mut os_rng());
         let (a, b) = tokio::io::duplex(4096);
-        tokio::spawn(async move { Link::answer(b, &mallory, b"test").await });
-        let err = Link::dial(a, &alice, bob.public().signing_key(), b"test")
-            .await
-            .unwrap_err();
+        tokio::spawn(async move { Link::answer(b, &mallory, b"test", Pacing::Immediate).await });
+        let err = Link::dial(
+            a,
+            &alice,
+            bob.public().signing_key(),
+            b"test",
+            Pacing::Immediate,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, LinkError::Handshake(_)), "{err}");
+    }
+
+    /// The sizes of every write of a link's set-up and of one message each
+    /// way, on both sides, with `pacing`, and the shortest gap between two
+    /// writes of one side.
+    async fn setup_writes(pacing: Pacing) -> (Vec<usize>, Duration) {
+        let alice = IdentityKeyPair::generate(&mut os_rng());
+        let bob = IdentityKeyPair::generate(&mut os_rng());
+        let bob_key = *bob.public().signing_key();
+        let log = nightjar_tor::tap::TapLog::new();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (a, b) = (log.wrap(a, 7300), log.wrap(b, 7300));
+        let answer = tokio::spawn(async move { Link::answer(b, &bob, b"test", pacing).await });
+        let mut alice_link = Link::dial(a, &alice, &bob_key, b"test", pacing)
+            .await
+            .unwrap();
+        let mut bob_link = answer.await.unwrap().unwrap();
+        alice_link.send(&Message::Accepted).await.unwrap();
+        bob_link.recv().await.unwrap();
+        bob_link.send(&Message::RequestReceived).await.unwrap();
+        alice_link.recv().await.unwrap();
+        let writes: Vec<_> = log.units().into_iter().filter(|u| u.out).collect();
+        let mut shortest = Duration::MAX;
+        for side in [0, 1] {
+            let times: Vec<_> = writes
+                .iter()
+                .filter(|u| u.stream == side)
+                .map(|u| u.at)
+                .collect();
+            for pair in times.windows(2) {
+                shortest = shortest.min(pair[1] - pair[0]);
+            }
+        }
+        (writes.iter().map(|u| u.len).collect(), shortest)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paced_setup_writes_one_cell_at_a_time() {
+        let (sizes, shortest) = setup_writes(Pacing::Cells(Duration::from_millis(20))).await;
+        // 3 + 3 + 1 handshake cells, the opening frame, two messages.
+        assert_eq!(sizes, vec![CELL_SIZE; 10]);
+        assert!(shortest >= Duration::from_millis(10), "{shortest:?}");
+        // Unpaced, the handshake messages go whole.
+        let (sizes, _) = setup_writes(Pacing::Immediate).await;
+        assert!(sizes.contains(&(3 * CELL_SIZE)), "{sizes:?}");
     }
 }

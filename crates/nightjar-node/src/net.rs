@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ContactView;
 use crate::driver::pace::Pacer;
 use crate::driver::{self, LinkEvent};
-use crate::link::{Link, LinkError};
+use crate::link::{Link, LinkError, Pacing};
 
 /// The virtual port of both onion services.
 pub(crate) const SERVICE_PORT: u16 = 7300;
@@ -137,12 +137,15 @@ pub(crate) fn spawn_request_acceptor(
     service: Arc<dyn OnionService>,
     identity: Arc<IdentityKeyPair>,
     reports: mpsc::Sender<Report>,
+    pacing: Pacing,
 ) -> tokio::task::JoinHandle<()> {
     spawn_acceptor(
         service,
         identity,
         reports,
-        |stream, identity, reports| async move { take_request(stream, &identity, &reports).await },
+        move |stream, identity, reports| async move {
+            take_request(stream, &identity, &reports, pacing).await
+        },
     )
 }
 
@@ -151,13 +154,14 @@ pub(crate) fn spawn_endpoint_acceptor(
     service: Arc<dyn OnionService>,
     identity: Arc<IdentityKeyPair>,
     reports: mpsc::Sender<Report>,
+    pacing: Pacing,
 ) -> tokio::task::JoinHandle<()> {
     spawn_acceptor(
         service,
         identity,
         reports,
-        |stream, identity, reports| async move {
-            let link = Link::answer(stream, &identity, ENDPOINT_PROLOGUE).await?;
+        move |stream, identity, reports| async move {
+            let link = Link::answer(stream, &identity, ENDPOINT_PROLOGUE, pacing).await?;
             let _ = reports.send(Report::Answered { link }).await;
             Ok(())
         },
@@ -168,8 +172,9 @@ async fn take_request(
     stream: BoxStream,
     identity: &IdentityKeyPair,
     reports: &mpsc::Sender<Report>,
+    pacing: Pacing,
 ) -> Result<(), LinkError> {
-    let mut link = Link::answer(stream, identity, REQUEST_PROLOGUE).await?;
+    let mut link = Link::answer(stream, identity, REQUEST_PROLOGUE, pacing).await?;
     let first = link.recv().await?;
     let Some(Message::ContactRequest { grant, greeting }) = &first else {
         return Err(LinkError::Protocol("expected a contact request"));
@@ -197,6 +202,8 @@ pub(crate) struct Target {
     pub identity: VerifyingKey,
     pub credential: Option<ClientAuthSecret>,
     pub isolation: String,
+    /// How the link's set-up cells are written.
+    pub pacing: Pacing,
 }
 
 async fn open_link(
@@ -213,7 +220,7 @@ async fn open_link(
         .connect(&target.onion, SERVICE_PORT, &options)
         .await
         .map_err(|e| e.to_string())?;
-    Link::dial(stream, identity, &target.identity, prologue)
+    Link::dial(stream, identity, &target.identity, prologue, target.pacing)
         .await
         .map_err(|e| e.to_string())
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use nightjar_node::link::{Link, os_rng};
+use nightjar_node::link::{Link, Pacing, os_rng};
 use nightjar_proto::identity::IdentityKeyPair;
 use nightjar_proto::message::{Message, MessageId};
 use nightjar_tor::{
@@ -208,7 +208,7 @@ async fn listen(
             .accept()
             .await
             .context("the onion service stopped accepting")?;
-        match Link::answer(stream, &identity, PROLOGUE).await {
+        match Link::answer(stream, &identity, PROLOGUE, Pacing::Immediate).await {
             Ok(link) => break link,
             Err(e) => tracing::debug!("dropped an incoming stream: {e}"),
         }
@@ -244,9 +244,15 @@ async fn dial(tor: &dyn Transport, ticket: &Ticket) -> Result<LinkUp<nightjar_to
     .await
     .context("the other side could not be reached in time")?
     .context("the other side could not be reached (it may have left)")?;
-    let link = Link::dial(stream, &identity, &ticket.identity, PROLOGUE)
-        .await
-        .context("the other side could not prove it holds the key in the connection string")?;
+    let link = Link::dial(
+        stream,
+        &identity,
+        &ticket.identity,
+        PROLOGUE,
+        Pacing::Immediate,
+    )
+    .await
+    .context("the other side could not prove it holds the key in the connection string")?;
     Ok(LinkUp { link, identity })
 }
 
@@ -608,8 +614,8 @@ mod tests {
         let dialler = IdentityKeyPair::generate(&mut os_rng());
         let expected = *listener.public().signing_key();
         let (answered, dialled) = tokio::join!(
-            Link::answer(a, &listener, PROLOGUE),
-            Link::dial(b, &dialler, &expected, PROLOGUE)
+            Link::answer(a, &listener, PROLOGUE, Pacing::Immediate),
+            Link::dial(b, &dialler, &expected, PROLOGUE, Pacing::Immediate)
         );
         (
             (

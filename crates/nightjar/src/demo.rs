@@ -17,6 +17,7 @@ use clap::Args;
 use nightjar_node::{AuthOutcome, Event, Level, Node, NodeConfig, Rendezvous};
 use nightjar_store::Store;
 use nightjar_tor::forward::Forward;
+use nightjar_tor::tap::TapTransport;
 use nightjar_tor::testnet::{TestNetwork, TestNetworkOptions};
 use nightjar_tor::{Backend, ServiceConfig, ServiceKey, Transport};
 use tokio::sync::{broadcast, watch};
@@ -34,6 +35,11 @@ pub struct DemoArgs {
     /// testnet up`) instead of starting one.
     #[arg(long, value_name = "DIR", env = "NIGHTJAR_TESTNET")]
     testnet: Option<std::path::PathBuf>,
+    /// Record the size and time of every write and read on Alice's and Bob's
+    /// Tor streams (never their contents) and write them to FILE as JSON lines,
+    /// for measuring what an observer of each side sees.
+    #[arg(long, value_name = "FILE", hide = true)]
+    wire_log: Option<std::path::PathBuf>,
 }
 
 const STEPS: u32 = 10;
@@ -73,6 +79,16 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         start_tor("Alice", args.alice, &net),
         start_tor("Bob  ", args.bob, &net)
     )?;
+    let mut wire_logs = Vec::new();
+    let (alice_tor, bob_tor) = if args.wire_log.is_some() {
+        let (alice_tapped, alice_log) = TapTransport::wrap(alice_tor);
+        let (bob_tapped, bob_log) = TapTransport::wrap(bob_tor);
+        wire_logs.push(("alice", alice_log));
+        wire_logs.push(("bob", bob_log));
+        (alice_tapped, bob_tapped)
+    } else {
+        (alice_tor, bob_tor)
+    };
     let (mailbox, rendezvous) = start_mailbox(alice_tor.as_ref()).await?;
     let (alice, mut alice_events) = start_node(alice_tor.clone(), &rendezvous, None).await?;
     // Bob's profile is kept (in a temporary directory) so that he can come back.
@@ -390,6 +406,16 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     alice_tor.shutdown().await?;
     bob_tor.shutdown().await?;
     drop(net);
+    if let Some(path) = &args.wire_log {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("could not create {}", path.display()))?,
+        );
+        for (who, log) in &wire_logs {
+            log.write_jsonl(who, &mut out)?;
+        }
+        out.flush()?;
+    }
     println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
 
-use crate::link::os_rng;
+use crate::link::{Pacing, os_rng};
 
 /// The mean gap between cells at [`CoverLevel::Low`].
 pub const LOW_GAP: Duration = Duration::from_secs(1);
@@ -92,6 +92,15 @@ impl ShapingConfig {
         cover: CoverLevel::Off,
         low_latency: true,
     };
+
+    /// How links write their set-up: cell by cell on the fast schedule when
+    /// cover is on, so the handshake looks like what follows it.
+    pub(crate) fn setup_pacing(&self) -> Pacing {
+        match self.cover {
+            CoverLevel::Off => Pacing::Immediate,
+            _ => Pacing::Cells(FAST_GAP),
+        }
+    }
 }
 
 impl Default for ShapingConfig {

@@ -8,7 +8,7 @@ use nightjar_proto::message::EndpointGrant;
 use nightjar_store::{DirectContact, StoreError};
 use nightjar_wormhole::Code;
 
-use super::{Backoff, Engine, name_taken, random_secret};
+use super::{Backoff, Engine, SECOND_DIAL_AFTER, name_taken, random_secret};
 use crate::invite::{self, Exchanged, InviteTask};
 use crate::net::Report;
 use crate::views;
@@ -169,7 +169,18 @@ impl Engine {
         }
         match self.store.contact(id) {
             Ok(record) => {
-                self.dials.insert(record.id, Backoff::now());
+                // Both sides know each other at once, and the link both keep
+                // is the one dialled by the smaller identity key: that side
+                // dials now, the other only if no link came after a while, so
+                // two links (and an authentication cut short by the switch
+                // from one to the other) are rare.
+                let ours = self.identity.public().signing_key().to_bytes();
+                let backoff = if ours < record.identity_key {
+                    Backoff::now()
+                } else {
+                    Backoff::after(SECOND_DIAL_AFTER)
+                };
+                self.dials.insert(record.id, backoff);
                 self.emit(Event::ContactAdded {
                     contact: self.view(&record),
                 });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nightjar_node::{
-    Event, FilesConfig, MessageState, Node, NodeConfig, OfflineConfig, Rendezvous,
+    Event, FilesConfig, MessageState, Node, NodeConfig, OfflineConfig, Rendezvous, ShapingConfig,
 };
 use nightjar_store::{KdfParams, Store};
 use nightjar_tor::Transport;
@@ -64,6 +64,24 @@ pub async fn start_with_files(
     .await
 }
 
+/// An ephemeral node whose links are shaped by `shaping`.
+pub async fn start_shaped(
+    transport: Arc<dyn Transport>,
+    shaping: ShapingConfig,
+) -> (Node, broadcast::Receiver<Event>) {
+    let store = Store::in_memory(&nightjar_node::new_profile()).unwrap();
+    let config = NodeConfig {
+        store,
+        transport,
+        ephemeral: true,
+        rendezvous: Rendezvous::default(),
+        offline: OfflineConfig::default(),
+        files: FilesConfig::default(),
+        shaping,
+    };
+    start_node(config).await
+}
+
 async fn start_full(
     store: Store,
     transport: Arc<dyn Transport>,
@@ -72,17 +90,20 @@ async fn start_full(
     files: FilesConfig,
     ephemeral: bool,
 ) -> (Node, broadcast::Receiver<Event>) {
-    let node = nightjar_node::start(NodeConfig {
+    start_node(NodeConfig {
         store,
         transport,
         ephemeral,
         rendezvous,
         offline,
         files,
-        shaping: nightjar_node::ShapingConfig::UNSHAPED,
+        shaping: ShapingConfig::UNSHAPED,
     })
     .await
-    .unwrap();
+}
+
+async fn start_node(config: NodeConfig) -> (Node, broadcast::Receiver<Event>) {
+    let node = nightjar_node::start(config).await.unwrap();
     let events = node.subscribe();
     (node, events)
 }
