@@ -15,6 +15,7 @@ use nightjar_node::{Event, MessageDirection, MessageState, Node, OfflineConfig, 
 use nightjar_store::Store;
 use nightjar_tor::forward::Forward;
 use nightjar_tor::loopback::LoopbackNetwork;
+use nightjar_tor::tap::{TapLog, TapTransport};
 use nightjar_tor::{ServiceConfig, ServiceKey, Transport};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot};
@@ -85,13 +86,14 @@ async fn open(dir: &Path, transport: Arc<dyn Transport>) -> (Node, broadcast::Re
 /// Bob's grant (a text Bob sent after it arrived) and Bob is gone.
 async fn alice_with_bob_away(
     net: &LoopbackNetwork,
+    alice_transport: Arc<dyn Transport>,
     root: &Path,
     mailbox: &Forward,
 ) -> (Node, broadcast::Receiver<Event>) {
     let alice_store = create_profile(&root.join("alice"));
     let bob_store = create_profile(&root.join("bob"));
     let (alice, mut alice_events) =
-        start_configured(alice_store, net.transport(), Rendezvous::default(), quick()).await;
+        start_configured(alice_store, alice_transport, Rendezvous::default(), quick()).await;
     let (bob, mut bob_events) =
         start_configured(bob_store, net.transport(), Rendezvous::default(), quick()).await;
     let listed = bob
@@ -164,6 +166,8 @@ struct Scene {
     alice: Node,
     alice_events: broadcast::Receiver<Event>,
     ids: Vec<String>,
+    /// What Alice's transport opened.
+    alice_wire: TapLog,
 }
 
 async fn scene(n: usize) -> Scene {
@@ -171,7 +175,9 @@ async fn scene(n: usize) -> Scene {
     let root = tempfile::tempdir().unwrap();
     let server = MailboxServer::start_at("127.0.0.1:0".parse().unwrap()).await;
     let mailbox = publish(&net, &server).await;
-    let (alice, mut alice_events) = alice_with_bob_away(&net, root.path(), &mailbox.0).await;
+    let (alice_transport, alice_wire) = TapTransport::wrap(net.transport());
+    let (alice, mut alice_events) =
+        alice_with_bob_away(&net, alice_transport, root.path(), &mailbox.0).await;
     let ids = send_all(&alice, n).await;
     deposited(&mut alice_events, &ids).await;
     Scene {
@@ -182,6 +188,7 @@ async fn scene(n: usize) -> Scene {
         alice,
         alice_events,
         ids,
+        alice_wire,
     }
 }
 
@@ -229,6 +236,7 @@ async fn a_mailbox_restart_loses_deposits_and_the_sender_deposits_them_again() {
         alice,
         mut alice_events,
         ids,
+        ..
     } = scene(5).await;
     // Everything in the mailbox's memory is gone.
     let _server = server.restart().await;
@@ -250,6 +258,41 @@ async fn a_mailbox_restart_loses_deposits_and_the_sender_deposits_them_again() {
     let bob = bob_drains(&net, root.path(), 5).await;
     assert_eq!(bob.history("alice", 100).await.unwrap().len(), 6);
     bob.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_deposit_goes_on_a_circuit_of_its_own() {
+    let Scene {
+        alice, alice_wire, ..
+    } = scene(4).await;
+    let keys: Vec<String> = alice_wire
+        .opened()
+        .into_iter()
+        .filter(|o| o.port == 80)
+        .map(|o| o.isolation)
+        .collect();
+    let deposits: Vec<&String> = keys.iter().filter(|k| k.starts_with("deposit-")).collect();
+    assert_eq!(deposits.len(), 4, "{keys:?}");
+    let distinct: std::collections::HashSet<_> = deposits.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        4,
+        "deposits shared an isolation key: {keys:?}"
+    );
+    // Keys carry numbers and labels only: no name, no address.
+    assert!(
+        keys.iter()
+            .all(|k| !k.contains("bob") && !k.contains(".onion"))
+    );
+    // Links are isolated per contact, and apart from every mailbox stream.
+    let link_keys: Vec<String> = alice_wire
+        .opened()
+        .into_iter()
+        .filter(|o| o.port == 7300)
+        .map(|o| o.isolation)
+        .collect();
+    assert!(link_keys.iter().all(|k| !keys.contains(k)), "{link_keys:?}");
+    alice.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ mod socks;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -44,7 +45,8 @@ pub struct CTorOptions {
     /// Bootstrapping that makes no progress for this long is reported as stalled
     /// ([`TorError::BootstrapStalled`]).
     pub bootstrap_stall_timeout: Duration,
-    /// Also switch to fresh circuits this often (`SIGNAL NEWNYM`).
+    /// Also switch to fresh circuits for new streams this often (see
+    /// [`Transport::refresh_circuits`]).
     pub circuit_refresh: Option<Duration>,
     /// Tries per [`Transport::connect`] while the target is not reachable yet
     /// (a fresh service needs a few seconds to publish its descriptor).
@@ -58,7 +60,7 @@ impl Default for CTorOptions {
     fn default() -> Self {
         Self {
             bootstrap_stall_timeout: Duration::from_secs(120),
-            circuit_refresh: None,
+            circuit_refresh: Some(crate::CIRCUIT_REFRESH),
             connect_attempts: 6,
             connect_timeout: Duration::from_secs(45),
         }
@@ -122,6 +124,9 @@ pub(crate) struct Shared {
     lookup_reset: Mutex<Option<tokio::time::Instant>>,
     /// When we last sent `NEWNYM`.
     newnym_at: Mutex<Option<tokio::time::Instant>>,
+    /// Mixed into every SOCKS username; a new generation puts new streams on
+    /// new circuits.
+    circuit_generation: AtomicU64,
     shutdown: watch::Sender<bool>,
     restarts: watch::Sender<u64>,
     /// Declared before `temp_dir` so tor is gone before its directory is removed.
@@ -215,6 +220,16 @@ impl Shared {
         // below stay.
         conn.ctl.signal("NEWNYM").await?;
         self.restore_client_auth(&conn.ctl).await
+    }
+
+    /// New streams from now on get new circuits.
+    fn refresh(&self) {
+        self.circuit_generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The SOCKS username for streams under `isolation` in this generation.
+    fn socks_username(&self, isolation: &IsolationKey) -> String {
+        socks_username(self.circuit_generation.load(Ordering::Relaxed), isolation)
     }
 
     /// Gives tor every client-authorization key we were handed.
@@ -520,6 +535,7 @@ impl CTor {
             client_auth: Mutex::new(HashMap::new()),
             lookup_reset: Mutex::new(None),
             newnym_at: Mutex::new(None),
+            circuit_generation: AtomicU64::new(0),
             shutdown: watch::channel(false).0,
             restarts: watch::channel(0).0,
             child: Mutex::new(None),
@@ -631,19 +647,18 @@ async fn refresh_periodically(shared: Weak<Shared>, every: Duration) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        if let Some(conn) = shared.current_conn_now()
-            && let Err(e) = shared.newnym(&conn).await
-        {
-            tracing::debug!(error = %e, "scheduled circuit refresh failed");
-        }
+        shared.refresh();
     }
 }
 
 /// The SOCKS username for an isolation key: a digest, so contact labels never
 /// reach tor, and never starting with `<torS0X>` (tor's extended SOCKS
-/// parameters).
-fn socks_username(isolation: &IsolationKey) -> String {
-    let digest = Sha256::digest(isolation.0.as_bytes());
+/// parameters). `generation` changes with every circuit refresh.
+fn socks_username(generation: u64, isolation: &IsolationKey) -> String {
+    let digest = Sha256::new()
+        .chain_update(generation.to_be_bytes())
+        .chain_update(isolation.0.as_bytes())
+        .finalize();
     format!("nj-{}", data_encoding::HEXLOWER.encode(&digest[..16]))
 }
 
@@ -729,7 +744,7 @@ impl Transport for CTor {
     ) -> Result<BoxStream, TorError> {
         self.wait_bootstrapped().await?;
         let conn = self.shared.current_conn().await?;
-        let username = socks_username(&options.isolation);
+        let username = self.shared.socks_username(&options.isolation);
         let timeout = self.shared.options.connect_timeout;
         let unreachable = |why: String| TorError::HostUnreachable(host.to_owned(), why);
         match tokio::time::timeout(
@@ -756,7 +771,7 @@ impl Transport for CTor {
         self.wait_bootstrapped().await?;
         let service_id = target.service_id();
         let host = format!("{service_id}.onion");
-        let username = socks_username(&options.isolation);
+        let username = self.shared.socks_username(&options.isolation);
         let attempts = self.shared.options.connect_attempts.max(1);
         let mut delay = Duration::from_millis(500);
         let mut attempt = 0;
@@ -814,9 +829,13 @@ impl Transport for CTor {
         }
     }
 
+    /// A new generation of SOCKS usernames: tor's `IsolateSOCKSAuth` puts new
+    /// streams on new circuits, and open streams keep theirs. Unlike `NEWNYM`,
+    /// cached descriptors and client-authorization keys stay, so a refresh does
+    /// not make every contact's next connection look up its onion again.
     async fn refresh_circuits(&self) -> Result<(), TorError> {
-        let conn = self.shared.current_conn().await?;
-        self.shared.newnym(&conn).await
+        self.shared.refresh();
+        Ok(())
     }
 
     async fn shutdown(&self) -> Result<(), TorError> {
@@ -852,11 +871,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn socks_usernames_separate_keys_and_hide_them() {
-        let a = socks_username(&IsolationKey("alice".into()));
-        let b = socks_username(&IsolationKey("bob".into()));
+    fn socks_usernames_separate_keys_and_generations_and_hide_them() {
+        let a = socks_username(0, &IsolationKey("alice".into()));
+        let b = socks_username(0, &IsolationKey("bob".into()));
         assert_ne!(a, b);
-        assert_eq!(a, socks_username(&IsolationKey("alice".into())));
+        assert_eq!(a, socks_username(0, &IsolationKey("alice".into())));
+        assert_ne!(a, socks_username(1, &IsolationKey("alice".into())));
         assert!(!a.contains("alice"));
         assert!(a.len() <= 255);
     }

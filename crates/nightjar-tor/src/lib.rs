@@ -22,3 +22,9 @@ pub use transport::{
     BootstrapStatus, BoxStream, ClientAuthPublic, ClientAuthSecret, ConnectOptions, IsolationKey,
     OnionService, ServiceConfig, ServiceKey, ServiceStatus, Stream, TorError, Transport,
 };
+
+/// How often both backends move new streams to fresh circuits by default (as
+/// tor's `MaxCircuitDirtiness` does for circuits of its own choosing): a
+/// contact's link that lasts for days still gets new circuits for its next
+/// connection, and what one circuit carried stops there.
+pub const CIRCUIT_REFRESH: std::time::Duration = std::time::Duration::from_secs(10 * 60);

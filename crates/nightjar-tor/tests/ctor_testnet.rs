@@ -180,8 +180,8 @@ async fn restricted_discovery_admits_only_authorised_clients() {
     };
     let mut stream = alice.connect(&address, PORT, &with_key).await.unwrap();
     ping(&mut stream).await;
-    // NEWNYM makes tor forget client-authorization keys; the backend gives
-    // them back, and the open stream keeps working.
+    // A circuit refresh keeps the client-authorization keys, and the open
+    // stream keeps working.
     alice.refresh_circuits().await.unwrap();
     ping(&mut stream).await;
     let again = ConnectOptions {
@@ -300,10 +300,20 @@ async fn different_isolation_keys_use_different_circuits() {
     assert_eq!(three.len(), 3);
     let distinct: std::collections::HashSet<_> = three.iter().collect();
     assert_eq!(distinct.len(), 2, "stream-status: {three:?}");
-    // NEWNYM leaves open streams alone.
+    // A refresh leaves open streams alone, and puts the next stream of the
+    // same key on a circuit of its own.
     client.refresh_circuits().await.unwrap();
     ping(&mut a).await;
     ping(&mut b).await;
+    let mut a3 = client
+        .connect(&target, PORT, &opts("contact-a"))
+        .await
+        .unwrap();
+    ping(&mut a3).await;
+    let four = circuits_to(&client, &target).await;
+    assert_eq!(four.len(), 4, "stream-status: {four:?}");
+    let distinct: std::collections::HashSet<_> = four.iter().collect();
+    assert_eq!(distinct.len(), 3, "a refresh reused a circuit: {four:?}");
 }
 
 fn kill(pid: u32) {

@@ -768,7 +768,6 @@ async fn deposit_task(
     // Asking whether the mailbox restarted reveals nothing; each deposit goes on
     // a circuit of its own, so the mailbox cannot tell which deposits came
     // together.
-    let isolation = format!("mailbox-check-{contact}");
     let mut instances: HashMap<[u8; 32], Option<[u8; 16]>> = HashMap::new();
     let mut result = Ok(());
     'items: for item in items {
@@ -776,7 +775,8 @@ async fn deposit_task(
             let current = match instances.get(&to) {
                 Some(known) => *known,
                 None => {
-                    let info = courier::info(&*transport, &mailbox_at(to, isolation.clone())).await;
+                    let isolation = format!("mailbox-check-{contact}-{}", mailbox_tag(&to));
+                    let info = courier::info(&*transport, &mailbox_at(to, isolation)).await;
                     let current = info.ok().map(|i| i.instance.0);
                     instances.insert(to, current);
                     current
@@ -840,7 +840,13 @@ async fn drain_task(
     let keys: Vec<&SlotKey> = wanted.iter().map(|(key, _)| key).collect();
     let mut found = Vec::new();
     for &mailbox in &mailboxes {
-        match courier::fetch(&*transport, &mailbox_at(mailbox, DRAIN.into()), &keys).await {
+        match courier::fetch(
+            &*transport,
+            &mailbox_at(mailbox, drain_isolation(&mailbox)),
+            &keys,
+        )
+        .await
+        {
             Ok(blobs) => {
                 for ((_, w), blobs) in wanted.iter().zip(blobs) {
                     if !blobs.is_empty() {
@@ -860,8 +866,17 @@ async fn drain_task(
     let _ = reports.send(Report::Drained { found }).await;
 }
 
-/// The circuit isolation of drains and their acknowledgements.
-const DRAIN: &str = "mailbox-drain";
+/// The circuit isolation of drains from a mailbox and their acknowledgements:
+/// one per mailbox, so two mailboxes never share a circuit.
+fn drain_isolation(mailbox: &[u8; 32]) -> String {
+    format!("mailbox-drain-{}", mailbox_tag(mailbox))
+}
+
+/// A short local label for a mailbox in isolation keys (which stay in this
+/// process: the C tor backend sends tor only a digest of them).
+fn mailbox_tag(mailbox: &[u8; 32]) -> String {
+    data_encoding::HEXLOWER.encode(mailbox.get(..6).unwrap_or_default())
+}
 
 async fn ack_task(transport: Arc<dyn Transport>, mailbox: [u8; 32], items: Vec<AckItem>) {
     let mut keys: Vec<(SlotKey, Vec<BlobId>)> = items
@@ -873,7 +888,13 @@ async fn ack_task(transport: Arc<dyn Transport>, mailbox: [u8; 32], items: Vec<A
         keys.iter().map(|(key, ids)| (key, ids.clone())).collect();
     // A lost ack leaves the blobs in the mailbox until they expire (its time to
     // live); the chain has moved past them, so they are never opened again.
-    if let Err(e) = courier::ack(&*transport, &mailbox_at(mailbox, DRAIN.into()), &refs).await {
+    if let Err(e) = courier::ack(
+        &*transport,
+        &mailbox_at(mailbox, drain_isolation(&mailbox)),
+        &refs,
+    )
+    .await
+    {
         tracing::debug!("mailbox ack failed: {e}");
     }
 }

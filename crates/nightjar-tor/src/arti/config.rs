@@ -103,7 +103,7 @@ impl Default for ArtiConfig {
             connect_attempts: 5,
             connect_backoff: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(60),
-            circuit_refresh: None,
+            circuit_refresh: Some(crate::CIRCUIT_REFRESH),
         }
     }
 }
