@@ -870,6 +870,9 @@ impl Store {
 /// Keys a connection to an on-disk database and proves the key right with a read.
 fn open_keyed(path: &Path, key: &DatabaseKey, flags: OpenFlags) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    // Before the key: SQLCipher then wipes every buffer it frees (the key, the
+    // statement that carried it, decrypted pages). The setting is process-wide.
+    conn.execute_batch("PRAGMA cipher_memory_security = ON;")?;
     conn.execute_batch(&key.pragma())?;
     // SQLCipher reports a failed page check on stderr by default; a wrong
     // passphrase is an ordinary event here and is reported as an error instead.

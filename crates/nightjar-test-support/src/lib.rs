@@ -9,6 +9,7 @@
 
 use std::sync::OnceLock;
 
+pub mod memscan;
 pub mod onion;
 pub mod wormhole;
 

@@ -4,6 +4,7 @@ mod chat;
 mod cli;
 mod daemon;
 mod demo;
+mod harden;
 mod mailbox;
 mod startup;
 mod testnet;
@@ -146,6 +147,7 @@ fn init_logging(log_file: Option<&std::path::Path>, to_stderr: bool) -> anyhow::
 }
 
 fn main() -> anyhow::Result<()> {
+    harden::process()?;
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let on_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
