@@ -149,6 +149,39 @@ pub struct ContactView {
     pub require_auth: bool,
     /// How the last authentication with them ended, since this node started.
     pub last_auth: Option<AuthOutcome>,
+    /// What protects what is sent to them now.
+    pub guarantees: Guarantees,
+}
+
+/// What protects the conversation with a contact now, so that interfaces can
+/// show it, and show when something is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Guarantees {
+    /// With a link up: it was made with the hybrid handshake (X25519 and
+    /// ML-KEM-768), so recording it today and breaking X25519 later does not
+    /// reveal it. `None` without a link. Mailbox chains are seeded over such a
+    /// link.
+    pub post_quantum: Option<bool>,
+    /// How a message sent now is protected if keys are stolen later.
+    pub forward_secrecy: ForwardSecrecy,
+    /// Our cover traffic on their link: `off`, `low`, `constant`, or `every N ms`.
+    pub our_cover: String,
+    /// With a link up: whether cover cells came from them on it (`false`: none
+    /// yet, or they send none). `None` without a link.
+    pub their_cover: Option<bool>,
+}
+
+/// How a message sent now is protected against keys stolen later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardSecrecy {
+    /// The link's double ratchet (or the next link's, for messages that wait):
+    /// old messages stay safe, and the conversation heals after a compromise.
+    Ratchet,
+    /// No link: it goes to their mailbox under a one-way chain of keys. Old
+    /// messages stay safe, but someone who stole the chain reads what follows
+    /// until the next link gives a fresh one.
+    MailboxChain,
 }
 
 /// An invite code, waiting for the other side to type it.
@@ -366,6 +399,12 @@ pub enum Event {
     InviteFailed { name: String, reason: String },
     /// The contact left (one-shot chats, or a peer that quit).
     PeerQuit { contact: String },
+    /// What protects the conversation changed beyond connecting and
+    /// disconnecting (the contact's cover traffic was first seen on the link).
+    Guarantees {
+        contact: String,
+        guarantees: Guarantees,
+    },
     /// A contact offers a file: accept it with [`Node::accept_file`] or decline it.
     FileOffered { transfer: TransferView },
     /// A file transfer changed state (either way).

@@ -64,6 +64,8 @@ pub(crate) enum LinkEvent {
     Received(Message),
     /// A frame the engine asked about was fully written to the stream.
     Written(Written),
+    /// The first cover cell arrived: the peer sends cover traffic on this link.
+    PeerCover,
 }
 
 struct BulkSource {
@@ -132,9 +134,10 @@ where
     // Something was written since the last slot (eager slots then skip cover).
     let mut wrote_since_slot = false;
     let mut buf = vec![0u8; READ_BUFFER];
+    let mut peer_cover = false;
     // The handshake may have read frames that came right after it.
     while let Some(message) = next_message(&mut frames, &mut session, &mut rng)? {
-        if !deliver(LinkEvent::Received(message)).await {
+        if !pass_on(message, &mut deliver, &mut pacer, &mut peer_cover).await {
             return Ok(());
         }
     }
@@ -217,10 +220,7 @@ where
                 }
                 frames.push(buf.get(..n).unwrap_or_default());
                 while let Some(message) = next_message(&mut frames, &mut session, &mut rng)? {
-                    if matches!(message, Message::FileChunk { .. }) {
-                        pacer.received_bulk(Instant::now());
-                    }
-                    if !deliver(LinkEvent::Received(message)).await {
+                    if !pass_on(message, &mut deliver, &mut pacer, &mut peer_cover).await {
                         return Ok(());
                     }
                 }
@@ -248,6 +248,33 @@ where
                 pacer.advance(Instant::now(), mean);
             }
             () = sleep_until_some(jitter_wait), if jitter_wait.is_some() => {}
+        }
+    }
+}
+
+/// Hands a received message to the engine; cover is dropped here, and only
+/// its first arrival is reported. `false` when the engine is gone.
+async fn pass_on<F, Fut>(
+    message: Message,
+    deliver: &mut F,
+    pacer: &mut Pacer,
+    peer_cover: &mut bool,
+) -> bool
+where
+    F: FnMut(LinkEvent) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    match message {
+        Message::Cover if *peer_cover => true,
+        Message::Cover => {
+            *peer_cover = true;
+            deliver(LinkEvent::PeerCover).await
+        }
+        message => {
+            if matches!(message, Message::FileChunk { .. }) {
+                pacer.received_bulk(Instant::now());
+            }
+            deliver(LinkEvent::Received(message)).await
         }
     }
 }
@@ -346,8 +373,6 @@ fn next_message(
             Err(_) => return Err(LinkError::Corrupt),
         };
         match Message::decode(&payload) {
-            // Cover has no effect: it only fills the schedule.
-            Ok(Message::Cover) => {}
             Ok(message) => return Ok(Some(message)),
             Err(e) => tracing::debug!("ignoring a message we cannot read: {e}"),
         }

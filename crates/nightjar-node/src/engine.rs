@@ -42,8 +42,8 @@ use crate::link::{Link, os_rng};
 use crate::net::{self, LinkCommand, LinkId, Report, Target, Written};
 use crate::views::{self, Live};
 use crate::{
-    AuthOutcome, Command, ContactView, Event, MessageView, Node, NodeError, PresenceState,
-    ProfileInfo, Reply, RequestView,
+    AuthOutcome, Command, ContactView, Event, ForwardSecrecy, Guarantees, MessageView, Node,
+    NodeError, PresenceState, ProfileInfo, Reply, RequestView,
 };
 
 /// Everything a node needs to start.
@@ -318,6 +318,8 @@ struct LiveLink {
     session_id: [u8; 32],
     /// Shared-secret authentication on this link.
     auth: AuthState,
+    /// Cover cells came from the peer on this link.
+    peer_cover: bool,
     commands: mpsc::UnboundedSender<LinkCommand>,
 }
 
@@ -534,6 +536,7 @@ impl Engine {
             contact,
             Live {
                 online: self.contacts_online.contains_key(&contact.id),
+                guarantees: self.guarantees(contact),
                 authenticated: self
                     .link_of(contact.id)
                     .is_some_and(|l| l.auth.is_authenticated()),
@@ -542,6 +545,42 @@ impl Engine {
                 last_auth: self.last_auth.get(&contact.id).copied(),
             },
         )
+    }
+
+    fn guarantees(&self, contact: &ContactRecord) -> Guarantees {
+        let link = self.link_of(contact.id);
+        let mailbox = link.is_none()
+            && !contact.require_auth
+            && self
+                .store
+                .send_chain(contact.id)
+                .is_ok_and(|chain| chain.is_some());
+        Guarantees {
+            // Every link is made with the hybrid handshake.
+            post_quantum: link.map(|_| true),
+            forward_secrecy: if mailbox {
+                ForwardSecrecy::MailboxChain
+            } else {
+                ForwardSecrecy::Ratchet
+            },
+            our_cover: self.shaping.cover.to_string(),
+            their_cover: link.map(|l| l.peer_cover),
+        }
+    }
+
+    fn peer_cover(&mut self, link: LinkId) {
+        let Some(live) = self.links.get_mut(&link) else {
+            return;
+        };
+        live.peer_cover = true;
+        if let Some(contact) = self.contact_of_link(link)
+            && self.contacts_online.get(&contact.id) == Some(&link)
+        {
+            self.emit(Event::Guarantees {
+                contact: contact.name.clone(),
+                guarantees: self.guarantees(&contact),
+            });
+        }
     }
 
     fn contacts(&self) -> Result<Vec<ContactView>, NodeError> {
@@ -1071,6 +1110,7 @@ impl Engine {
                 what: Written::Transfer(transfer),
                 ..
             } => self.transfer_told(transfer),
+            Report::PeerCover { link } => self.peer_cover(link),
             Report::Closed { link, error } => self.closed(link, error),
             Report::InviteExchanged(exchanged) => self.invite_exchanged(*exchanged).await,
             Report::InviteSettled { contact, confirmed } => {
@@ -1204,6 +1244,7 @@ impl Engine {
                 dialled_by_us,
                 session_id,
                 auth: AuthState::Idle,
+                peer_cover: false,
                 commands,
             },
         );

@@ -56,6 +56,8 @@ pub(crate) enum Report {
     Received { link: LinkId, message: Message },
     /// A frame the engine asked about was written to a link.
     Written { link: LinkId, what: Written },
+    /// The peer sends cover traffic on this link.
+    PeerCover { link: LinkId },
     /// A link ended.
     Closed { link: LinkId, error: Option<String> },
     /// An invite's two invitations are known: store the contact.
@@ -293,6 +295,7 @@ pub(crate) fn spawn_link(
                 let report = match event {
                     LinkEvent::Received(message) => Report::Received { link: id, message },
                     LinkEvent::Written(what) => Report::Written { link: id, what },
+                    LinkEvent::PeerCover => Report::PeerCover { link: id },
                 };
                 reports.send(report).await.is_ok()
             }

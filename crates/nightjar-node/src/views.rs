@@ -8,8 +8,8 @@ use nightjar_store::{
 };
 
 use crate::{
-    AuthOutcome, ContactView, Level, MessageDirection, MessageState, MessageView, PresenceState,
-    RequestDirection, RequestView,
+    AuthOutcome, ContactView, Guarantees, Level, MessageDirection, MessageState, MessageView,
+    PresenceState, RequestDirection, RequestView,
 };
 
 pub(crate) fn fingerprint_of(key: &[u8; 32]) -> String {
@@ -28,6 +28,7 @@ pub(crate) fn id_text(id: &[u8; 16]) -> String {
 
 pub(crate) struct Live {
     pub online: bool,
+    pub guarantees: Guarantees,
     pub authenticated: bool,
     pub presence: Option<PresenceState>,
     pub unread: usize,
@@ -54,6 +55,7 @@ pub(crate) fn contact(record: &ContactRecord, live: Live) -> ContactView {
         unread: live.unread,
         require_auth: record.require_auth,
         last_auth: live.last_auth,
+        guarantees: live.guarantees,
     }
 }
 

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::{befriend, next_matching, start_shaped, until_online};
-use nightjar_node::{CoverLevel, Event, ShapingConfig};
+use nightjar_node::{CoverLevel, Event, ForwardSecrecy, ShapingConfig};
 use nightjar_proto::cell::CELL_SIZE;
 use nightjar_tor::loopback::LoopbackNetwork;
 use nightjar_tor::tap::{TapLog, TapTransport, Unit};
@@ -158,4 +158,51 @@ async fn with_low_latency_chat_is_told_apart() {
     let (d, p) = ks(&idle, &busy);
     eprintln!("idle vs chat, low latency: D = {d:.4}, p = {p:.2e}");
     assert!(p < 0.001, "low latency not told apart: D = {d}, p = {p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantees_follow_the_link_and_the_peers_cover() {
+    let net = LoopbackNetwork::new();
+    let shaped = ShapingConfig {
+        cover: CoverLevel::Every(GAP),
+        low_latency: false,
+    };
+    let (alice, mut alice_events) = start_shaped(net.transport(), shaped).await;
+    let (bob, mut bob_events) = start_shaped(net.transport(), ShapingConfig::UNSHAPED).await;
+    befriend(&alice, &mut alice_events, &bob, &mut bob_events).await;
+    until_online(&alice, &mut alice_events, "bob").await;
+    until_online(&bob, &mut bob_events, "alice").await;
+
+    // Alice sends cover; Bob sees it on the link (the first cover cell may
+    // come before Bob is told of the contact, so ask). Bob sends none.
+    let seen = tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            let view = bob.contact("alice").await.unwrap().guarantees;
+            if view.their_cover == Some(true) {
+                return view;
+            }
+            tokio::time::sleep(GAP * 5).await;
+        }
+    })
+    .await
+    .expect("Bob never saw Alice's cover");
+    assert_eq!(seen.their_cover, Some(true));
+    assert_eq!(seen.post_quantum, Some(true));
+    assert_eq!(seen.our_cover, "off");
+    let at_alice = alice.contact("bob").await.unwrap().guarantees;
+    assert_eq!(at_alice.post_quantum, Some(true));
+    assert_eq!(at_alice.forward_secrecy, ForwardSecrecy::Ratchet);
+    assert_eq!(at_alice.our_cover, "every 20 ms");
+    assert_eq!(at_alice.their_cover, Some(false));
+
+    // Without a link there is nothing to say about the link.
+    bob.shutdown().await.unwrap();
+    next_matching(&mut alice_events, |e| {
+        matches!(e, Event::Disconnected { .. }).then_some(())
+    })
+    .await;
+    let offline = alice.contact("bob").await.unwrap().guarantees;
+    assert_eq!(offline.post_quantum, None);
+    assert_eq!(offline.their_cover, None);
+    alice.shutdown().await.unwrap();
 }

@@ -15,8 +15,9 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use nightjar_node::{
-    AcceptFile, AuthOutcome, ContactView, Event, Level, MessageDirection, MessageState,
-    MessageView, Node, PresenceState, RequestDirection, RequestView, TransferView,
+    AcceptFile, AuthOutcome, ContactView, Event, ForwardSecrecy, Guarantees, Level,
+    MessageDirection, MessageState, MessageView, Node, PresenceState, RequestDirection,
+    RequestView, TransferView,
 };
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::broadcast::error::RecvError;
@@ -493,6 +494,71 @@ pub(crate) fn clock(ms: u64) -> String {
                 .to_string()
         })
         .unwrap_or_else(|| "--:--:--".into())
+}
+
+/// How much a guarantee shown to the person holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holds {
+    /// In force.
+    Yes,
+    /// In force, in a weaker form.
+    Weaker,
+    /// Missing.
+    No,
+}
+
+/// The guarantees of a conversation in short marks (for a title), each with
+/// how much it holds: the post-quantum handshake (with a link), the kind of
+/// forward secrecy, our cover, and the contact's (with a link).
+pub(crate) fn guarantee_marks(g: &Guarantees) -> Vec<(String, Holds)> {
+    let mut marks = Vec::new();
+    match g.post_quantum {
+        Some(true) => marks.push(("PQ ✓".to_owned(), Holds::Yes)),
+        Some(false) => marks.push(("no PQ".to_owned(), Holds::No)),
+        None => {}
+    }
+    marks.push(match g.forward_secrecy {
+        ForwardSecrecy::Ratchet => ("FS ✓".to_owned(), Holds::Yes),
+        ForwardSecrecy::MailboxChain => ("FS: mailbox chain".to_owned(), Holds::Weaker),
+    });
+    marks.push(if g.our_cover == "off" {
+        ("no cover (ours)".to_owned(), Holds::No)
+    } else {
+        (format!("cover {}", g.our_cover), Holds::Yes)
+    });
+    match g.their_cover {
+        Some(true) => marks.push(("theirs ✓".to_owned(), Holds::Yes)),
+        Some(false) => marks.push(("no cover (theirs)".to_owned(), Holds::Weaker)),
+        None => {}
+    }
+    marks
+}
+
+/// The guarantees of a conversation in words, for a line.
+pub(crate) fn guarantee_words(g: &Guarantees) -> String {
+    let mut words = Vec::new();
+    match g.post_quantum {
+        Some(true) => words.push("post-quantum handshake".to_owned()),
+        Some(false) => words.push("NO post-quantum handshake".to_owned()),
+        None => words.push("no link now".to_owned()),
+    }
+    words.push(match g.forward_secrecy {
+        ForwardSecrecy::Ratchet => "forward secrecy (double ratchet)".to_owned(),
+        ForwardSecrecy::MailboxChain => {
+            "forward secrecy through a mailbox chain (it does not heal after a theft)".to_owned()
+        }
+    });
+    words.push(if g.our_cover == "off" {
+        "NO cover traffic from us".to_owned()
+    } else {
+        format!("our cover traffic: {}", g.our_cover)
+    });
+    match g.their_cover {
+        Some(true) => words.push("their cover traffic: yes".to_owned()),
+        Some(false) => words.push("their cover traffic: none seen".to_owned()),
+        None => {}
+    }
+    words.join(", ")
 }
 
 pub(crate) fn level_word(level: Level) -> &'static str {
@@ -983,6 +1049,8 @@ impl<W: Write> Session<W> {
         self.screen.line(&format!("fingerprint: {}", c.fingerprint));
         self.screen
             .line(&format!("online: {}", if c.online { "yes" } else { "no" }));
+        self.screen
+            .line(&format!("protection: {}", guarantee_words(&c.guarantees)));
         Ok(())
     }
 

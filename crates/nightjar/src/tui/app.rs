@@ -1055,6 +1055,7 @@ impl App {
             | Event::Connected { .. }
             | Event::Presence { .. }
             | Event::AuthRequired { .. }
+            | Event::Guarantees { .. }
             | Event::PeerQuit { .. } => vec![Effect::Refresh],
             Event::Disconnected { contact } => {
                 self.asked.remove(contact);

@@ -3,9 +3,9 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use nightjar_node::{
-    AuthOutcome, ContactView, Event, InviteView, Level, MessageDirection, MessageState,
-    MessageView, PresenceState, ProfileInfo, RequestDirection, RequestView, TransferDirection,
-    TransferState, TransferView,
+    AuthOutcome, ContactView, Event, ForwardSecrecy, Guarantees, InviteView, Level,
+    MessageDirection, MessageState, MessageView, PresenceState, ProfileInfo, RequestDirection,
+    RequestView, TransferDirection, TransferState, TransferView,
 };
 use nightjar_tor::BootstrapStatus;
 use ratatui::Terminal;
@@ -49,6 +49,12 @@ fn contact(name: &str, level: Level, online: bool, unread: usize) -> ContactView
         unread,
         require_auth: false,
         last_auth: None,
+        guarantees: Guarantees {
+            post_quantum: online.then_some(true),
+            forward_secrecy: ForwardSecrecy::Ratchet,
+            our_cover: "low".into(),
+            their_cover: online.then_some(true),
+        },
     }
 }
 
@@ -275,6 +281,33 @@ fn a_conversation_shows_times_and_delivery_states() {
     }
     // A time stamp on every message.
     assert_eq!(screen.matches("] ").count(), 5, "{screen}");
+}
+
+#[test]
+fn the_conversation_title_shows_its_guarantees_and_what_is_missing() {
+    let app = with_bob(app());
+    let buf = draw(&app, 120, 30);
+    let screen = text(&buf);
+    assert!(
+        screen.contains("· PQ ✓ · FS ✓ · cover low · theirs ✓"),
+        "{screen}"
+    );
+    assert_eq!(colour_of(&buf, "FS ✓"), Color::Reset);
+
+    // Offline with a mailbox, cover off on our side, none from them.
+    let mut app = app;
+    let mut bob = contact("bob", Level::Verified, true, 0);
+    bob.guarantees = Guarantees {
+        post_quantum: Some(true),
+        forward_secrecy: ForwardSecrecy::MailboxChain,
+        our_cover: "off".into(),
+        their_cover: Some(false),
+    };
+    app.on_done(Done::Contacts(vec![bob]));
+    let buf = draw(&app, 140, 30);
+    assert_eq!(colour_of(&buf, "FS: mailbox chain"), Color::Yellow);
+    assert_eq!(colour_of(&buf, "no cover (ours)"), Color::Red);
+    assert_eq!(colour_of(&buf, "no cover (theirs)"), Color::Yellow);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use super::complete;
 use super::qr::QrCode;
 use super::start::Start;
 use crate::cli::files::{self as transfer, amount_of, duration_words, human_size};
-use crate::cli::{clean, clock, level_word, state_word};
+use crate::cli::{Holds, clean, clock, level_word, state_word};
 
 /// The colour of a trust level: red, green, cyan (the line interface's).
 pub fn level_colour(level: Level) -> Color {
@@ -281,26 +281,47 @@ fn entry_line(selected: bool, mut spans: Vec<Span<'static>>) -> Line<'static> {
     }
 }
 
+/// The conversation's guarantees for its title: those in force plain, weaker
+/// ones yellow, missing ones red (and in words, not by colour alone).
+fn guarantee_spans(g: &nightjar_node::Guarantees) -> Vec<Span<'static>> {
+    crate::cli::guarantee_marks(g)
+        .into_iter()
+        .map(|(mark, holds)| {
+            let span = Span::raw(format!("· {mark} "));
+            match holds {
+                Holds::Yes => span,
+                Holds::Weaker => span.yellow(),
+                Holds::No => span.red().bold(),
+            }
+        })
+        .collect()
+}
+
 fn draw_conversation(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let (title, lines) = match app.selected_contact() {
         Some(c) => {
-            let title = Line::from(vec![
-                Span::styled(
-                    format!(" {} {} ", level_mark(c.level), clean(&c.name)),
-                    Style::new().fg(level_colour(c.level)).bold(),
-                ),
-                Span::raw(format!(
-                    "{} · {} ",
-                    level_word(c.level),
-                    if c.online { "online" } else { "offline" }
-                )),
-                Span::raw(if c.require_auth {
-                    "· messages wait for authentication "
-                } else {
-                    ""
-                })
-                .yellow(),
-            ]);
+            let title = Line::from(
+                vec![
+                    Span::styled(
+                        format!(" {} {} ", level_mark(c.level), clean(&c.name)),
+                        Style::new().fg(level_colour(c.level)).bold(),
+                    ),
+                    Span::raw(format!(
+                        "{} · {} ",
+                        level_word(c.level),
+                        if c.online { "online" } else { "offline" }
+                    )),
+                    Span::raw(if c.require_auth {
+                        "· messages wait for authentication "
+                    } else {
+                        ""
+                    })
+                    .yellow(),
+                ]
+                .into_iter()
+                .chain(guarantee_spans(&c.guarantees))
+                .collect::<Vec<_>>(),
+            );
             let lines: Vec<Line<'static>> = app
                 .conversation()
                 .iter()
