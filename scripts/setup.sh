@@ -12,6 +12,8 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v perl >/dev/null 2>&1 || need+=(perl)
 # The terminal interface's end-to-end test drives it inside tmux.
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+# The leak tests watch nightjar's system calls under strace.
+command -v strace >/dev/null 2>&1 || need+=(strace)
 
 if ((${#need[@]})); then
     sudo=""

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 pub mod memscan;
 pub mod onion;
+pub mod trace;
 pub mod wormhole;
 
 use nightjar_tor::testnet::{Lifetime, TestnetError};

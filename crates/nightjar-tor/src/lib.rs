@@ -11,6 +11,7 @@ pub mod control;
 pub mod ctor;
 pub mod forward;
 pub mod loopback;
+pub mod scratch;
 pub mod tap;
 pub mod testnet;
 mod transport;

@@ -312,24 +312,11 @@ pub async fn launch(
     })
 }
 
-/// A fresh private directory on tmpfs (`/dev/shm`), or in the system's temporary
-/// directory, with a warning, where there is none.
+/// A fresh private directory on a tmpfs or ramfs (see
+/// [`nightjar_tor::scratch::ram_dir`]). Without one this fails: an ephemeral
+/// profile promises that nothing of it reaches a disk, Tor's state included.
 pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir> {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir()
-        && let Ok(dir) = tempfile::Builder::new().prefix(prefix).tempdir_in(shm)
-    {
-        return Ok(dir);
-    }
-    // A warning through the log: the terminal interface may own the screen.
-    tracing::warn!(
-        "/dev/shm is not available; Tor's temporary state goes to {} (removed at exit)",
-        std::env::temp_dir().display()
-    );
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .context("could not create a temporary directory")
+    Ok(nightjar_tor::scratch::ram_dir(prefix)?)
 }
 
 /// "Joining the Tor network… 45% (loading relay descriptors)" on a terminal, with

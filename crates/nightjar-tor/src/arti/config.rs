@@ -108,18 +108,10 @@ impl Default for ArtiConfig {
     }
 }
 
-/// A temporary directory for ephemeral mode: on tmpfs where the system has one, so
-/// that nothing Arti writes reaches a disk.
+/// A temporary directory for ephemeral mode, on a tmpfs or ramfs so that nothing
+/// Arti writes reaches a disk; without one, ephemeral mode does not start.
 pub(super) fn ephemeral_dir() -> Result<tempfile::TempDir, TorError> {
-    let shm = Path::new("/dev/shm");
-    let base = if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    Ok(tempfile::Builder::new()
-        .prefix("nightjar-arti-")
-        .tempdir_in(base)?)
+    crate::scratch::ram_dir("nightjar-arti-").map_err(|e| TorError::Config(e.to_string()))
 }
 
 /// Builds Arti's configuration.

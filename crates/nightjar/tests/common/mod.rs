@@ -1,7 +1,10 @@
-//! What several test programs share: a person driving `nightjar cli` through pipes.
+//! What several test programs share: a person driving `nightjar cli` through pipes,
+//! and daemons driven through their sockets.
 
 // Each test program uses the part it needs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod daemon;
 
 use std::process::Stdio;
 use std::time::Duration;
