@@ -77,7 +77,9 @@ pub async fn serve(
             },
             Some(finished) = connections.join_next(), if !connections.is_empty() => {
                 if let Err(e) = finished {
-                    warn!("a client connection failed: {e}");
+                    // Not the panic's message: it may quote what the client sent.
+                    let how = if e.is_panic() { "panicked" } else { "was cancelled" };
+                    warn!("a client connection {how}");
                 }
             }
         }
