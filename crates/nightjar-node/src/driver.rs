@@ -147,7 +147,7 @@ where
         let mode = if closing {
             Mode::Unshaped
         } else {
-            pacer.mode(now, !bulk.is_empty())
+            pacer.mode(now)
         };
         if out.is_none() {
             let released = match mode {
@@ -226,6 +226,8 @@ where
                 }
             }
             (cells, chunk) = NextBulk { sources: &mut bulk, turn: &mut turn }, if want_bulk => {
+                // The whole chunk frame goes at once (the next mode is unshaped).
+                pacer.sent_bulk(Instant::now());
                 out = Some(seal(&mut session, &mut rng, &chunk, Some(cells), None)?);
             }
             () = tokio::time::sleep_until(pacer.next_slot()), if slot.is_some() => {
@@ -410,6 +412,11 @@ impl Future for NextBulk<'_> {
             }
         }
         this.sources.retain(|s| !ended.contains(&s.file));
+        if found.is_none() && !ended.is_empty() {
+            // The loop decides afresh without the sources that ended (which
+            // registered no waker).
+            cx.waker().wake_by_ref();
+        }
         match found {
             Some(next) => Poll::Ready(next),
             None => Poll::Pending,

@@ -800,18 +800,7 @@ impl Transport for CTor {
             // tor lost it (a NEWNYM, ours or another controller's, purges
             // them): add it again and retry.
             let key_lost = e.is_missing_client_auth() && options.client_auth.is_some();
-            // "Rejected" although we hold a key may mean tor decrypted an
-            // older descriptor, published before the service authorised us;
-            // tor keeps it cached and asks each HSDir at most every 15
-            // minutes, so only forgetting it brings the new one.
-            let maybe_stale_auth = e.is_client_auth_rejected() && options.client_auth.is_some();
-            let retry = e.is_transient()
-                || key_lost
-                || maybe_stale_auth
-                || matches!(e, socks::SocksFailure::Io(_));
-            if maybe_stale_auth {
-                self.shared.forget_failed_lookups(&conn).await;
-            }
+            let retry = e.is_transient() || key_lost || matches!(e, socks::SocksFailure::Io(_));
             if !retry || attempt >= attempts {
                 return Err(e.into_tor_error());
             }

@@ -105,7 +105,8 @@ pub struct ProfileArgs {
     ///
     /// Saves up to 1.5 s per cell of a message at --cover low. The cost: someone
     /// watching your Tor connection sees exactly when you send, so your typing
-    /// rhythm and reply times show; cover still hides how much you send.
+    /// rhythm and reply times show, and roughly how much (cover fills only the
+    /// silences).
     #[arg(long)]
     pub low_latency: bool,
     #[command(flatten)]

@@ -25,8 +25,9 @@ pub const CONSTANT_GAP: Duration = Duration::from_millis(100);
 pub(crate) const FAST_GAP: Duration = Duration::from_millis(20);
 /// With cover off, a send waits a random delay of up to this long.
 pub const JITTER_MAX: Duration = Duration::from_secs(1);
-/// How long after the last file chunk arrived the link counts as receiving one.
-const BULK_IN_HOLD: Duration = Duration::from_secs(2);
+/// How long after the last file chunk arrived (or went) the link counts as
+/// receiving (or sending) a file.
+const BULK_HOLD: Duration = Duration::from_secs(2);
 /// The shortest mean gap accepted (a schedule is not a busy loop).
 const MIN_GAP: Duration = Duration::from_millis(1);
 
@@ -132,6 +133,10 @@ pub(crate) struct Pacer {
     next_slot: Instant,
     last_release: Instant,
     bulk_in_until: Option<Instant>,
+    bulk_out_until: Option<Instant>,
+    /// The mean gap of the schedule in use, if any: entering a schedule (or
+    /// changing its pace) starts it afresh.
+    slot_mean: Option<Duration>,
 }
 
 impl Pacer {
@@ -148,16 +153,39 @@ impl Pacer {
             next_slot: start,
             last_release: start,
             bulk_in_until: None,
+            bulk_out_until: None,
+            slot_mean: None,
         };
         if let Some(mean) = config.cover.mean_gap() {
             pacer.next_slot = start + pacer.gap(mean);
+            pacer.slot_mean = Some(mean);
         }
         pacer
     }
 
-    /// How to write at `now`, given whether this side is sending file chunks.
-    pub(crate) fn mode(&self, now: Instant, sending_bulk: bool) -> Mode {
-        if sending_bulk {
+    /// How to write at `now`. Entering the cell schedule, or changing its pace,
+    /// starts it afresh from `now`, so a deadline left from before never fires
+    /// at once.
+    pub(crate) fn mode(&mut self, now: Instant) -> Mode {
+        let mode = self.mode_at(now);
+        let mean = match mode {
+            Mode::Slots { mean, .. } => Some(mean),
+            _ => None,
+        };
+        if let Some(mean) = mean
+            && self.slot_mean != Some(mean)
+        {
+            self.next_slot = now + self.gap(mean);
+        }
+        self.slot_mean = mean;
+        mode
+    }
+
+    fn mode_at(&self, now: Instant) -> Mode {
+        // Sending means a chunk went lately, not a transfer being attached: a
+        // transfer waiting for credit (a receiver's full disk, or one that
+        // never acknowledges) must not keep cover off.
+        if self.bulk_out_until.is_some_and(|until| now < until) {
             return Mode::Unshaped;
         }
         let receiving_bulk = self.bulk_in_until.is_some_and(|until| now < until);
@@ -203,7 +231,12 @@ impl Pacer {
 
     /// A file chunk arrived at `now`.
     pub(crate) fn received_bulk(&mut self, now: Instant) {
-        self.bulk_in_until = Some(now + BULK_IN_HOLD);
+        self.bulk_in_until = Some(now + BULK_HOLD);
+    }
+
+    /// A file chunk was sealed to go at `now`.
+    pub(crate) fn sent_bulk(&mut self, now: Instant) {
+        self.bulk_out_until = Some(now + BULK_HOLD);
     }
 
     /// A gap drawn uniformly from `[mean/2, 3·mean/2]`.
@@ -333,19 +366,47 @@ mod tests {
             if receiving {
                 p.received_bulk(now);
             }
+            if sending {
+                p.sent_bulk(now);
+            }
             assert_eq!(
-                p.mode(now, sending),
+                p.mode(now),
                 expected,
                 "{cover} low_latency={low_latency} sending={sending} receiving={receiving}"
             );
-            // Receiving ends two seconds after the last chunk.
+            // Both end two seconds after the last chunk.
             assert_eq!(
-                p.mode(now + BULK_IN_HOLD, sending),
-                pacer(ShapingConfig { cover, low_latency }, 4)
-                    .0
-                    .mode(now, sending)
+                p.mode(now + BULK_HOLD),
+                pacer(ShapingConfig { cover, low_latency }, 4).0.mode(now)
             );
         }
+    }
+
+    #[test]
+    fn entering_the_schedule_or_changing_its_pace_starts_it_afresh() {
+        let (mut p, start) = pacer(LOW, 5);
+        assert!(matches!(p.mode(start), Mode::Slots { .. }));
+        // A file went for a minute: the old deadline is long past.
+        p.sent_bulk(start);
+        let later = start + Duration::from_secs(60);
+        p.sent_bulk(later - Duration::from_secs(1));
+        assert_eq!(p.mode(later), Mode::Unshaped);
+        let back = later + BULK_HOLD;
+        assert!(matches!(p.mode(back), Mode::Slots { .. }));
+        assert!(
+            p.next_slot() >= back + LOW_GAP / 2,
+            "the first slot came at once"
+        );
+        // A chunk arrives: the fast schedule starts within its own gap.
+        p.received_bulk(back);
+        assert_eq!(
+            p.mode(back),
+            Mode::Slots {
+                mean: FAST_GAP,
+                eager: false
+            }
+        );
+        assert!(p.next_slot() <= back + FAST_GAP * 3 / 2);
     }
 
     #[test]

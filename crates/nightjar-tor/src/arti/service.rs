@@ -1,7 +1,6 @@
 //! Onion services hosted by the embedded Arti.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -70,9 +69,11 @@ pub(super) struct Shared {
     incoming: tokio::sync::Mutex<mpsc::Receiver<DataStream>>,
     status_tx: watch::Sender<ServiceStatus>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// Counts client-list changes; part of the clients' local names, so that
-    /// applying the same list again is a change to Arti.
-    clients_generation: AtomicU64,
+    /// The latest client list given, and how many times a list was applied
+    /// (part of the clients' local names, so that applying the same list again
+    /// is a change to Arti). Changed and applied under this one lock, so a
+    /// list is never applied after a newer one.
+    clients: Mutex<(u64, Vec<ClientAuthPublic>)>,
 }
 
 /// How long after a change of authorised clients the list is applied once more.
@@ -146,7 +147,7 @@ pub(super) fn launch(
             incoming: tokio::sync::Mutex::new(stream_rx),
             status_tx,
             tasks: Mutex::new(vec![accept_task, status_task]),
-            clients_generation: AtomicU64::new(0),
+            clients: Mutex::new((0, authorized_clients.clone().unwrap_or_default())),
         }),
     })
 }
@@ -305,23 +306,34 @@ fn problem_text(status: &OnionServiceStatus) -> String {
 }
 
 impl Shared {
-    /// Stops publishing, stops accepting and forgets the service's state.
-    /// Gives Arti `clients` under a new generation of local names, which it
-    /// takes as a change: it re-reads the list, marks every descriptor dirty and
-    /// uploads new ones. Returns the generation used.
+    /// Gives Arti the client list (`new`, else the latest one) under a new
+    /// generation of local names, which it takes as a change: it re-reads the
+    /// list, marks every descriptor dirty and uploads new ones. With
+    /// `only_after`, nothing happens unless that generation is still the
+    /// latest. Returns the latest generation.
     fn apply_clients(
         &self,
         running: &RunningOnionService,
-        clients: &[ClientAuthPublic],
+        new: Option<Vec<ClientAuthPublic>>,
+        only_after: Option<u64>,
     ) -> Result<u64, TorError> {
-        let generation = self.clients_generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let config = service_config(&self.nickname, Some(clients), generation)?;
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if only_after.is_some_and(|g| g != clients.0) {
+            return Ok(clients.0);
+        }
+        if let Some(new) = new {
+            clients.1 = new;
+        }
+        let generation = clients.0 + 1;
+        let config = service_config(&self.nickname, Some(&clients.1), generation)?;
         running
             .reconfigure(config, Reconfigure::AllOrNothing)
             .map_err(|e| service_error(&e))?;
+        clients.0 = generation;
         Ok(generation)
     }
 
+    /// Stops publishing, stops accepting and forgets the service's state.
     pub(super) fn stop(&self) {
         let running = self
             .running
@@ -383,26 +395,24 @@ impl OnionService for ArtiService {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or(TorError::Shutdown)?;
-        let generation = self.shared.apply_clients(&running, &clients)?;
-        info!(service = %self.shared.label, clients = clients.len(), "authorized clients replaced");
+        let generation = self.shared.apply_clients(&running, Some(clients), None)?;
+        debug!(service = %self.shared.label, "authorized clients replaced");
         drop(running);
-        // See REAPPLY_CLIENTS_AFTER. Only the latest change is applied again.
+        // See REAPPLY_CLIENTS_AFTER. Only the latest list is applied again, and
+        // only if no change came since.
         let shared = Arc::downgrade(&self.shared);
         let reapply = tokio::spawn(async move {
             tokio::time::sleep(REAPPLY_CLIENTS_AFTER).await;
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            if shared.clients_generation.load(Ordering::SeqCst) != generation {
-                return;
-            }
             let running = shared
                 .running
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
             if let Some(running) = running
-                && let Err(e) = shared.apply_clients(&running, &clients)
+                && let Err(e) = shared.apply_clients(&running, None, Some(generation))
             {
                 debug!(service = %shared.label, error = %e, "could not apply the client list again");
             }

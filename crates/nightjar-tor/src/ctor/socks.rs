@@ -83,11 +83,6 @@ impl SocksFailure {
         matches!(self, Self::Reply(0xF4))
     }
 
-    /// tor could not decrypt the descriptor with the key it has.
-    pub(crate) fn is_client_auth_rejected(&self) -> bool {
-        matches!(self, Self::Reply(0xF5))
-    }
-
     pub(crate) fn into_tor_error(self) -> TorError {
         match self {
             Self::Reply(0xF4) => TorError::ClientAuthRequired,
