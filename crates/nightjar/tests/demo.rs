@@ -194,10 +194,17 @@ fn check_log(stderr: &str, stdout: &str, network: &NetworkDescription) {
         if longest(|c| c.is_ascii_alphabetic() || ('2'..='7').contains(&c)) >= 52 {
             fail("a long base32 run (an onion address or a key)");
         }
-        if longest(|c| c.is_ascii_hexdigit()) >= 32 {
+        // Arti's own lines name public directory documents by their digests
+        // (a consensus, a microdescriptor): the shape of a key is checked on
+        // our lines; the values above are checked on every line.
+        let ours = line
+            .split_whitespace()
+            .nth(2)
+            .is_some_and(|target| target.starts_with("nightjar"));
+        if ours && longest(|c| c.is_ascii_hexdigit()) >= 32 {
             fail("a long hex run (a key or a fingerprint)");
         }
-        if longest(|c| c.is_ascii_alphanumeric() || "+/-_".contains(c)) >= 43 {
+        if ours && longest(|c| c.is_ascii_alphanumeric() || "+/-_".contains(c)) >= 43 {
             fail("a long base64 run (a key)");
         }
     }
