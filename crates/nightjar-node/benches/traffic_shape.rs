@@ -19,10 +19,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{befriend, start_shaped, until_online};
+use common::{ShapedPair, shaped_pair};
 use nightjar_node::{CoverLevel, ShapingConfig};
-use nightjar_tor::loopback::LoopbackNetwork;
-use nightjar_tor::tap::{TapLog, TapTransport};
+use nightjar_tor::tap::TapLog;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rv::misc::{KsAlternative, KsMode, ks_two_sample};
@@ -75,12 +74,13 @@ struct Measured {
 /// during `span` of conversation (a text of 1–3 cells every 3 s on average,
 /// Bob answering every third).
 async fn measure(shaping: ShapingConfig, span: Duration) -> Measured {
-    let net = LoopbackNetwork::new();
-    let (alice_transport, log) = TapTransport::wrap(net.transport());
-    let (alice, mut alice_events) = start_shaped(alice_transport, shaping).await;
-    let (bob, mut bob_events) = start_shaped(net.transport(), shaping).await;
-    befriend(&alice, &mut alice_events, &bob, &mut bob_events).await;
-    until_online(&alice, &mut alice_events, "bob").await;
+    let ShapedPair {
+        net: _net,
+        alice_wire: log,
+        alice,
+        bob,
+        ..
+    } = shaped_pair(shaping).await;
     // Let set-up finish before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let clock = tokio::time::Instant::now();

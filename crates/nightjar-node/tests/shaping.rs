@@ -10,11 +10,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{befriend, next_matching, start_shaped, until_online};
+use common::{ShapedPair, befriend, next_matching, shaped_pair, start_shaped, until_online};
 use nightjar_node::{CoverLevel, Event, ForwardSecrecy, ShapingConfig};
 use nightjar_proto::cell::CELL_SIZE;
 use nightjar_tor::loopback::LoopbackNetwork;
-use nightjar_tor::tap::{TapLog, TapTransport, Unit};
+use nightjar_tor::tap::{TapLog, Unit};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rv::misc::{KsAlternative, KsMode, ks_two_sample};
@@ -59,13 +59,14 @@ async fn until_gaps(log: &TapLog, from: Duration, count: usize) {
 /// recorded. Measures `GAPS` gaps of Alice's cells with the link idle, then
 /// `GAPS` while both chat, and returns both samples and every size written.
 async fn measure(shaping: ShapingConfig) -> (Vec<f64>, Vec<f64>, Vec<usize>) {
-    let net = LoopbackNetwork::new();
-    let (alice_transport, log) = TapTransport::wrap(net.transport());
-    let (alice, mut alice_events) = start_shaped(alice_transport, shaping).await;
-    let (bob, mut bob_events) = start_shaped(net.transport(), shaping).await;
-    befriend(&alice, &mut alice_events, &bob, &mut bob_events).await;
-    until_online(&alice, &mut alice_events, "bob").await;
-    until_online(&bob, &mut bob_events, "alice").await;
+    let ShapedPair {
+        net: _net,
+        alice_wire: log,
+        alice,
+        bob,
+        mut bob_events,
+        ..
+    } = shaped_pair(shaping).await;
 
     let idle_from = log.units().last().map_or(Duration::ZERO, |u| u.at);
     until_gaps(&log, idle_from, GAPS).await;

@@ -11,6 +11,7 @@ use nightjar_node::{
 use nightjar_store::{KdfParams, Store};
 use nightjar_tor::Transport;
 use nightjar_tor::loopback::LoopbackNetwork;
+use nightjar_tor::tap::{TapLog, TapTransport};
 use tokio::sync::broadcast;
 
 /// Only a guard against hangs; nothing here is timed.
@@ -199,4 +200,33 @@ pub async fn until_online(node: &Node, events: &mut broadcast::Receiver<Event>, 
         matches!(e, Event::Connected { contact } if contact == name).then_some(())
     })
     .await;
+}
+
+/// Alice and Bob, contacts with a link up, both shaped by `shaping`; every
+/// stream of Alice's transport is recorded in `alice_wire`.
+pub struct ShapedPair {
+    pub net: LoopbackNetwork,
+    pub alice_wire: TapLog,
+    pub alice: Node,
+    pub alice_events: broadcast::Receiver<Event>,
+    pub bob: Node,
+    pub bob_events: broadcast::Receiver<Event>,
+}
+
+pub async fn shaped_pair(shaping: ShapingConfig) -> ShapedPair {
+    let net = LoopbackNetwork::new();
+    let (alice_transport, alice_wire) = TapTransport::wrap(net.transport());
+    let (alice, mut alice_events) = start_shaped(alice_transport, shaping).await;
+    let (bob, mut bob_events) = start_shaped(net.transport(), shaping).await;
+    befriend(&alice, &mut alice_events, &bob, &mut bob_events).await;
+    until_online(&alice, &mut alice_events, "bob").await;
+    until_online(&bob, &mut bob_events, "alice").await;
+    ShapedPair {
+        net,
+        alice_wire,
+        alice,
+        alice_events,
+        bob,
+        bob_events,
+    }
 }
