@@ -273,8 +273,13 @@ pub struct MessageView {
     /// By the sender's clock.
     pub sent_at_ms: u64,
     pub state: MessageState,
-    /// Incoming: it came through our mailbox rather than over a link.
+    /// Incoming: it came through one of our mailboxes. Outgoing: a copy was left
+    /// in one of theirs (kept after delivery).
     pub via_mailbox: bool,
+    /// It crossed a link: received over one, or written to one. An outgoing
+    /// message can be both direct and via a mailbox; one sent before routes were
+    /// kept may be neither.
+    pub direct: bool,
 }
 
 /// Which way a file goes.

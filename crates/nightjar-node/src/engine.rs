@@ -124,6 +124,11 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     let identity = IdentityKeyPair::from_secret_bytes(profile.identity_secret.as_ref())
         .map_err(|e| StoreError::Corrupt(format!("identity key: {e}")))?;
     let identity = Arc::new(identity);
+    if let status @ nightjar_proto::locked::LockStatus::NotLocked(_) =
+        nightjar_proto::locked::status()
+    {
+        tracing::warn!("{status}");
+    }
 
     let request_service: Arc<dyn OnionService> = transport
         .launch_service(ServiceConfig {

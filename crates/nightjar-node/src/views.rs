@@ -86,6 +86,7 @@ pub(crate) fn message(contact: &str, record: &MessageRecord) -> MessageView {
         sent_at_ms: record.sent_at_ms,
         state: state(record.state),
         via_mailbox: record.via_mailbox,
+        direct: record.direct,
     }
 }
 

@@ -222,6 +222,19 @@ async fn twenty_messages_wait_in_the_mailbox_and_arrive_once_in_order() {
         assert_eq!(m.body, format!("while you were away {i}"));
         assert!(m.via_mailbox);
     }
+    // Alice's side still says they went via a mailbox once delivered.
+    let history = alice.history("bob", 100).await.unwrap();
+    let sent: Vec<_> = history
+        .iter()
+        .filter(|m| m.body.starts_with("while you were away"))
+        .collect();
+    assert_eq!(sent.len(), 20);
+    for m in sent {
+        assert_eq!(
+            (m.direction, m.state, m.via_mailbox),
+            (MessageDirection::Outgoing, MessageState::Delivered, true)
+        );
+    }
     alice.shutdown().await.unwrap();
     bob.shutdown().await.unwrap();
 }

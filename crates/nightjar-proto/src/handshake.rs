@@ -255,7 +255,7 @@ impl InitiatorAwaitingReply {
         msg2: &[u8],
         identity: &IdentityKeyPair,
     ) -> Result<(Established, Vec<u8>), HandshakeError> {
-        self.reply_as(msg2, &identity.certificate(), identity.dh_secret())
+        self.reply_as(msg2, &identity.certificate(), &identity.dh_secret())
     }
 
     /// [`Self::handle_reply`] with the certificate and the X25519 secret given
@@ -396,7 +396,7 @@ impl Responder {
     ) -> Result<(ResponderAwaitingFinish, Vec<u8>), HandshakeError> {
         Self::hello_as(
             &identity.certificate(),
-            identity.dh_secret(),
+            &identity.dh_secret(),
             prologue,
             msg1,
             rng,

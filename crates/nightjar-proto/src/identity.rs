@@ -14,6 +14,8 @@ use sha2::{Digest, Sha512};
 use x25519_dalek::{PublicKey as X25519Public, StaticSecret};
 use zeroize::Zeroizing;
 
+use crate::locked::LockedKey;
+
 /// Domain label signed together with the X25519 key in an identity certificate.
 pub const CERT_LABEL: &[u8] = b"nightjar/v1/identity-cert";
 /// Domain label hashed before the key when computing a fingerprint.
@@ -44,20 +46,21 @@ pub enum IdentityError {
 
 /// A profile's long-term secret keys.
 ///
-/// Both keys are boxed so that moving the key pair around never leaves copies of the
-/// secrets behind on the stack; both zeroize themselves when dropped.
+/// Both live in the locked region ([`crate::locked`]) and nowhere else: the key
+/// objects that sign and compute Diffie-Hellman are built from them for each use
+/// and zeroize themselves when dropped. The public half is kept beside them.
 pub struct IdentityKeyPair {
-    signing: Box<SigningKey>,
-    dh: Box<StaticSecret>,
+    /// The Ed25519 seed.
+    signing: LockedKey,
+    /// The X25519 scalar.
+    dh: LockedKey,
+    public: PublicIdentity,
 }
 
 impl IdentityKeyPair {
     /// Generates a fresh identity.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        Self {
-            signing: Box::new(SigningKey::generate(rng)),
-            dh: Box::new(StaticSecret::random_from_rng(rng)),
-        }
+        Self::from_keys(LockedKey::random(rng), LockedKey::random(rng))
     }
 
     /// Restores an identity from [`Self::to_secret_bytes`].
@@ -66,50 +69,55 @@ impl IdentityKeyPair {
             .try_into()
             .map_err(|_| IdentityError::Length(bytes.len()))?;
         let (seed, dh) = bytes.split_at(32);
-        let mut seed_arr = Zeroizing::new([0u8; 32]);
-        seed_arr.copy_from_slice(seed);
-        let mut dh_arr = Zeroizing::new([0u8; 32]);
-        dh_arr.copy_from_slice(dh);
-        Ok(Self {
-            signing: Box::new(SigningKey::from_bytes(&seed_arr)),
-            dh: Box::new(StaticSecret::from(*dh_arr)),
-        })
+        Ok(Self::from_keys(
+            LockedKey::new(|key| key.copy_from_slice(seed)),
+            LockedKey::new(|key| key.copy_from_slice(dh)),
+        ))
+    }
+
+    fn from_keys(signing: LockedKey, dh: LockedKey) -> Self {
+        let public = PublicIdentity {
+            signing: signing.with(|seed| SigningKey::from_bytes(seed).verifying_key()),
+            dh: dh.with(|scalar| X25519Public::from(&StaticSecret::from(*scalar))),
+        };
+        Self {
+            signing,
+            dh,
+            public,
+        }
     }
 
     /// The secret keys as bytes (Ed25519 seed, then X25519 scalar), for encrypted storage.
     pub fn to_secret_bytes(&self) -> Zeroizing<[u8; SECRET_LEN]> {
         let mut out = Zeroizing::new([0u8; SECRET_LEN]);
-        let seed = Zeroizing::new(self.signing.to_bytes());
-        let dh = Zeroizing::new(self.dh.to_bytes());
-        out[..32].copy_from_slice(seed.as_ref());
-        out[32..].copy_from_slice(dh.as_ref());
+        self.signing.with(|seed| out[..32].copy_from_slice(seed));
+        self.dh.with(|scalar| out[32..].copy_from_slice(scalar));
         out
     }
 
     /// The public half, with the X25519 key certified.
     pub fn public(&self) -> PublicIdentity {
-        PublicIdentity {
-            signing: self.signing.verifying_key(),
-            dh: X25519Public::from(self.dh.as_ref()),
-        }
+        self.public
     }
 
     /// A certificate binding the X25519 key to the Ed25519 identity.
     pub fn certificate(&self) -> IdentityCert {
         let public = self.public();
-        let signature = self.signing.sign(&cert_message(&public.dh));
+        let signature = self.sign(&cert_message(&public.dh));
         IdentityCert { public, signature }
     }
 
     /// Signs `message` with the identity key. Callers must prefix their own domain
     /// label so a signature made for one purpose is never valid for another.
     pub fn sign(&self, message: &[u8]) -> Signature {
-        self.signing.sign(message)
+        self.signing
+            .with(|seed| SigningKey::from_bytes(seed).sign(message))
     }
 
-    /// The X25519 secret, for the handshake's Diffie-Hellman computations.
-    pub(crate) fn dh_secret(&self) -> &StaticSecret {
-        &self.dh
+    /// The X25519 secret, for the handshake's Diffie-Hellman computations: a
+    /// copy on the heap that zeroizes itself when dropped.
+    pub(crate) fn dh_secret(&self) -> Box<StaticSecret> {
+        self.dh.with(|scalar| Box::new(StaticSecret::from(*scalar)))
     }
 }
 

@@ -10,6 +10,7 @@ pub mod files;
 pub mod handshake;
 pub mod identity;
 pub mod invite;
+pub mod locked;
 pub mod message;
 pub mod offline;
 pub mod onion;

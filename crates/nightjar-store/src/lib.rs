@@ -237,8 +237,11 @@ pub struct MessageRecord {
     /// Our clock when it was stored.
     pub stored_at_ms: u64,
     pub state: MessageState,
-    /// Incoming: it came through one of our mailboxes rather than over a link.
+    /// Incoming: it came through one of our mailboxes. Outgoing: a copy was left
+    /// in one of theirs (and was not lost there).
     pub via_mailbox: bool,
+    /// It crossed a link: received over one, or written to one.
+    pub direct: bool,
 }
 
 impl fmt::Debug for ProfileRecord {
@@ -293,6 +296,7 @@ impl fmt::Debug for MessageRecord {
             .field("direction", &self.direction)
             .field("state", &self.state)
             .field("via_mailbox", &self.via_mailbox)
+            .field("direct", &self.direct)
             .field("body_len", &self.body.len())
             .field("sent_at_ms", &self.sent_at_ms)
             .field("stored_at_ms", &self.stored_at_ms)
@@ -733,10 +737,15 @@ impl Store {
         Ok(record)
     }
 
-    /// Queued or Deposited -> Sent (Delivered ones stay Delivered).
+    /// Queued or Deposited -> Sent (Delivered ones stay Delivered); either way
+    /// the message went direct.
     pub fn mark_sent(&mut self, contact: ContactId, id: &[u8; 16]) -> Result<(), StoreError> {
         let outgoing = rows::direction_code(Direction::Outgoing);
         let tx = self.begin()?;
+        tx.execute(
+            "UPDATE messages SET direct = 1 WHERE contact = ?1 AND direction = ?2 AND msg_id = ?3",
+            params![contact, outgoing, id.as_slice()],
+        )?;
         let changed = tx.execute(
             "UPDATE messages SET state = ?4 \
              WHERE contact = ?1 AND direction = ?2 AND msg_id = ?3 AND state IN (?5, ?6)",
@@ -1013,8 +1022,9 @@ impl NewMessage<'_> {
         check_contact(conn, self.contact)?;
         let inserted = conn.execute(
             "INSERT INTO messages \
-             (contact, msg_id, direction, body, sent_at_ms, stored_at_ms, state, via_mailbox) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             (contact, msg_id, direction, body, sent_at_ms, stored_at_ms, state, via_mailbox, \
+              direct) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (contact, direction, msg_id) DO NOTHING",
             params![
                 self.contact,
@@ -1025,6 +1035,8 @@ impl NewMessage<'_> {
                 time_to_sql(self.now_ms)?,
                 rows::message_state_code(self.state),
                 self.via_mailbox,
+                // An outgoing message is direct once written to a link.
+                self.direction == Direction::Incoming && !self.via_mailbox,
             ],
         )?;
         if inserted == 0 {

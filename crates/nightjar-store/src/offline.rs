@@ -239,8 +239,8 @@ impl Store {
     }
 
     /// Records that the sealed message was deposited to `mailbox`, whose instance
-    /// was `instance`; an outgoing Queued message becomes Deposited (one already
-    /// Sent or Delivered stays so).
+    /// was `instance`: the message went via a mailbox, and if it was Queued it
+    /// becomes Deposited (one already Sent or Delivered stays so).
     pub fn mark_deposited(
         &mut self,
         message_seq: i64,
@@ -255,6 +255,7 @@ impl Store {
              WHERE message_seq = ?1",
             params![message_seq, mailbox.as_slice(), instance.as_slice(), now],
             (MessageState::Queued, MessageState::Deposited),
+            true,
         )?;
         // Delivered another way meanwhile: nothing more to watch.
         self.conn.execute(
@@ -269,7 +270,8 @@ impl Store {
     }
 
     /// The mailbox lost the sealed message (it restarted): it is no longer
-    /// deposited anywhere, and a Deposited message is Queued again.
+    /// deposited anywhere (nor did it go via a mailbox), and a Deposited message
+    /// is Queued again.
     pub fn mark_lost(&mut self, message_seq: i64) -> Result<(), StoreError> {
         self.update_deposit(
             message_seq,
@@ -277,23 +279,33 @@ impl Store {
              WHERE message_seq = ?1",
             params![message_seq],
             (MessageState::Deposited, MessageState::Queued),
+            false,
         )
     }
 
-    /// Runs `sealed_update` on the message's sealed row (`NotFound` without one)
-    /// and moves the outgoing message from one state to another if it is in the
-    /// first, in one transaction.
+    /// Runs `sealed_update` on the message's sealed row (`NotFound` without one),
+    /// sets whether the outgoing message went via a mailbox, and moves it from one
+    /// state to another if it is in the first, in one transaction.
     fn update_deposit(
         &mut self,
         message_seq: i64,
         sealed_update: &str,
         params: impl rusqlite::Params,
         (from, to): (MessageState, MessageState),
+        via_mailbox: bool,
     ) -> Result<(), StoreError> {
         let tx = self.begin()?;
         if tx.execute(sealed_update, params)? == 0 {
             return Err(StoreError::NotFound);
         }
+        tx.execute(
+            "UPDATE messages SET via_mailbox = ?2 WHERE seq = ?1 AND direction = ?3",
+            params![
+                message_seq,
+                via_mailbox,
+                rows::direction_code(Direction::Outgoing)
+            ],
+        )?;
         tx.execute(
             "UPDATE messages SET state = ?2 WHERE seq = ?1 AND direction = ?3 AND state = ?4",
             params![

@@ -21,7 +21,7 @@ pub(crate) const CONTACT_COLUMNS: &str = "id, name, identity_key, their_endpoint
 pub(crate) const REQUEST_COLUMNS: &str = "id, direction, peer_key, peer_request_onion, \
      their_endpoint, their_credential, our_credential, name, greeting, delivered, created_at_ms";
 pub(crate) const MESSAGE_COLUMNS: &str =
-    "seq, contact, msg_id, direction, body, sent_at_ms, stored_at_ms, state, via_mailbox";
+    "seq, contact, msg_id, direction, body, sent_at_ms, stored_at_ms, state, via_mailbox, direct";
 pub(crate) const SEALED_COLUMNS: &str = "message_seq, counter, slot_seed, blobs, mailboxes, \
      deposited_to, instance, deposited_at_ms";
 pub(crate) const RECV_CHAIN_COLUMNS: &str = "id, contact, grant_id, state, used, created_at_ms";
@@ -311,6 +311,7 @@ pub(crate) fn message(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
         stored_at_ms: time_from_sql(row.get(6)?)?,
         state: message_state(row.get(7)?)?,
         via_mailbox: flag(row.get(8)?)?,
+        direct: flag(row.get(9)?)?,
     })
 }
 

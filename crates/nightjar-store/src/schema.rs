@@ -10,10 +10,10 @@ use crate::StoreError;
 
 /// Step `i` takes a database from version `i` to `i + 1`. Steps are only ever
 /// appended; a released step is never edited.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this code writes.
-pub(crate) const LATEST: u32 = 4;
+pub(crate) const LATEST: u32 = 5;
 
 const _: () = assert!(MIGRATIONS.len() == LATEST as usize);
 
@@ -154,6 +154,18 @@ CREATE TABLE transfers (
 CREATE INDEX transfers_by_contact ON transfers (contact, id);
 ";
 
+/// Version 5: which way a message went. `direct` is 1 once it crossed a link
+/// (written to one, or received over one); `via_mailbox` now also marks an
+/// outgoing message left in one of the recipient's mailboxes, and stays after
+/// the receipt. Before this version the route of a sent message was not kept:
+/// those already delivered keep neither mark (the route is unknown).
+const V5: &str = "
+ALTER TABLE messages ADD COLUMN direct INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET direct = 1 WHERE direction = 0 AND via_mailbox = 0;
+UPDATE messages SET direct = 1 WHERE direction = 1 AND state = 1;
+UPDATE messages SET via_mailbox = 1 WHERE direction = 1 AND state = 4;
+";
+
 /// The database's schema version.
 pub(crate) fn version(conn: &Connection) -> Result<u32, StoreError> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -190,11 +202,16 @@ mod tests {
         assert_eq!(version(&conn).unwrap(), LATEST);
     }
 
-    #[test]
-    fn a_version_1_contact_survives_the_step_to_version_2() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(V1).unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
+    /// A database at `version`, holding one contact, bob, made with the columns
+    /// of version 1.
+    fn bob_at_version(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+        for step in &MIGRATIONS[..version] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
         conn.execute(
             "INSERT INTO contacts (name, identity_key, their_endpoint, their_credential, \
              our_credential, state, verified, share_presence, created_at_ms) \
@@ -202,6 +219,12 @@ mod tests {
             [[7u8; 32].as_slice()],
         )
         .unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_version_1_contact_survives_the_step_to_version_2() {
+        let mut conn = bob_at_version(1);
         migrate(&mut conn).unwrap();
         let (verified, require_auth): (i64, i64) = conn
             .query_row(
@@ -294,7 +317,7 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn).unwrap();
-        assert_eq!(version(&conn).unwrap(), 4);
+        assert_eq!(version(&conn).unwrap(), LATEST);
         let (require_auth, body, via_mailbox, chain): (i64, String, i64, Vec<u8>) = conn
             .query_row(
                 "SELECT require_auth, body, via_mailbox, drop_send.state FROM contacts \
@@ -329,6 +352,40 @@ mod tests {
             .query_row("SELECT count(*) FROM transfers", [], |row| row.get(0))
             .unwrap();
         assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn the_step_to_version_5_keeps_what_is_known_of_each_route() {
+        let mut conn = bob_at_version(4);
+        // (direction, state, via_mailbox): received over a link, received from a
+        // mailbox, queued, sent, delivered, deposited.
+        let old = [
+            (0, 3, 0),
+            (0, 3, 1),
+            (1, 0, 0),
+            (1, 1, 0),
+            (1, 2, 0),
+            (1, 4, 0),
+        ];
+        for (i, (direction, state, via_mailbox)) in old.into_iter().enumerate() {
+            conn.execute(
+                "INSERT INTO messages (contact, msg_id, direction, body, sent_at_ms, \
+                 stored_at_ms, state, via_mailbox) VALUES (1, ?1, ?2, 'm', 6, 7, ?3, ?4)",
+                rusqlite::params![[i as u8; 16].as_slice(), direction, state, via_mailbox],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let mut select = conn
+            .prepare("SELECT direct, via_mailbox FROM messages ORDER BY seq")
+            .unwrap();
+        let routes: Vec<(i64, i64)> = select
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // A delivered message's route was not kept: neither.
+        assert_eq!(routes, [(1, 0), (0, 1), (0, 0), (1, 0), (0, 0), (0, 1)]);
     }
 
     #[test]

@@ -419,9 +419,14 @@ fn a_lost_deposit_is_cleared() {
         (r.deposited_to, r.instance, r.deposited_at_ms),
         (None, None, None)
     );
-    // The blobs stay, to be deposited again; the message waits again.
+    // The blobs stay, to be deposited again; the message waits again, and has
+    // not gone via a mailbox after all.
     assert_eq!(r.blobs.len(), 2);
-    assert_eq!(s.undelivered(c[0]).unwrap()[0].state, MessageState::Queued);
+    let waiting = &s.undelivered(c[0]).unwrap()[0];
+    assert_eq!(
+        (waiting.state, waiting.via_mailbox, waiting.direct),
+        (MessageState::Queued, false, false)
+    );
     assert!(matches!(s.mark_lost(999), Err(StoreError::NotFound)));
     // A message without sealed blobs has no deposit to lose.
     let plain = s.queue_message(c[0], &[2; 16], "m", 1, 1).unwrap();
@@ -460,6 +465,21 @@ fn deposited_messages_are_undelivered_and_can_still_be_sent() {
     s.mark_sent(a, &[1; 16]).unwrap();
     assert_eq!(state_of(&s, a, seqs[0]), MessageState::Sent);
     s.mark_delivered(a, &[[2; 16]]).unwrap();
+    // Each message keeps the way it went after delivery.
+    let routes: Vec<(MessageState, bool, bool)> = s
+        .history(a, 10)
+        .unwrap()
+        .iter()
+        .map(|m| (m.state, m.direct, m.via_mailbox))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            (MessageState::Sent, true, true),
+            (MessageState::Delivered, false, true),
+            (MessageState::Queued, false, false),
+        ]
+    );
     assert_eq!(
         undelivered(&s),
         [
@@ -680,15 +700,15 @@ fn a_version_2_profile_opens_at_version_3_with_its_messages() {
     assert_eq!(schema::version(&s.conn).unwrap(), schema::LATEST);
     let bob = s.contact_by_name("bob").unwrap().unwrap();
     let history = s.history(bob.id, 10).unwrap();
-    let got: Vec<(&str, MessageState, bool)> = history
+    let got: Vec<(&str, MessageState, bool, bool)> = history
         .iter()
-        .map(|m| (m.body.as_str(), m.state, m.via_mailbox))
+        .map(|m| (m.body.as_str(), m.state, m.via_mailbox, m.direct))
         .collect();
     assert_eq!(
         got,
         [
-            ("queued before", MessageState::Queued, false),
-            ("received before", MessageState::Received, false)
+            ("queued before", MessageState::Queued, false, false),
+            ("received before", MessageState::Received, false, true)
         ]
     );
     // The old queued message can go through a mailbox now.

@@ -205,6 +205,31 @@ fn scan_mapping(
     }
 }
 
+/// How much of the mapping that holds `address` is locked into RAM, in KiB (the
+/// `Locked:` line of `/proc/self/smaps`); `None` if no mapping holds it.
+///
+/// # Errors
+///
+/// If `/proc/self/smaps` cannot be read.
+pub fn locked_kib(address: u64) -> std::io::Result<Option<u64>> {
+    let smaps = BufReader::new(File::open("/proc/self/smaps")?);
+    let mut inside = false;
+    for line in smaps.lines() {
+        let line = line?;
+        let first = line.split_whitespace().next().unwrap_or_default();
+        if let Some((start, end)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        {
+            inside = (start..end).contains(&address);
+        } else if inside && let Some(kib) = line.strip_prefix("Locked:") {
+            let kib = kib.trim().trim_end_matches("kB").trim();
+            return Ok(kib.parse().ok());
+        }
+    }
+    Ok(None)
+}
+
 /// Overwrites 256 KiB of this thread's stack below the caller with zeros.
 ///
 /// Moving a value leaves its old bytes in dead stack slots; that is not what

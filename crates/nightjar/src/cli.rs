@@ -577,8 +577,22 @@ fn presence_word(p: PresenceState) -> &'static str {
     }
 }
 
-fn mailbox_note(m: &MessageView) -> &'static str {
-    if m.via_mailbox { " (via mailbox)" } else { "" }
+/// Which way a message went, where that is worth saying: a mailbox gives weaker
+/// forward secrecy than a link. Nothing for a message that went direct only,
+/// nor for one whose state already says "via mailbox".
+pub(crate) fn route_words(m: &MessageView) -> Option<&'static str> {
+    match (m.direction, m.direct, m.via_mailbox) {
+        (_, _, false) => None,
+        (MessageDirection::Outgoing, _, true) if m.state == MessageState::Deposited => None,
+        (MessageDirection::Outgoing, true, true) => Some("direct and via mailbox"),
+        (_, _, true) => Some("via mailbox"),
+    }
+}
+
+fn mailbox_note(m: &MessageView) -> String {
+    route_words(m)
+        .map(|w| format!(" ({w})"))
+        .unwrap_or_default()
 }
 
 pub(crate) fn state_word(s: MessageState) -> &'static str {
@@ -1122,10 +1136,11 @@ impl<W: Write> Session<W> {
                 mailbox_note(m)
             ),
             MessageDirection::Outgoing => format!(
-                "[{when}] -> {}: {} ({})",
+                "[{when}] -> {}: {} ({}{})",
                 self.screen.name(&m.contact),
                 clean(&m.body),
-                state_word(m.state)
+                state_word(m.state),
+                route_words(m).map(|w| format!(", {w}")).unwrap_or_default()
             ),
         }
     }
@@ -1286,6 +1301,54 @@ mod tests {
 
     fn err(line: &str) -> String {
         parse(line, None).unwrap_err()
+    }
+
+    #[test]
+    fn the_route_of_a_message_is_said_where_a_mailbox_carried_it() {
+        let message = |direction, state, direct, via_mailbox| MessageView {
+            contact: "bob".into(),
+            id: "00".into(),
+            direction,
+            body: "hi".into(),
+            sent_at_ms: 0,
+            state,
+            via_mailbox,
+            direct,
+        };
+        use MessageDirection::{Incoming, Outgoing};
+        use MessageState::{Delivered, Deposited, Received, Sent};
+        let cases = [
+            (message(Incoming, Received, true, false), None),
+            (
+                message(Incoming, Received, false, true),
+                Some("via mailbox"),
+            ),
+            (message(Outgoing, Delivered, true, false), None),
+            (message(Outgoing, Sent, true, false), None),
+            // The state says it already.
+            (message(Outgoing, Deposited, false, true), None),
+            (
+                message(Outgoing, Delivered, false, true),
+                Some("via mailbox"),
+            ),
+            (
+                message(Outgoing, Delivered, true, true),
+                Some("direct and via mailbox"),
+            ),
+            (
+                message(Outgoing, Sent, true, true),
+                Some("direct and via mailbox"),
+            ),
+            // Sent before routes were kept.
+            (message(Outgoing, Delivered, false, false), None),
+        ];
+        for (m, words) in cases {
+            assert_eq!(route_words(&m), words, "{m:?}");
+        }
+        assert_eq!(
+            mailbox_note(&message(Incoming, Received, false, true)),
+            " (via mailbox)"
+        );
     }
 
     #[test]

@@ -405,7 +405,22 @@ pub async fn start_node(args: &ProfileArgs) -> Result<Running> {
         eprintln!("created profile {:?} in {}", args.profile, dir.display());
     }
     let tor = start_tor(&args.tor, opened.tor_state.clone()).await?;
-    run_node(args, opened, tor).await
+    let running = run_node(args, opened, tor).await?;
+    if let Some(warning) = memory_lock_warning() {
+        eprintln!("{warning}");
+    }
+    Ok(running)
+}
+
+/// A warning for the person at the keyboard if the profile's long-term keys
+/// could not be locked into RAM (see [`nightjar_proto::locked`]).
+pub fn memory_lock_warning() -> Option<String> {
+    match nightjar_proto::locked::status() {
+        status @ nightjar_proto::locked::LockStatus::NotLocked(_) => {
+            Some(format!("warning: {status}"))
+        }
+        _ => None,
+    }
 }
 
 /// A profile's store, open, before anything runs.

@@ -397,7 +397,7 @@ fn responder_with_a_certificate_but_not_its_dh_key_fails_confirmation() {
         Initiator::start(p.responder.public().signing_key(), PROLOGUE, &mut rng);
     let (_, msg2) = Responder::hello_as(
         &p.responder.certificate(),
-        p.mallory.dh_secret(),
+        &p.mallory.dh_secret(),
         PROLOGUE,
         &msg1,
         &mut rng,
@@ -418,7 +418,7 @@ fn initiator_with_a_certificate_but_not_its_dh_key_fails_confirmation() {
     let (responder, msg2) =
         Responder::handle_hello(&p.responder, PROLOGUE, &msg1, &mut rng).unwrap();
     let (_, msg3) = initiator
-        .reply_as(&msg2, &p.initiator.certificate(), p.mallory.dh_secret())
+        .reply_as(&msg2, &p.initiator.certificate(), &p.mallory.dh_secret())
         .unwrap();
     assert_eq!(
         responder.handle_finish(&msg3).unwrap_err(),
@@ -453,7 +453,7 @@ fn man_in_the_middle_cannot_pass_as_the_initiator() {
     let (responder, msg2) =
         Responder::handle_hello(&p.responder, PROLOGUE, &msg1, &mut rng).unwrap();
     let (_, msg3) = mallory
-        .reply_as(&msg2, &p.initiator.certificate(), p.mallory.dh_secret())
+        .reply_as(&msg2, &p.initiator.certificate(), &p.mallory.dh_secret())
         .unwrap();
     assert_eq!(
         responder.handle_finish(&msg3).unwrap_err(),
@@ -668,7 +668,7 @@ fn low_order_identity_and_ratchet_keys_are_rejected() {
     for (cert, ratchet, expected) in cases {
         let (initiator, msg1) =
             Initiator::start(p.responder.public().signing_key(), PROLOGUE, &mut rng);
-        let msg2 = spec::reply(&msg1, &cert, &ratchet, p.responder.dh_secret(), &mut rng);
+        let msg2 = spec::reply(&msg1, &cert, &ratchet, &p.responder.dh_secret(), &mut rng);
         let result = initiator.handle_reply(&msg2, &p.initiator);
         assert_eq!(result.map(|_| ()), expected);
     }

@@ -99,7 +99,11 @@ async fn session(terminal: &mut DefaultTerminal, args: &mut ProfileArgs, pick: b
         .as_ref()
         .map(|dir| format!("created profile {:?} in {}", args.profile, dir.display()));
     let running = startup::run_node(args, opened, tor).await?;
-    let result = main_screen(terminal, &mut keys, &running, label, created).await;
+    let first: Vec<String> = created
+        .into_iter()
+        .chain(startup::memory_lock_warning())
+        .collect();
+    let result = main_screen(terminal, &mut keys, &running, label, first).await;
     draw_leaving(terminal, "leaving: telling contacts, stopping Tor…");
     let stopped = running.shutdown().await;
     result?;
@@ -274,10 +278,10 @@ async fn main_screen(
     keys: &mut EventStream,
     running: &Running,
     label: String,
-    first: Option<String>,
+    first: Vec<String>,
 ) -> Result<()> {
     let mut app = App::new(label);
-    app.on_done(app::Done::Log(first.into_iter().collect()));
+    app.on_done(app::Done::Log(first));
     let mut events = running.node.subscribe();
     let (driver, mut done) = driver::Driver::start(running.node.clone());
     driver.execute(Effect::Refresh);

@@ -71,6 +71,7 @@ fn message(contact: &str, incoming: bool, body: &str, state: MessageState) -> Me
         sent_at_ms: 1_700_000_000_000,
         state,
         via_mailbox: false,
+        direct: !matches!(state, MessageState::Queued | MessageState::Deposited),
     }
 }
 

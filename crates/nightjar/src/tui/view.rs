@@ -375,8 +375,8 @@ fn message_line(m: &MessageView, level: Level) -> Line<'static> {
                 ),
                 Span::raw(clean(&m.body)),
             ];
-            if m.via_mailbox {
-                spans.push(Span::raw(" (via mailbox)").dark_gray());
+            if let Some(route) = crate::cli::route_words(m) {
+                spans.push(Span::raw(format!(" ({route})")).dark_gray());
             }
             Line::from(spans)
         }
@@ -388,12 +388,16 @@ fn message_line(m: &MessageView, level: Level) -> Line<'static> {
                 MessageState::Queued => Span::raw(" … queued").yellow(),
                 other => Span::raw(format!(" {}", state_word(other))),
             };
-            Line::from(vec![
+            let mut spans = vec![
                 when,
                 Span::raw("me: ").bold(),
                 Span::raw(clean(&m.body)),
                 state,
-            ])
+            ];
+            if let Some(route) = crate::cli::route_words(m) {
+                spans.push(Span::raw(format!(" ({route})")).dark_gray());
+            }
+            Line::from(spans)
         }
     }
 }
