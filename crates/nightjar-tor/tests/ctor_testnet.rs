@@ -19,8 +19,14 @@ use zeroize::Zeroizing;
 const PORT: u16 = 80;
 
 async fn tor() -> CTor {
+    tor_refreshing(CTorOptions::default().circuit_refresh).await
+}
+
+/// A tor client whose circuits are refreshed every `circuit_refresh`.
+async fn tor_refreshing(circuit_refresh: Option<Duration>) -> CTor {
     let net = shared_network().await;
     let options = CTorOptions {
+        circuit_refresh,
         // A fresh service takes a few seconds to publish on this network.
         connect_attempts: 10,
         // A healthy connect takes a few seconds here; a stuck one (a stale
@@ -314,6 +320,40 @@ async fn different_isolation_keys_use_different_circuits() {
     assert_eq!(four.len(), 4, "stream-status: {four:?}");
     let distinct: std::collections::HashSet<_> = four.iter().collect();
     assert_eq!(distinct.len(), 3, "a refresh reused a circuit: {four:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuits_are_refreshed_on_schedule() {
+    // Without the schedule tor would keep a key's circuit for ten minutes
+    // (MaxCircuitDirtiness); with it, a new stream of the same key soon gets a
+    // circuit of its own, while the old stream keeps working.
+    let (host, client) = tokio::join!(tor(), tor_refreshing(Some(Duration::from_secs(2))));
+    let service = launch_echo(&host, public("fresh", ServiceKey::Ephemeral)).await;
+    let target = service.address();
+    let mut first = connect_eventually(&client, &target, &opts("contact-a")).await;
+    ping(&mut first).await;
+    let before = circuits_to(&client, &target).await;
+    assert_eq!(before.len(), 1, "stream-status: {before:?}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut later = Vec::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut next = connect_eventually(&client, &target, &opts("contact-a")).await;
+        ping(&mut next).await;
+        let now = circuits_to(&client, &target).await;
+        later.push(next);
+        if now.iter().any(|circuit| *circuit != before[0]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every stream of the key stayed on its first circuit: {now:?}"
+        );
+    }
+    ping(&mut first).await;
+    drop(later);
+    host.shutdown().await.unwrap();
+    client.shutdown().await.unwrap();
 }
 
 fn kill(pid: u32) {
