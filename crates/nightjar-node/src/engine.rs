@@ -30,9 +30,9 @@ mod invites;
 mod offline;
 use files::Files;
 use invites::Invites;
-pub(crate) use offline::FoundSlot;
 use offline::Offline;
 pub use offline::OfflineConfig;
+pub(crate) use offline::{CoverItem, FoundSlot};
 
 use crate::auth::{Action, AuthState, Binding};
 use crate::driver::pace::{Pacer, ShapingConfig};
@@ -926,6 +926,7 @@ impl Engine {
 
     async fn shutdown(&mut self) {
         self.files_shutdown().await;
+        self.stop_cover();
         for (&contact, &link) in &self.contacts_online {
             let shares = self.store.contact(contact).map(|c| c.share_presence);
             if shares.unwrap_or(false)
@@ -1131,6 +1132,7 @@ impl Engine {
             } => self.deposited(contact, seq, id, mailbox, instance),
             Report::DepositLost { contact, seq, id } => self.deposit_lost(contact, seq, id),
             Report::DepositEnded { contact, result } => self.deposit_ended(contact, result),
+            Report::CoverEnded { contact, unsent } => self.cover_ended(contact, unsent),
             Report::Drained { found } => self.drained(found),
             Report::PumpEnded {
                 transfer,

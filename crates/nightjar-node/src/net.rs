@@ -88,6 +88,11 @@ pub(crate) enum Report {
         contact: i64,
         result: Result<(), String>,
     },
+    /// A cover deposit ended; `unsent` if no mailbox took it.
+    CoverEnded {
+        contact: i64,
+        unsent: Option<Box<crate::engine::CoverItem>>,
+    },
     /// A file's pump ended.
     PumpEnded {
         transfer: i64,

@@ -24,6 +24,8 @@ use tokio::sync::{broadcast, oneshot};
 /// same port is a restart (the onion in front of it stays).
 struct MailboxServer {
     addr: SocketAddr,
+    /// The mailbox behind it, for its counts.
+    mailbox: nightjar_mailbox::Mailbox,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -33,16 +35,21 @@ impl MailboxServer {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            nightjar_mailbox::serve(listener, nightjar_mailbox::Config::default(), shutdown)
-                .await
-                .unwrap();
+        let mailbox = nightjar_mailbox::Mailbox::new(nightjar_mailbox::Config::default()).unwrap();
+        let task = tokio::spawn({
+            let mailbox = mailbox.clone();
+            async move {
+                let shutdown = async move {
+                    let _ = stopped.await;
+                };
+                nightjar_mailbox::serve_mailbox(listener, mailbox, shutdown)
+                    .await
+                    .unwrap();
+            }
         });
         Self {
             addr,
+            mailbox,
             stop: Some(stop),
             task: Some(task),
         }
@@ -74,26 +81,50 @@ fn quick() -> OfflineConfig {
         drain_every: Duration::from_secs(1),
         check_every: Duration::from_secs(1),
         deposit_after: Duration::from_secs(60),
+        mailbox_cover: None,
+    }
+}
+
+/// [`quick`], with cover deposits at short random intervals.
+fn quick_with_cover() -> OfflineConfig {
+    OfflineConfig {
+        mailbox_cover: Some(Duration::from_millis(200)),
+        ..quick()
     }
 }
 
 async fn open(dir: &Path, transport: Arc<dyn Transport>) -> (Node, broadcast::Receiver<Event>) {
-    let store = Store::open(dir, "pass").unwrap();
-    start_configured(store, transport, Rendezvous::default(), quick()).await
+    open_with(dir, transport, quick()).await
 }
 
-/// Alice and Bob, contacts, with Bob naming `mailbox`; returns once Alice has
-/// Bob's grant (a text Bob sent after it arrived) and Bob is gone.
+async fn open_with(
+    dir: &Path,
+    transport: Arc<dyn Transport>,
+    offline: OfflineConfig,
+) -> (Node, broadcast::Receiver<Event>) {
+    let store = Store::open(dir, "pass").unwrap();
+    start_configured(store, transport, Rendezvous::default(), offline).await
+}
+
+/// Alice (with `alice_offline`) and Bob, contacts, with Bob naming `mailbox`;
+/// returns once Alice has Bob's grant (a text Bob sent after it arrived) and
+/// Bob is gone.
 async fn alice_with_bob_away(
     net: &LoopbackNetwork,
     alice_transport: Arc<dyn Transport>,
     root: &Path,
     mailbox: &Forward,
+    alice_offline: OfflineConfig,
 ) -> (Node, broadcast::Receiver<Event>) {
     let alice_store = create_profile(&root.join("alice"));
     let bob_store = create_profile(&root.join("bob"));
-    let (alice, mut alice_events) =
-        start_configured(alice_store, alice_transport, Rendezvous::default(), quick()).await;
+    let (alice, mut alice_events) = start_configured(
+        alice_store,
+        alice_transport,
+        Rendezvous::default(),
+        alice_offline,
+    )
+    .await;
     let (bob, mut bob_events) =
         start_configured(bob_store, net.transport(), Rendezvous::default(), quick()).await;
     let listed = bob
@@ -156,6 +187,15 @@ async fn bob_drains(net: &LoopbackNetwork, root: &Path, n: usize) -> Node {
     bob
 }
 
+/// The messages `node` stored from `contact`.
+async fn incoming(node: &Node, contact: &str) -> Vec<nightjar_node::MessageView> {
+    let history = node.history(contact, 100).await.unwrap();
+    history
+        .into_iter()
+        .filter(|m| m.direction == MessageDirection::Incoming)
+        .collect()
+}
+
 /// A mailbox on its onion; Bob names it, then goes away; Alice sends `n`
 /// messages and sees each deposited.
 struct Scene {
@@ -171,15 +211,27 @@ struct Scene {
 }
 
 async fn scene(n: usize) -> Scene {
+    let mut scene = away_scene(quick()).await;
+    scene.ids = send_all(&scene.alice, n).await;
+    deposited(&mut scene.alice_events, &scene.ids).await;
+    scene
+}
+
+/// The scene before Alice sends anything, with Alice's offline settings.
+async fn away_scene(alice_offline: OfflineConfig) -> Scene {
     let net = LoopbackNetwork::new();
     let root = tempfile::tempdir().unwrap();
     let server = MailboxServer::start_at("127.0.0.1:0".parse().unwrap()).await;
     let mailbox = publish(&net, &server).await;
     let (alice_transport, alice_wire) = TapTransport::wrap(net.transport());
-    let (alice, mut alice_events) =
-        alice_with_bob_away(&net, alice_transport, root.path(), &mailbox.0).await;
-    let ids = send_all(&alice, n).await;
-    deposited(&mut alice_events, &ids).await;
+    let (alice, alice_events) = alice_with_bob_away(
+        &net,
+        alice_transport,
+        root.path(),
+        &mailbox.0,
+        alice_offline,
+    )
+    .await;
     Scene {
         net,
         root,
@@ -187,10 +239,35 @@ async fn scene(n: usize) -> Scene {
         _mailbox: mailbox,
         alice,
         alice_events,
-        ids,
+        ids: Vec::new(),
         alice_wire,
     }
 }
+
+/// The sizes of the deposit requests written on a tapped transport.
+fn deposit_requests(wire: &TapLog) -> Vec<usize> {
+    wire.units()
+        .into_iter()
+        .filter(|u| u.out && u.head.as_deref() == Some("POST /v2/deposit"))
+        .map(|u| u.len)
+        .collect()
+}
+
+/// Waits until `done` holds, looking every 50 ms. The limit is only a guard
+/// against hangs; nothing here is timed.
+async fn until(mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the awaited state never came");
+}
+
+/// The most counters cover takes under one grant: a quarter of the receiver's
+/// window, so that the rest is left to real messages.
+const COVER_BOUND: usize = (nightjar_proto::offline::WINDOW / 4) as usize;
 
 #[tokio::test]
 async fn twenty_messages_wait_in_the_mailbox_and_arrive_once_in_order() {
@@ -212,11 +289,7 @@ async fn twenty_messages_wait_in_the_mailbox_and_arrive_once_in_order() {
     for id in &ids {
         delivered(&mut alice_events, id).await;
     }
-    let history = bob.history("alice", 100).await.unwrap();
-    let incoming: Vec<_> = history
-        .iter()
-        .filter(|m| m.direction == MessageDirection::Incoming)
-        .collect();
+    let incoming = incoming(&bob, "alice").await;
     assert_eq!(incoming.len(), 20, "each message stored exactly once");
     for (i, m) in incoming.iter().enumerate() {
         assert_eq!(m.body, format!("while you were away {i}"));
@@ -337,4 +410,107 @@ async fn mailbox_names_are_checked_and_at_most_four_kept() {
     assert_eq!(node.remove_mailbox(&onions[0]).await.unwrap(), onions[1..4]);
     assert!(node.remove_mailbox(&onions[0]).await.is_err());
     node.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn cover_deposits_look_like_messages_and_leave_no_trace() {
+    let Scene {
+        net,
+        root,
+        server,
+        _mailbox,
+        alice,
+        mut alice_events,
+        alice_wire,
+        ..
+    } = away_scene(quick_with_cover()).await;
+    // Bob is away: cover fills his mailbox, up to the bound.
+    until(|| server.mailbox.stats().blobs >= COVER_BOUND).await;
+    // A real message after all of them still lies in Bob's window.
+    let ids = send_all(&alice, 1).await;
+    deposited(&mut alice_events, &ids).await;
+    let stats = server.mailbox.stats();
+    assert_eq!(stats.blobs, COVER_BOUND + 1, "cover went past its bound");
+    assert_eq!(stats.slots, stats.blobs, "one blob per slot, as for a text");
+    // Every deposit request is the same size, the real one's included.
+    let requests = deposit_requests(&alice_wire);
+    assert_eq!(requests.len(), COVER_BOUND + 1, "{requests:?}");
+    assert!(
+        requests.iter().all(|len| *len == requests[0]),
+        "{requests:?}"
+    );
+    // Each cover deposit went on a circuit of its own, as a real one does.
+    let opened: Vec<String> = alice_wire
+        .opened()
+        .into_iter()
+        .filter(|o| o.port == 80)
+        .map(|o| o.isolation)
+        .collect();
+    let covers: std::collections::HashSet<&String> = opened
+        .iter()
+        .filter(|k| k.starts_with("cover-deposit-"))
+        .collect();
+    assert_eq!(covers.len(), COVER_BOUND, "{opened:?}");
+    // Nothing of it on Alice's side: the text Bob sent and hers.
+    assert_eq!(alice.history("bob", 100).await.unwrap().len(), 2);
+    alice.shutdown().await.unwrap();
+
+    // Bob comes back: the real message arrives once, the cover not at all, and
+    // the mailbox ends empty.
+    let (bob, mut bob_events) = open(&root.path().join("bob"), net.transport()).await;
+    let message = next_matching(&mut bob_events, |e| match e {
+        Event::MessageReceived { message } => Some(message.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(message.body, "while you were away 0");
+    assert!(message.via_mailbox);
+    until(|| server.mailbox.stats().blobs == 0).await;
+    // What the drain made of the cover was told before its acknowledgement.
+    while let Ok(event) = bob_events.try_recv() {
+        assert!(
+            !matches!(
+                event,
+                Event::MessageReceived { .. } | Event::MessageState { .. }
+            ),
+            "{event:?}"
+        );
+    }
+    // (Reading the history marks the conversation read: count unread first.)
+    assert_eq!(bob.contact("alice").await.unwrap().unread, 1);
+    assert_eq!(
+        incoming(&bob, "alice").await.len(),
+        1,
+        "only the real message is stored"
+    );
+
+    // Bob collected through his grant, so the next link brings Alice a fresh
+    // one: once Bob is away again, cover resumes under it.
+    let (alice, mut alice_events) = open_with(
+        &root.path().join("alice"),
+        net.transport(),
+        quick_with_cover(),
+    )
+    .await;
+    until_online(&bob, &mut bob_events, "alice").await;
+    bob.shutdown().await.unwrap();
+    next_matching(&mut alice_events, |e| {
+        matches!(e, Event::Disconnected { .. }).then_some(())
+    })
+    .await;
+    until(|| server.mailbox.stats().blobs >= COVER_BOUND).await;
+    alice.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_mailbox_cover_nothing_is_deposited() {
+    // Set up first, so it runs at least as long as the one with cover.
+    let off = away_scene(quick()).await;
+    let on = away_scene(quick_with_cover()).await;
+    until(|| on.server.mailbox.stats().blobs >= COVER_BOUND).await;
+    assert_eq!(off.server.mailbox.stats().blobs, 0);
+    assert!(deposit_requests(&off.alice_wire).is_empty());
+    assert_eq!(deposit_requests(&on.alice_wire).len(), COVER_BOUND);
+    on.alice.shutdown().await.unwrap();
+    off.alice.shutdown().await.unwrap();
 }

@@ -465,6 +465,7 @@ async fn start_node(
             drain_every: Duration::from_secs(5),
             check_every: Duration::from_secs(5),
             deposit_after: Duration::from_secs(5),
+            mailbox_cover: None,
         },
         files: nightjar_node::FilesConfig::default(),
         // What everyone gets: cover at the default level.

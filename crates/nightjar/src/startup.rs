@@ -82,6 +82,25 @@ pub struct ProfileArgs {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     pub mailbox_every: u64,
+    /// Leave dummy messages in the mailboxes of contacts who are away, at
+    /// random times, one every EVERY on average per contact (30m, 2h, 1h30m; a
+    /// bare number is seconds), or `off`.
+    ///
+    /// A mailbox operator then cannot tell from the deposits for a contact
+    /// whether, or when, anyone wrote to them: a dummy looks exactly like a
+    /// short message, and the contact's node drops it unseen. Each one costs
+    /// you a proof of work (up to seconds of CPU at a busy mailbox) and the
+    /// mailbox 498 bytes of memory until the contact collects it. Dummies
+    /// pause for a contact once 16 messages (real ones included) went to its
+    /// mailbox, until it has collected them and you have been online together
+    /// again, so that real messages keep their room.
+    #[arg(
+        long,
+        value_name = "EVERY",
+        default_value = "off",
+        value_parser = parse_mailbox_cover
+    )]
+    pub mailbox_cover: ::std::option::Option<Duration>,
     /// Where files you accept are saved (a file of the same name there is never
     /// replaced unless you ask) [default: $XDG_DOWNLOAD_DIR if it is set and
     /// absolute, else ~/Downloads].
@@ -172,6 +191,30 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     number
         .checked_mul(1 << shift)
         .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// `off`, or the mean gap of `--mailbox-cover`: a duration such as `30m`, `2h`
+/// or `1h30m`, or a number of seconds; at least a second.
+pub fn parse_mailbox_cover(text: &str) -> Result<Option<Duration>, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let bad = || {
+        format!(
+            "{text:?} is not a duration: give off, or a time in hours, minutes or seconds such as 30m, 2h, 1h30m or 48h"
+        )
+    };
+    let every = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(text.parse().map_err(|_| bad())?)
+    } else {
+        let signed: jiff::SignedDuration = text.parse().map_err(|_| bad())?;
+        Duration::try_from(signed).map_err(|_| bad())?
+    };
+    if every < Duration::from_secs(1) {
+        return Err(format!("{text:?} is too short: at least 1s"));
+    }
+    Ok(Some(every))
 }
 
 /// Where accepted files go: `--downloads`, else `$XDG_DOWNLOAD_DIR` when it is
@@ -491,6 +534,7 @@ pub async fn run_node(args: &ProfileArgs, opened: Opened, tor: Tor) -> Result<Ru
         offline: nightjar_node::OfflineConfig {
             drain_every: std::time::Duration::from_secs(args.mailbox_every),
             check_every: std::time::Duration::from_secs(args.mailbox_every),
+            mailbox_cover: args.mailbox_cover,
             ..nightjar_node::OfflineConfig::default()
         },
         files,
@@ -700,6 +744,40 @@ mod tests {
         }
         assert!(parse_size("16777216T").unwrap_err().contains("too large"));
         assert!(parse_size("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn mailbox_cover_is_off_unless_asked() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            profile: ProfileArgs,
+        }
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(["nightjar"].iter().chain(args))
+                .map(|cli| cli.profile.mailbox_cover)
+        };
+        assert_eq!(parse(&[]).unwrap(), None);
+        assert_eq!(parse(&["--mailbox-cover", "off"]).unwrap(), None);
+        for (text, secs) in [
+            ("30m", 1800),
+            ("2h", 7200),
+            ("1h30m", 5400),
+            (" 1h 30m ", 5400),
+            ("90", 90),
+            ("1s", 1),
+        ] {
+            assert_eq!(
+                parse(&["--mailbox-cover", text]).unwrap(),
+                Some(Duration::from_secs(secs)),
+                "{text:?}"
+            );
+        }
+        for bad in ["", "soon", "-5m", "500ms", "0", "1d", "5x"] {
+            assert!(parse(&["--mailbox-cover", bad]).is_err(), "{bad:?}");
+        }
+        let e = parse_mailbox_cover("soon").unwrap_err();
+        assert!(e.contains("is not a duration"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //! mailbox deletes only what is safely on disk. The same message may also come
 //! over a link; the receiver drops the second copy by id, so order and
 //! exactly-once delivery hold across both paths.
+//!
+//! Cover: optionally, dummy messages go to away contacts' mailboxes at random
+//! times (see [`cover`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -36,6 +39,9 @@ use crate::net::{LinkId, Report};
 use crate::views;
 use crate::{Event, MessageState, NodeError};
 
+mod cover;
+pub(crate) use cover::CoverItem;
+
 /// How often the node looks for offline work. The defaults suit people; tests
 /// shorten them.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +54,10 @@ pub struct OfflineConfig {
     /// How long a message may wait for a link before it goes to the contact's
     /// mailbox even though no dial has failed yet.
     pub deposit_after: Duration,
+    /// The mean gap between cover deposits into each away contact's mailbox
+    /// (exponentially distributed), or `None` for no cover. Each costs a proof
+    /// of work and a blob of the mailbox's memory until the contact collects it.
+    pub mailbox_cover: Option<Duration>,
 }
 
 impl Default for OfflineConfig {
@@ -56,6 +66,7 @@ impl Default for OfflineConfig {
             drain_every: Duration::from_secs(600),
             check_every: Duration::from_secs(600),
             deposit_after: Duration::from_secs(60),
+            mailbox_cover: None,
         }
     }
 }
@@ -72,6 +83,7 @@ pub(super) struct Offline {
     next_check: Instant,
     next_drain: Instant,
     draining: bool,
+    covers: cover::Covers,
 }
 
 impl Offline {
@@ -83,6 +95,7 @@ impl Offline {
             next_check: now + config.check_every,
             next_drain: now,
             draining: false,
+            covers: cover::Covers::default(),
         }
     }
 }
@@ -297,6 +310,14 @@ impl Engine {
 
     // ----- deposits -------------------------------------------------------------
 
+    /// Whether deposits (real or cover) may go to this contact's mailboxes now:
+    /// an active contact, needing no authentication first, without a link.
+    fn may_deposit(&self, contact: &nightjar_store::ContactRecord) -> bool {
+        contact.state == ContactState::Active
+            && !contact.require_auth
+            && !self.contacts_online.contains_key(&contact.id)
+    }
+
     /// Something new to deliver: look at the contact's deposits soon.
     pub(super) fn hurry_deposit(&mut self, contact: i64) {
         if let Some(b) = self.offline.deposits.get_mut(&contact) {
@@ -318,13 +339,12 @@ impl Engine {
                 return;
             }
         };
+        let mut away = Vec::new();
         for contact in contacts {
-            if contact.state != ContactState::Active
-                || contact.require_auth
-                || self.contacts_online.contains_key(&contact.id)
-            {
+            if !self.may_deposit(&contact) {
                 continue;
             }
+            away.push(contact.id);
             let backoff = self
                 .offline
                 .deposits
@@ -359,6 +379,7 @@ impl Engine {
                 }
             }
         }
+        self.start_cover(&away, now);
         self.start_drain(now);
     }
 
@@ -646,6 +667,8 @@ impl Engine {
                     sent_at_ms,
                     ref body,
                 }) => Some((id, sent_at_ms, body.clone())),
+                // Dropped without a trace; its blobs are acknowledged like any others.
+                Ok(Message::Cover) => None,
                 Ok(other) => {
                     tracing::debug!("ignored {other:?} from a mailbox");
                     None
@@ -797,30 +820,56 @@ async fn deposit_task(
                 None => {}
             }
         }
-        let mut last_error = String::from("no mailbox");
-        for &key in &item.mailboxes {
-            let alone = mailbox_at(key, format!("deposit-{}", item.seq));
-            match courier::deposit(&*transport, &alone, &item.slot_seed, &item.blobs).await {
-                Ok(instance) => {
-                    instances.insert(key, Some(instance));
-                    let _ = reports
-                        .send(Report::Deposited {
-                            contact,
-                            seq: item.seq,
-                            id: item.id,
-                            mailbox: key,
-                            instance,
-                        })
-                        .await;
-                    continue 'items;
-                }
-                Err(e) => last_error = e.to_string(),
+        let isolation = format!("deposit-{}", item.seq);
+        match deposit_first(
+            &*transport,
+            &item.mailboxes,
+            &isolation,
+            &item.slot_seed,
+            &item.blobs,
+        )
+        .await
+        {
+            Ok((key, instance)) => {
+                instances.insert(key, Some(instance));
+                let _ = reports
+                    .send(Report::Deposited {
+                        contact,
+                        seq: item.seq,
+                        id: item.id,
+                        mailbox: key,
+                        instance,
+                    })
+                    .await;
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
             }
         }
-        result = Err(last_error);
-        break;
     }
     let _ = reports.send(Report::DepositEnded { contact, result }).await;
+}
+
+/// Deposits one message's blobs into the first of `mailboxes` that takes them,
+/// on the circuit of `isolation`: that mailbox and its instance, or the last
+/// error.
+async fn deposit_first(
+    transport: &dyn Transport,
+    mailboxes: &[[u8; 32]],
+    isolation: &str,
+    slot_seed: &[u8; 32],
+    blobs: &[[u8; nightjar_proto::offline::BLOB_LEN]],
+) -> Result<([u8; 32], [u8; 16]), String> {
+    let mut last_error = String::from("no mailbox");
+    for &key in mailboxes {
+        let alone = mailbox_at(key, isolation.to_owned());
+        match courier::deposit(transport, &alone, slot_seed, blobs).await {
+            Ok(instance) => return Ok((key, instance)),
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    Err(last_error)
 }
 
 /// Fetches every slot to scan from every mailbox: the slots of all contacts in
