@@ -285,16 +285,56 @@ async fn persistent_service_keeps_its_address_across_restart() {
     host.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn isolation_keys_get_separate_circuits() {
+/// An Arti running a public echo service, and the service's address.
+async fn echo_host(nickname: &str) -> (Arti, OnionAddress) {
     let host = arti().await;
     let svc: std::sync::Arc<dyn OnionService> = host
-        .launch_service(service("iso", ServiceKey::Ephemeral, None))
+        .launch_service(service(nickname, ServiceKey::Ephemeral, None))
         .await
         .unwrap()
         .into();
     let addr = svc.address();
-    spawn_echo(svc.clone());
+    spawn_echo(svc);
+    (host, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuits_are_refreshed_on_schedule() {
+    let (host, addr) = echo_host("fresh").await;
+    // Without the schedule Arti keeps a key's circuit for ten minutes; with
+    // it, a new stream of the same key soon gets a circuit of its own.
+    let client = Arti::launch(ArtiConfig {
+        storage: Storage::Ephemeral,
+        network: network_config().await,
+        circuit_refresh: Some(Duration::from_secs(2)),
+        ..ArtiConfig::default()
+    })
+    .await
+    .unwrap();
+    let first = data_stream(&client, &addr, &options("alice", None)).await;
+    let first_circuit = circuit_id(&first).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let next = data_stream(&client, &addr, &options("alice", None)).await;
+        if circuit_id(&next).unwrap() != first_circuit {
+            echo_check(Box::new(next), 4096).await;
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "every stream of the key stayed on its first circuit"
+        );
+    }
+    // The old stream still works.
+    echo_check(Box::new(first), 4096).await;
+    client.shutdown().await.unwrap();
+    host.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_keys_get_separate_circuits() {
+    let (host, addr) = echo_host("iso").await;
     let client = arti().await;
 
     // Wait until the service answers at all.

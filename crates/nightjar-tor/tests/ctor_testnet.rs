@@ -33,7 +33,6 @@ async fn tor_refreshing(circuit_refresh: Option<Duration>) -> CTor {
         // descriptor) is abandoned and retried on fresh state.
         connect_timeout: Duration::from_secs(12),
         bootstrap_stall_timeout: Duration::from_secs(60),
-        ..CTorOptions::default()
     };
     let config = TorProcessConfig {
         tor: tor_program(),
