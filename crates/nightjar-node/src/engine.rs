@@ -124,11 +124,6 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
     let identity = IdentityKeyPair::from_secret_bytes(profile.identity_secret.as_ref())
         .map_err(|e| StoreError::Corrupt(format!("identity key: {e}")))?;
     let identity = Arc::new(identity);
-    if let status @ nightjar_proto::locked::LockStatus::NotLocked(_) =
-        nightjar_proto::locked::status()
-    {
-        tracing::warn!("{status}");
-    }
 
     let request_service: Arc<dyn OnionService> = transport
         .launch_service(ServiceConfig {
@@ -1132,7 +1127,11 @@ impl Engine {
             } => self.deposited(contact, seq, id, mailbox, instance),
             Report::DepositLost { contact, seq, id } => self.deposit_lost(contact, seq, id),
             Report::DepositEnded { contact, result } => self.deposit_ended(contact, result),
-            Report::CoverEnded { contact, unsent } => self.cover_ended(contact, unsent),
+            Report::CoverEnded {
+                contact,
+                item,
+                taken,
+            } => self.cover_ended(contact, *item, taken),
             Report::Drained { found } => self.drained(found),
             Report::PumpEnded {
                 transfer,

@@ -88,10 +88,12 @@ pub(crate) enum Report {
         contact: i64,
         result: Result<(), String>,
     },
-    /// A cover deposit ended; `unsent` if no mailbox took it.
+    /// A cover deposit ended: the mailbox that took it and its instance, or
+    /// none if no mailbox did.
     CoverEnded {
         contact: i64,
-        unsent: Option<Box<crate::engine::CoverItem>>,
+        item: Box<crate::engine::CoverItem>,
+        taken: Option<([u8; 32], [u8; 16])>,
     },
     /// A file's pump ended.
     PumpEnded {

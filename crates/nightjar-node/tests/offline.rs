@@ -432,9 +432,10 @@ async fn cover_deposits_look_like_messages_and_leave_no_trace() {
     let stats = server.mailbox.stats();
     assert_eq!(stats.blobs, COVER_BOUND + 1, "cover went past its bound");
     assert_eq!(stats.slots, stats.blobs, "one blob per slot, as for a text");
-    // Every deposit request is the same size, the real one's included.
+    // Every deposit request is the same size, the real one's included (a
+    // deposit may be tried again after a stale challenge).
     let requests = deposit_requests(&alice_wire);
-    assert_eq!(requests.len(), COVER_BOUND + 1, "{requests:?}");
+    assert!(requests.len() > COVER_BOUND, "{requests:?}");
     assert!(
         requests.iter().all(|len| *len == requests[0]),
         "{requests:?}"
@@ -453,6 +454,12 @@ async fn cover_deposits_look_like_messages_and_leave_no_trace() {
     assert_eq!(covers.len(), COVER_BOUND, "{opened:?}");
     // Nothing of it on Alice's side: the text Bob sent and hers.
     assert_eq!(alice.history("bob", 100).await.unwrap().len(), 2);
+    // The mailbox restarts and loses everything: Alice's checks see it, and
+    // the cover comes back with the real message, so what comes back says
+    // nothing of which was real.
+    let server = server.restart().await;
+    assert_eq!(server.mailbox.stats().blobs, 0);
+    until(|| server.mailbox.stats().blobs == COVER_BOUND + 1).await;
     alice.shutdown().await.unwrap();
 
     // Bob comes back: the real message arrives once, the cover not at all, and
@@ -510,7 +517,7 @@ async fn without_mailbox_cover_nothing_is_deposited() {
     until(|| on.server.mailbox.stats().blobs >= COVER_BOUND).await;
     assert_eq!(off.server.mailbox.stats().blobs, 0);
     assert!(deposit_requests(&off.alice_wire).is_empty());
-    assert_eq!(deposit_requests(&on.alice_wire).len(), COVER_BOUND);
+    assert!(deposit_requests(&on.alice_wire).len() >= COVER_BOUND);
     on.alice.shutdown().await.unwrap();
     off.alice.shutdown().await.unwrap();
 }

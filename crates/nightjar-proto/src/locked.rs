@@ -1,15 +1,18 @@
 //! One locked region of memory for long-term secrets.
 //!
-//! A profile's long-term keys live as long as the program runs. If the system
+//! A profile's identity keys live as long as the program runs. If the system
 //! swapped out the memory that holds them, they would be written to disk, where
-//! they outlive the process and the profile's encryption. So every long-term key
-//! is kept in a [`LockedKey`]: a 32-byte slot of one page-aligned region, locked
-//! into RAM (`mlock`) when its first key arrives. The region grows by a page when
-//! it is full (128 keys a page; a profile needs two).
+//! they outlive the process and the profile's encryption. So the key objects
+//! the program works with keep their secrets in [`LockedKey`]s: 32-byte slots of
+//! one page-aligned region, locked into RAM (`mlock`). The first page is taken
+//! by [`reserve`] as the program starts, before anything else (SQLCipher locks
+//! its own memory too) can use up the memory-lock limit; the region grows by a
+//! page when it is full (128 keys a page; an identity needs two).
 //!
-//! Locking can be refused (the memory-lock limit, `ulimit -l`, is too low and the
-//! process may not exceed it). The keys are then kept in the region all the same,
-//! and [`status`] says why the region is not locked, so the program can warn.
+//! Locking can be refused (the memory-lock limit, `ulimit -l`, is zero or used
+//! up, and the process may not exceed it). The keys are then kept in the region
+//! all the same, and [`status`] says why it is not locked, so the program can
+//! warn.
 //!
 //! A key is only ever read inside [`LockedKey::with`]: callers build the
 //! short-lived key object they need from the bytes (the dalek types zeroize
@@ -72,7 +75,7 @@ impl fmt::Display for LockStatus {
                 f,
                 "long-term keys could not be locked in memory ({reason}); the system may \
                  write them to swap. Raise the memory-lock limit (`ulimit -l`, or \
-                 LimitMEMLOCK= for a service) to at least 64 KiB"
+                 LimitMEMLOCK= for a service)"
             ),
         }
     }
@@ -83,16 +86,33 @@ pub fn status() -> LockStatus {
     region().status.clone()
 }
 
+/// Takes (and locks) the region's first page now, if it has none yet: called
+/// first thing, so that the locked memory it needs is not used up by others.
+pub fn reserve() {
+    let mut region = region();
+    if region.pages.is_empty() {
+        region.add_page();
+    }
+}
+
 impl Region {
     /// Takes a free slot, adding (and locking) a page if all are taken.
     fn take(&mut self) -> (usize, usize) {
-        for (index, (_, used)) in self.pages.iter_mut().enumerate() {
-            if *used != u128::MAX {
-                let slot = used.trailing_ones() as usize;
-                *used |= 1 << slot;
-                return (index, slot);
+        let index = match self.pages.iter().position(|(_, used)| *used != u128::MAX) {
+            Some(index) => index,
+            None => {
+                self.add_page();
+                self.pages.len() - 1
             }
-        }
+        };
+        let used = &mut self.pages[index].1;
+        let slot = used.trailing_ones() as usize;
+        *used |= 1 << slot;
+        (index, slot)
+    }
+
+    /// Adds a page, locked if the system allows.
+    fn add_page(&mut self) {
         let page: &'static mut Page = Box::leak(Box::new(Page([[0; KEY_LEN]; KEYS_PER_PAGE])));
         match region::lock(page.0.as_ptr(), PAGE_LEN) {
             // Unlocking would let the page be swapped out while keys still use
@@ -105,8 +125,7 @@ impl Region {
             }
             Err(e) => self.status = LockStatus::NotLocked(e.to_string()),
         }
-        self.pages.push((page, 1));
-        (self.pages.len() - 1, 0)
+        self.pages.push((page, 0));
     }
 
     fn slot(&mut self, page: usize, slot: usize) -> &mut [u8; KEY_LEN] {
@@ -122,12 +141,13 @@ pub struct LockedKey {
 
 impl LockedKey {
     /// A key whose bytes `fill` writes into its slot (which starts zeroed), so
-    /// they are never anywhere else.
+    /// they are never anywhere else. If `fill` panics, the slot is zeroed and
+    /// freed all the same.
     pub fn new(fill: impl FnOnce(&mut [u8; KEY_LEN])) -> Self {
-        let mut region = region();
-        let (page, slot) = region.take();
-        fill(region.slot(page, slot));
-        Self { page, slot }
+        let (page, slot) = region().take();
+        let key = Self { page, slot };
+        fill(region().slot(page, slot));
+        key
     }
 
     /// A key of random bytes.

@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;
 
+use nightjar_proto::handshake::{Initiator, Responder};
 use nightjar_proto::identity::IdentityKeyPair;
 use nightjar_proto::locked::{self, LockStatus};
 use nightjar_test_support::memscan::{Needle, locked_kib, scan_process, scrub_stack};
@@ -26,6 +27,21 @@ fn identity_and_needle() -> (IdentityKeyPair, Needle) {
     (keys, needle)
 }
 
+/// A handshake with `keys` on each side, so their X25519 half is used too.
+#[inline(never)]
+fn handshake_both_ways(keys: &IdentityKeyPair) {
+    let mut rng = UnwrapErr(SysRng);
+    let other = IdentityKeyPair::generate(&mut rng);
+    for (initiator, responder) in [(keys, &other), (&other, keys)] {
+        let (waiting, msg1) =
+            Initiator::start(responder.public().signing_key(), b"locked", &mut rng);
+        let (responder_waiting, msg2) =
+            Responder::handle_hello(responder, b"locked", &msg1, &mut rng).unwrap();
+        let (_, msg3) = waiting.handle_reply(&msg2, initiator).unwrap();
+        responder_waiting.handle_finish(&msg3).unwrap();
+    }
+}
+
 #[test]
 fn identity_keys_are_only_in_locked_memory() {
     if std::env::var_os(CHILD).is_some() {
@@ -39,6 +55,7 @@ fn identity_keys_are_only_in_locked_memory() {
         .verify_strict(b"nightjar/test/locked", &signature)
         .unwrap();
     let _ = keys.certificate();
+    handshake_both_ways(&keys);
     scrub_stack();
 
     assert_eq!(locked::status(), LockStatus::Locked);

@@ -163,7 +163,8 @@ const V5: &str = "
 ALTER TABLE messages ADD COLUMN direct INTEGER NOT NULL DEFAULT 0;
 UPDATE messages SET direct = 1 WHERE direction = 0 AND via_mailbox = 0;
 UPDATE messages SET direct = 1 WHERE direction = 1 AND state = 1;
-UPDATE messages SET via_mailbox = 1 WHERE direction = 1 AND state = 4;
+UPDATE messages SET via_mailbox = 1 WHERE direction = 1 AND (state = 4
+    OR seq IN (SELECT message_seq FROM sealed WHERE deposited_to IS NOT NULL));
 ";
 
 /// The database's schema version.
@@ -358,7 +359,7 @@ mod tests {
     fn the_step_to_version_5_keeps_what_is_known_of_each_route() {
         let mut conn = bob_at_version(4);
         // (direction, state, via_mailbox): received over a link, received from a
-        // mailbox, queued, sent, delivered, deposited.
+        // mailbox, queued, sent, delivered, deposited, and sent after a deposit.
         let old = [
             (0, 3, 0),
             (0, 3, 1),
@@ -366,6 +367,7 @@ mod tests {
             (1, 1, 0),
             (1, 2, 0),
             (1, 4, 0),
+            (1, 1, 0),
         ];
         for (i, (direction, state, via_mailbox)) in old.into_iter().enumerate() {
             conn.execute(
@@ -375,6 +377,16 @@ mod tests {
             )
             .unwrap();
         }
+        conn.execute(
+            "INSERT INTO sealed (message_seq, counter, slot_seed, blobs, mailboxes, \
+             deposited_to, instance, deposited_at_ms) VALUES (7, 0, ?1, ?2, ?1, ?1, ?3, 9)",
+            rusqlite::params![
+                [1u8; 32].as_slice(),
+                [2u8; 498].as_slice(),
+                [3u8; 16].as_slice()
+            ],
+        )
+        .unwrap();
         migrate(&mut conn).unwrap();
         let mut select = conn
             .prepare("SELECT direct, via_mailbox FROM messages ORDER BY seq")
@@ -385,7 +397,10 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         // A delivered message's route was not kept: neither.
-        assert_eq!(routes, [(1, 0), (0, 1), (0, 0), (1, 0), (0, 0), (0, 1)]);
+        assert_eq!(
+            routes,
+            [(1, 0), (0, 1), (0, 0), (1, 0), (0, 0), (0, 1), (1, 1)]
+        );
     }
 
     #[test]

@@ -148,6 +148,7 @@ fn init_logging(log_file: Option<&std::path::Path>, to_stderr: bool) -> anyhow::
 
 fn main() -> anyhow::Result<()> {
     harden::process()?;
+    nightjar_proto::locked::reserve();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let on_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();

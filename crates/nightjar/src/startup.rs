@@ -87,13 +87,15 @@ pub struct ProfileArgs {
     /// bare number is seconds), or `off`.
     ///
     /// A mailbox operator then cannot tell from the deposits for a contact
-    /// whether, or when, anyone wrote to them: a dummy looks exactly like a
-    /// short message, and the contact's node drops it unseen. Each one costs
-    /// you a proof of work (up to seconds of CPU at a busy mailbox) and the
-    /// mailbox 498 bytes of memory until the contact collects it. Dummies
-    /// pause for a contact once 16 messages (real ones included) went to its
-    /// mailbox, until it has collected them and you have been online together
-    /// again, so that real messages keep their room.
+    /// whether, or when, anyone wrote to them: a dummy looks like a short
+    /// message (and is checked for, and deposited again after a mailbox
+    /// restart, as one is while this node runs), and the contact's node drops
+    /// it unseen. Each one costs you a proof of work (up to seconds of CPU at a
+    /// busy mailbox) and the mailbox 498 bytes of memory until the contact
+    /// collects it. Dummies pause for a contact once 16 messages (real ones
+    /// included) went to its mailbox, until it has collected them and you have
+    /// been online together again, so that real messages keep their room: at
+    /// 2h, that is about 32 hours of absence.
     #[arg(
         long,
         value_name = "EVERY",

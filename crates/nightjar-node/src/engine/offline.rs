@@ -394,7 +394,8 @@ impl Engine {
         // Sealed, never deposited, delivered over a link since: deposited all the
         // same, or the contact's window of counters would stop short of what follows.
         let fillers = sealed.iter().any(|s| s.deposited_to.is_none());
-        if waiting.is_empty() && !fillers {
+        let covers = self.cover_deposit_items(contact);
+        if waiting.is_empty() && !fillers && covers.is_empty() {
             return Ok(None);
         }
         let Some(state) = self.store.send_chain(contact)? else {
@@ -409,7 +410,9 @@ impl Engine {
         });
         let any_deposited = sealed.iter().any(|s| s.deposited_to.is_some());
         // Away, or time to check that the mailboxes still hold what we left.
-        let due = unreachable || waited || (check_due && (any_deposited || fillers));
+        let due = unreachable
+            || waited
+            || (check_due && (any_deposited || fillers || !covers.is_empty()));
         if !due {
             return Ok(None);
         }
@@ -443,12 +446,13 @@ impl Engine {
             )?;
         }
         let ids: HashMap<i64, [u8; 16]> = waiting.iter().map(|m| (m.seq, m.id)).collect();
-        let items: Vec<DepositItem> = self
+        let mut items: Vec<DepositItem> = self
             .store
             .sealed_pending(contact)?
             .into_iter()
             .map(|record| deposit_item(record, &ids))
             .collect();
+        items.extend(covers);
         let needed = items.iter().any(|i| i.deposited.is_none() || check_due);
         if needed {
             tracing::debug!(
@@ -470,6 +474,10 @@ impl Engine {
         mailbox: [u8; 32],
         instance: [u8; 16],
     ) {
+        if cover::is_cover_seq(seq) {
+            self.cover_deposited_again(contact, seq, mailbox, instance);
+            return;
+        }
         match self
             .store
             .mark_deposited(seq, &mailbox, &instance, now_ms())
@@ -501,6 +509,10 @@ impl Engine {
 
     pub(super) fn deposit_lost(&mut self, contact: i64, seq: i64, id: Option<[u8; 16]>) {
         tracing::debug!("a mailbox restarted and lost a deposit; depositing again");
+        if cover::is_cover_seq(seq) {
+            // Deposited again at once; nothing was recorded of it.
+            return;
+        }
         match self.store.mark_lost(seq) {
             Ok(()) => {}
             Err(StoreError::NotFound) => return,

@@ -10,10 +10,16 @@
 //! without a trace and deletes it from the mailbox like any other.
 //!
 //! Deposits follow a Poisson process per contact: the gaps are exponentially
-//! distributed with the configured mean, drawn afresh whenever a contact becomes
-//! away (cover goes only where real deposits could: a contact with no link, to
-//! whom we hold a grant). A cover deposit that no mailbox takes is tried again at
-//! the next cover time, so its counter is not left as a gap.
+//! distributed with the configured mean (cover goes only where real deposits
+//! could: a contact with no link, to whom we hold a grant). A cover deposit that
+//! no mailbox takes is tried again at the next cover time.
+//!
+//! After it is taken, a cover deposit is watched like a real one until the
+//! contact links with us again: each check of the contact's mailboxes includes
+//! it, and a mailbox that restarted (a new instance) gets it again, so that
+//! neither the checks nor what comes back after a restart tell real deposits
+//! from cover. What is watched lives in memory only: a restart of our node
+//! forgets it.
 //!
 //! # The receiver's window
 //!
@@ -40,7 +46,7 @@ use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use super::super::Engine;
-use super::deposit_first;
+use super::{DepositItem, deposit_first};
 use crate::NodeError;
 use crate::link::os_rng;
 use crate::net::Report;
@@ -86,6 +92,16 @@ pub(crate) struct CoverItem {
     isolation: String,
 }
 
+/// A cover message a mailbox took, watched until the contact links with us.
+struct LeftCover {
+    /// Random, so that the deposit item it becomes shares no isolation key
+    /// with any other deposit, of this run or another.
+    id: u32,
+    item: CoverItem,
+    /// The mailbox that holds it, and that mailbox's instance.
+    deposited: ([u8; 32], [u8; 16]),
+}
+
 /// One contact's cover schedule.
 struct Schedule {
     /// When the next cover deposit is due.
@@ -96,16 +112,30 @@ struct Schedule {
     unsent: Option<CoverItem>,
 }
 
-/// Cover deposits' state in the engine: each away contact's schedule.
+/// Cover deposits' state in the engine: each away contact's schedule, and
+/// the cover deposits left with each.
 #[derive(Default)]
 pub(super) struct Covers {
     schedules: HashMap<i64, Schedule>,
+    left: HashMap<i64, Vec<LeftCover>>,
+}
+
+/// The deposit items of cover messages have negative sequence numbers (real
+/// messages' are positive).
+fn cover_seq(id: u32) -> i64 {
+    -1 - i64::from(id)
+}
+
+/// Whether a deposit item's sequence number is a cover message's.
+pub(super) fn is_cover_seq(seq: i64) -> bool {
+    seq < 0
 }
 
 impl std::fmt::Debug for Covers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Covers")
             .field("contacts", &self.schedules.len())
+            .field("left", &self.left.values().map(Vec::len).sum::<usize>())
             .finish()
     }
 }
@@ -122,6 +152,12 @@ impl Engine {
             .covers
             .schedules
             .retain(|contact, s| s.task.is_some() || away.contains(contact));
+        // A contact that linked with us has collected, or will: like real
+        // deposits, cover is no longer watched.
+        self.offline
+            .covers
+            .left
+            .retain(|contact, _| away.contains(contact));
         for &contact in away {
             self.cover_due(contact, now);
         }
@@ -203,20 +239,76 @@ impl Engine {
         }
     }
 
-    /// A cover deposit ended; one that no mailbox took is kept for the next
-    /// time. The next one starts at once if it is due already.
-    pub(in crate::engine) fn cover_ended(&mut self, contact: i64, unsent: Option<Box<CoverItem>>) {
+    /// A cover deposit ended: one a mailbox took is watched from now on, one
+    /// that no mailbox took is kept for the next time. The next one starts at
+    /// once if it is due already.
+    pub(in crate::engine) fn cover_ended(
+        &mut self,
+        contact: i64,
+        item: CoverItem,
+        taken: Option<([u8; 32], [u8; 16])>,
+    ) {
         let Some(schedule) = self.offline.covers.schedules.get_mut(&contact) else {
             return;
         };
         schedule.task = None;
-        schedule.unsent = unsent.map(|item| *item);
+        match taken {
+            Some(deposited) => {
+                self.offline
+                    .covers
+                    .left
+                    .entry(contact)
+                    .or_default()
+                    .push(LeftCover {
+                        id: os_rng().random(),
+                        item,
+                        deposited,
+                    })
+            }
+            None => schedule.unsent = Some(item),
+        }
         let away = self
             .store
             .contact(contact)
             .is_ok_and(|record| self.may_deposit(&record));
         if away {
             self.cover_due(contact, Instant::now());
+        }
+    }
+
+    /// The cover deposits left with a contact, as deposit items: checked with
+    /// the real ones, and deposited again where they were lost.
+    pub(super) fn cover_deposit_items(&self, contact: i64) -> Vec<DepositItem> {
+        let Some(left) = self.offline.covers.left.get(&contact) else {
+            return Vec::new();
+        };
+        left.iter()
+            .map(|cover| DepositItem {
+                seq: cover_seq(cover.id),
+                id: None,
+                slot_seed: cover.item.slot_seed.clone(),
+                blobs: cover.item.blobs.clone(),
+                mailboxes: cover.item.mailboxes.clone(),
+                deposited: Some(cover.deposited),
+            })
+            .collect()
+    }
+
+    /// A cover deposit was taken again, after its mailbox lost it.
+    pub(super) fn cover_deposited_again(
+        &mut self,
+        contact: i64,
+        seq: i64,
+        mailbox: [u8; 32],
+        instance: [u8; 16],
+    ) {
+        let left = self.offline.covers.left.get_mut(&contact);
+        if let Some(cover) = left
+            .into_iter()
+            .flatten()
+            .find(|cover| cover_seq(cover.id) == seq)
+        {
+            cover.deposited = (mailbox, instance);
         }
     }
 
@@ -245,14 +337,20 @@ async fn cover_task(
         &item.blobs,
     )
     .await;
-    let unsent = match deposited {
-        Ok(_) => None,
+    let taken = match deposited {
+        Ok(taken) => Some(taken),
         Err(e) => {
             tracing::debug!("cover deposit failed: {e}");
-            Some(Box::new(item))
+            None
         }
     };
-    let _ = reports.send(Report::CoverEnded { contact, unsent }).await;
+    let _ = reports
+        .send(Report::CoverEnded {
+            contact,
+            item: Box::new(item),
+            taken,
+        })
+        .await;
 }
 
 #[cfg(test)]
