@@ -46,9 +46,9 @@ pub enum IdentityError {
 
 /// A profile's long-term secret keys.
 ///
-/// Both live in the locked region ([`crate::locked`]) and nowhere else: the key
-/// objects that sign and compute Diffie-Hellman are built from them for each use
-/// and zeroize themselves when dropped. The public half is kept beside them.
+/// Both live in the locked region ([`crate::locked`]); the key objects that sign
+/// and compute Diffie-Hellman are built from them for each use and zeroize
+/// themselves when dropped. The public half is kept beside them.
 pub struct IdentityKeyPair {
     /// The Ed25519 seed.
     signing: LockedKey,

@@ -125,6 +125,16 @@ struct Mapping {
     name: String,
 }
 
+/// The start and end of a mapping's `start-end` field (hex), as
+/// `/proc/self/maps` and `/proc/self/smaps` write it.
+fn address_range(field: &str) -> Option<(u64, u64)> {
+    let (start, end) = field.split_once('-')?;
+    Some((
+        u64::from_str_radix(start, 16).ok()?,
+        u64::from_str_radix(end, 16).ok()?,
+    ))
+}
+
 /// The `rw-p` mappings of this process.
 fn writable_mappings() -> std::io::Result<Vec<Mapping>> {
     let maps = BufReader::new(File::open("/proc/self/maps")?);
@@ -135,11 +145,7 @@ fn writable_mappings() -> std::io::Result<Vec<Mapping>> {
         let (Some(range), Some("rw-p")) = (fields.next(), fields.next()) else {
             continue;
         };
-        let Some((start, end)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
-        else {
+        let Some((start, end)) = address_range(range) else {
             continue;
         };
         let name = fields.nth(3).unwrap_or_default().to_owned();
@@ -217,10 +223,7 @@ pub fn locked_kib(address: u64) -> std::io::Result<Option<u64>> {
     for line in smaps.lines() {
         let line = line?;
         let first = line.split_whitespace().next().unwrap_or_default();
-        if let Some((start, end)) = first.split_once('-')
-            && let (Ok(start), Ok(end)) =
-                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
-        {
+        if let Some((start, end)) = address_range(first) {
             inside = (start..end).contains(&address);
         } else if inside && let Some(kib) = line.strip_prefix("Locked:") {
             let kib = kib.trim().trim_end_matches("kB").trim();

@@ -589,7 +589,8 @@ pub(crate) fn route_words(m: &MessageView) -> Option<&'static str> {
     }
 }
 
-fn mailbox_note(m: &MessageView) -> String {
+/// [`route_words`] in brackets after a space, or nothing.
+pub(crate) fn mailbox_note(m: &MessageView) -> String {
     route_words(m)
         .map(|w| format!(" ({w})"))
         .unwrap_or_default()

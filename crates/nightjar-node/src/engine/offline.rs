@@ -394,8 +394,8 @@ impl Engine {
         // Sealed, never deposited, delivered over a link since: deposited all the
         // same, or the contact's window of counters would stop short of what follows.
         let fillers = sealed.iter().any(|s| s.deposited_to.is_none());
-        let covers = self.cover_deposit_items(contact);
-        if waiting.is_empty() && !fillers && covers.is_empty() {
+        let covers = self.has_cover_deposits(contact);
+        if waiting.is_empty() && !fillers && !covers {
             return Ok(None);
         }
         let Some(state) = self.store.send_chain(contact)? else {
@@ -410,9 +410,7 @@ impl Engine {
         });
         let any_deposited = sealed.iter().any(|s| s.deposited_to.is_some());
         // Away, or time to check that the mailboxes still hold what we left.
-        let due = unreachable
-            || waited
-            || (check_due && (any_deposited || fillers || !covers.is_empty()));
+        let due = unreachable || waited || (check_due && (any_deposited || fillers || covers));
         if !due {
             return Ok(None);
         }
@@ -452,7 +450,7 @@ impl Engine {
             .into_iter()
             .map(|record| deposit_item(record, &ids))
             .collect();
-        items.extend(covers);
+        items.extend(self.cover_deposit_items(contact));
         let needed = items.iter().any(|i| i.deposited.is_none() || check_due);
         if needed {
             tracing::debug!(

@@ -365,21 +365,15 @@ fn draw_conversation(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 fn message_line(m: &MessageView, level: Level) -> Line<'static> {
     let when = Span::raw(format!("[{}] ", clock(m.sent_at_ms))).dark_gray();
-    match m.direction {
-        MessageDirection::Incoming => {
-            let mut spans = vec![
-                when,
-                Span::styled(
-                    format!("<{}> ", clean(&m.contact)),
-                    Style::new().fg(level_colour(level)),
-                ),
-                Span::raw(clean(&m.body)),
-            ];
-            if let Some(route) = crate::cli::route_words(m) {
-                spans.push(Span::raw(format!(" ({route})")).dark_gray());
-            }
-            Line::from(spans)
-        }
+    let mut spans = match m.direction {
+        MessageDirection::Incoming => vec![
+            when,
+            Span::styled(
+                format!("<{}> ", clean(&m.contact)),
+                Style::new().fg(level_colour(level)),
+            ),
+            Span::raw(clean(&m.body)),
+        ],
         MessageDirection::Outgoing => {
             let state = match m.state {
                 MessageState::Delivered => Span::raw(" ✓✓ delivered").green(),
@@ -388,18 +382,19 @@ fn message_line(m: &MessageView, level: Level) -> Line<'static> {
                 MessageState::Queued => Span::raw(" … queued").yellow(),
                 other => Span::raw(format!(" {}", state_word(other))),
             };
-            let mut spans = vec![
+            vec![
                 when,
                 Span::raw("me: ").bold(),
                 Span::raw(clean(&m.body)),
                 state,
-            ];
-            if let Some(route) = crate::cli::route_words(m) {
-                spans.push(Span::raw(format!(" ({route})")).dark_gray());
-            }
-            Line::from(spans)
+            ]
         }
+    };
+    let route = crate::cli::mailbox_note(m);
+    if !route.is_empty() {
+        spans.push(Span::raw(route).dark_gray());
     }
+    Line::from(spans)
 }
 
 fn draw_input(frame: &mut Frame<'_>, area: Rect, app: &App) -> Position {

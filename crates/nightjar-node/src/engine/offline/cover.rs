@@ -276,6 +276,15 @@ impl Engine {
         }
     }
 
+    /// Whether cover deposits are left with a contact.
+    pub(super) fn has_cover_deposits(&self, contact: i64) -> bool {
+        self.offline
+            .covers
+            .left
+            .get(&contact)
+            .is_some_and(|left| !left.is_empty())
+    }
+
     /// The cover deposits left with a contact, as deposit items: checked with
     /// the real ones, and deposited again where they were lost.
     pub(super) fn cover_deposit_items(&self, contact: i64) -> Vec<DepositItem> {
