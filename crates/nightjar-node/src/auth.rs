@@ -13,6 +13,10 @@
 //!   the side that starts it. A step of an older run (still in flight when that run
 //!   was aborted or restarted) or of no run at all is dropped, so it can neither
 //!   break the new run nor end a finished one.
+//! - When two links between the same peers cross and the one carrying a run is
+//!   replaced, a side whose user already typed the secret starts the run again on
+//!   the link that stays, once: the user is not asked twice for one comparison,
+//!   and a peer that keeps replacing links gets no further guesses from it.
 
 use nightjar_proto::smp::{Context, Outcome, Ristretto, Smp, Step};
 use zeroize::Zeroizing;
@@ -58,6 +62,25 @@ pub struct Run {
     our_secret: Option<Zeroizing<Vec<u8>>>,
     /// The peer started and we wait for our user's secret.
     awaiting_answer: bool,
+    /// The secret our user typed for this comparison, started or answered
+    /// (kept to start it again on a link that replaces this one).
+    typed: Option<Zeroizing<Vec<u8>>>,
+    /// Our question, if we started the run with one.
+    question: Option<String>,
+    /// The comparison already moved once from a replaced link.
+    moved: bool,
+}
+
+/// A run taken off a link that is being replaced, to start again on the new one.
+pub struct Resume {
+    secret: Zeroizing<Vec<u8>>,
+    question: Option<String>,
+}
+
+impl std::fmt::Debug for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resume").finish_non_exhaustive()
+    }
 }
 
 /// What the engine should do after a step.
@@ -140,6 +163,16 @@ impl AuthState {
         if let Some(answered) = self.answer(secret) {
             return answered.map(|step| vec![step]);
         }
+        self.start_run(binding, secret, question, false)
+    }
+
+    fn start_run(
+        &mut self,
+        binding: &Binding,
+        secret: &[u8],
+        question: Option<&str>,
+        moved: bool,
+    ) -> Result<Vec<Vec<u8>>, String> {
         let mut smp = Smp::new(binding.context());
         let first = smp
             .start(secret, question, &mut os_rng())
@@ -155,8 +188,34 @@ impl AuthState {
             smp,
             our_secret: Some(Zeroizing::new(secret.to_vec())),
             awaiting_answer: false,
+            typed: Some(Zeroizing::new(secret.to_vec())),
+            question: question.map(str::to_owned),
+            moved,
         }));
         Ok(steps)
+    }
+
+    /// The link this state belongs to is being replaced by another between the
+    /// same peers. Ends any run here and returns what starts it again on the new
+    /// link: only if our user already typed the secret (otherwise the peer, who
+    /// did, starts again and our user is asked on the new link) and only once
+    /// per comparison. `None` means the run, if any, simply ends.
+    pub fn take_for_move(&mut self) -> Option<Resume> {
+        let Self::Running(run) = std::mem::take(self) else {
+            return None;
+        };
+        if run.moved {
+            return None;
+        }
+        let Run {
+            typed, question, ..
+        } = *run;
+        typed.map(|secret| Resume { secret, question })
+    }
+
+    /// Starts a run taken off a replaced link on this one (see `take_for_move`).
+    pub fn resume(&mut self, binding: &Binding, resume: Resume) -> Result<Vec<Vec<u8>>, String> {
+        self.start_run(binding, &resume.secret, resume.question.as_deref(), true)
     }
 
     /// A step arrived from the peer.
@@ -196,12 +255,18 @@ impl AuthState {
                 smp: Smp::new(binding.context()),
                 our_secret: ours.our_secret,
                 awaiting_answer: false,
+                typed: ours.typed,
+                question: None,
+                moved: ours.moved,
             }),
             Self::Idle | Self::Authenticated => Box::new(Run {
                 id,
                 smp: Smp::new(binding.context()),
                 our_secret: None,
                 awaiting_answer: false,
+                typed: None,
+                question: None,
+                moved: false,
             }),
         };
         let Ok(next) = run.smp.receive(step, &mut os_rng()) else {
@@ -241,6 +306,7 @@ impl AuthState {
             return None;
         }
         run.awaiting_answer = false;
+        run.typed = Some(Zeroizing::new(secret.to_vec()));
         Some(
             run.smp
                 .answer(secret, &mut os_rng())
@@ -396,6 +462,117 @@ mod tests {
             finish(&mut a, &mut b, (&ba, &bb), &smp2),
             (AuthOutcome::Succeeded, AuthOutcome::Succeeded)
         );
+    }
+
+    /// The same peers on a second link (another session).
+    fn moved((a, b): (Binding, Binding)) -> (Binding, Binding) {
+        let session_id = [10; 32];
+        (Binding { session_id, ..a }, Binding { session_id, ..b })
+    }
+
+    /// Both sides move what they have to the new link, as the engine does.
+    fn move_both(
+        a: &mut AuthState,
+        b: &mut AuthState,
+        (ba, bb): (&Binding, &Binding),
+    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let (mut new_a, mut new_b) = (AuthState::Idle, AuthState::Idle);
+        let from_a = a
+            .take_for_move()
+            .map(|r| new_a.resume(ba, r).unwrap())
+            .unwrap_or_default();
+        let from_b = b
+            .take_for_move()
+            .map(|r| new_b.resume(bb, r).unwrap())
+            .unwrap_or_default();
+        (*a, *b) = (new_a, new_b);
+        (from_a, from_b)
+    }
+
+    /// Both sides had typed the secret: both start again on the new link, the
+    /// runs cross, and A's (the smaller key) goes on to the end.
+    fn both_start_again(
+        a: &mut AuthState,
+        b: &mut AuthState,
+        (ba, bb): (&Binding, &Binding),
+    ) -> (AuthOutcome, AuthOutcome) {
+        let (mut from_a, mut from_b) = move_both(a, b, (ba, bb));
+        let (from_a, from_b) = (from_a.pop().unwrap(), from_b.pop().unwrap());
+        assert!(matches!(a.receive(ba, &from_b), Action::Nothing));
+        let smp2 = sent(b.receive(bb, &from_a));
+        finish(a, b, (ba, bb), &smp2)
+    }
+
+    #[test]
+    fn a_run_whose_link_is_replaced_goes_on_on_the_new_one() {
+        let old = bindings();
+        let (ba, bb) = moved(old);
+        // Both typed the secret at once on the old link; its steps are lost with it.
+        let (mut a, mut b) = (AuthState::Idle, AuthState::Idle);
+        a.start(&old.0, b"same", None).unwrap();
+        b.start(&old.1, b"same", None).unwrap();
+        assert_eq!(
+            both_start_again(&mut a, &mut b, (&ba, &bb)),
+            (AuthOutcome::Succeeded, AuthOutcome::Succeeded)
+        );
+    }
+
+    /// A asked B a question on a link; the link is about to be replaced.
+    fn asked_on_the_old_link() -> (AuthState, AuthState, (Binding, Binding)) {
+        let old = bindings();
+        let (mut a, mut b) = (AuthState::Idle, AuthState::Idle);
+        let smp1 = a.start(&old.0, b"heron", Some("the bird?")).unwrap().pop();
+        assert!(matches!(
+            b.receive(&old.1, &smp1.unwrap()),
+            Action::Ask { .. }
+        ));
+        (a, b, moved(old))
+    }
+
+    #[test]
+    fn an_answered_question_is_not_asked_again_after_a_move() {
+        let (mut a, mut b, (ba, bb)) = asked_on_the_old_link();
+        b.answer(b"heron").unwrap().unwrap();
+        // B's answer never arrives: the link is replaced. Both start again, and
+        // B answers A's run with what its user typed, without asking.
+        assert_eq!(
+            both_start_again(&mut a, &mut b, (&ba, &bb)),
+            (AuthOutcome::Succeeded, AuthOutcome::Succeeded)
+        );
+    }
+
+    #[test]
+    fn an_unanswered_question_is_asked_again_on_the_new_link() {
+        let (mut a, mut b, (ba, bb)) = asked_on_the_old_link();
+        let (mut from_a, from_b) = move_both(&mut a, &mut b, (&ba, &bb));
+        assert!(from_b.is_empty(), "B's user typed nothing to start with");
+        assert!(matches!(
+            b.receive(&bb, &from_a.pop().unwrap()),
+            Action::Ask { question: Some(q) } if q == "the bird?"
+        ));
+        let smp2 = b.answer(b"heron").unwrap().unwrap();
+        assert_eq!(
+            finish(&mut a, &mut b, (&ba, &bb), &smp2),
+            (AuthOutcome::Succeeded, AuthOutcome::Succeeded)
+        );
+    }
+
+    #[test]
+    fn a_comparison_moves_only_once() {
+        let old = bindings();
+        let (ba, _) = moved(old);
+        let mut a = AuthState::Idle;
+        a.start(&old.0, b"secret", None).unwrap();
+        let resume = a.take_for_move().unwrap();
+        assert!(matches!(a, AuthState::Idle));
+        a.resume(&ba, resume).unwrap();
+        // A peer that replaces the link again gets no third run.
+        assert!(a.take_for_move().is_none());
+        assert!(matches!(a, AuthState::Idle));
+        // Nothing running, nothing to move; a new run typed by the user may move.
+        assert!(a.take_for_move().is_none());
+        a.start(&ba, b"secret", None).unwrap();
+        assert!(a.take_for_move().is_some());
     }
 
     #[test]

@@ -34,7 +34,7 @@ use offline::Offline;
 pub use offline::OfflineConfig;
 pub(crate) use offline::{CoverItem, FoundSlot};
 
-use crate::auth::{Action, AuthState, Binding};
+use crate::auth::{Action, AuthState, Binding, Resume};
 use crate::driver::pace::{Pacer, ShapingConfig};
 use crate::files::FilesConfig;
 use crate::invite::Rendezvous;
@@ -875,6 +875,28 @@ impl Engine {
         self.files_link_up(link, &released);
     }
 
+    /// Starts a comparison taken off a replaced link again on its successor.
+    fn resume_auth(&mut self, link: LinkId, contact: &ContactRecord, resume: Resume) {
+        let Ok((_, binding)) = self.auth_link(contact) else {
+            return;
+        };
+        let Some(live) = self.links.get_mut(&link) else {
+            return;
+        };
+        match live.auth.resume(&binding, resume) {
+            Ok(steps) => {
+                tracing::debug!("authentication moved to the contact's new link");
+                for step in steps {
+                    send(live, Message::Smp(step));
+                }
+            }
+            Err(e) => {
+                tracing::debug!("could not move an authentication: {e}");
+                self.auth_interrupted(contact.id, &contact.name);
+            }
+        }
+    }
+
     /// A run ended with its link: both sides see it aborted.
     fn auth_interrupted(&mut self, contact: i64, name: &str) {
         self.last_auth.insert(contact, AuthOutcome::Aborted);
@@ -1261,6 +1283,7 @@ impl Engine {
 
     /// Makes `link` the contact's link, unless it duplicates a better one.
     fn adopt(&mut self, link: LinkId, contact: &ContactRecord) {
+        let mut moving = None;
         if let Some(&old) = self.contacts_online.get(&contact.id) {
             if self.keep_old(old, link) {
                 tracing::debug!("duplicate link: keeping the older one");
@@ -1268,8 +1291,15 @@ impl Engine {
                 return;
             }
             tracing::debug!("duplicate link: keeping the newer one");
-            if self.links.remove(&old).is_some_and(|l| l.auth.is_running()) {
-                self.auth_interrupted(contact.id, &contact.name);
+            // A comparison our user typed a secret for goes on on the new link
+            // (the peer, applying the same rule, does the same); otherwise it ends.
+            if let Some(mut replaced) = self.links.remove(&old)
+                && replaced.auth.is_running()
+            {
+                match replaced.auth.take_for_move() {
+                    Some(resume) => moving = Some(resume),
+                    None => self.auth_interrupted(contact.id, &contact.name),
+                }
             }
         }
         self.contacts_online.insert(contact.id, link);
@@ -1302,6 +1332,12 @@ impl Engine {
         if contact.share_presence {
             send(live, Message::Presence(Presence::Online));
         }
+        if let Some(resume) = moving {
+            self.resume_auth(link, contact, resume);
+        }
+        let Some(live) = self.links.get(&link) else {
+            return;
+        };
         if !may_send(contact, live) {
             self.emit(Event::AuthRequired {
                 contact: contact.name.clone(),
