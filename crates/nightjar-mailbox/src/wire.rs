@@ -520,8 +520,9 @@ pub struct RoomCells {
     /// The cells after `after`, oldest first.
     pub cells: Vec<RoomCell>,
     /// The sequence number of the oldest cell the room still holds, `None` if
-    /// it holds none. A reader whose `after` is below `oldest - 1` missed
-    /// cells that were dropped.
+    /// it holds none. A reader whose `after` is below `oldest - 1` may have
+    /// missed cells: some were dropped, or the room emptied and came back
+    /// with higher numbers (the relay keeps nothing of a dropped room).
     pub oldest: Option<u64>,
     /// True if the answer was cut short and more cells are waiting.
     pub more: bool,
