@@ -407,13 +407,6 @@ impl RoomKey {
         RoomKey(Box::new(*bytes))
     }
 
-    /// A random room key.
-    pub fn random() -> Option<Self> {
-        let mut key = RoomKey(Box::new([0; ROOM_KEY_LEN]));
-        getrandom::fill(key.0.as_mut()).ok()?;
-        Some(key)
-    }
-
     /// The key's bytes.
     pub fn as_bytes(&self) -> &[u8; ROOM_KEY_LEN] {
         &self.0
