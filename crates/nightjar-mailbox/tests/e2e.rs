@@ -34,17 +34,26 @@ async fn send(sender: &mut Sender, req: http::Request<Vec<u8>>) -> http::Respons
     http::Response::from_parts(parts, body.collect().await.unwrap().to_bytes().to_vec())
 }
 
+type Server = tokio::task::JoinHandle<Result<(), nightjar_mailbox::MailboxError>>;
+
+/// A mailbox on a loopback listener, at a low difficulty; send on the
+/// channel to stop it.
+async fn start() -> (std::net::SocketAddr, oneshot::Sender<()>, Server) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = Config::default();
+    config.pow.min_difficulty = 8;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, server)
+}
+
 #[tokio::test]
 async fn deposit_and_drain_over_loopback() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut config = Config::default();
-        config.pow.min_difficulty = 8;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, config, async {
-            let _ = stopped.await;
-        }));
+        let (addr, stop, server) = start().await;
 
         let client = Client::new("mailbox.test").unwrap();
         let mut sender = connect(addr).await;
@@ -134,14 +143,7 @@ async fn deposit_and_drain_over_loopback() {
 #[tokio::test]
 async fn a_room_over_loopback() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut config = Config::default();
-        config.pow.min_difficulty = 8;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, config, async {
-            let _ = stopped.await;
-        }));
+        let (addr, stop, server) = start().await;
 
         let client = Client::new("mailbox.test").unwrap();
         let room = RoomKey::from_bytes(&[0x42; 32]);
