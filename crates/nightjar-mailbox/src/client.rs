@@ -10,8 +10,10 @@ use serde::de::DeserializeOwned;
 
 use crate::pow;
 use crate::wire::{
-    AckResponse, BatchRequest, BlobId, DepositBody, DepositReceipt, ErrorBody, FetchResponse, Hex,
-    Info, ListResponse, Operation, REQUEST_NONCE_LEN, SignedItem, SlotId, signed_bytes,
+    AckResponse, BatchRequest, BlobId, CHALLENGE_LEN, DepositBody, DepositReceipt, ErrorBody,
+    FetchResponse, Hex, Info, ListResponse, Operation, POW_NONCE_LEN, REQUEST_NONCE_LEN,
+    ROOM_CELL_LEN, RoomCells, RoomKey, RoomPostBody, RoomPosted, RoomRead, SignedItem, SlotId,
+    signed_bytes,
 };
 
 /// Errors building requests or reading answers.
@@ -29,7 +31,7 @@ pub enum ClientError {
     /// The answer could not be understood.
     #[error("unexpected answer from the mailbox: {0}")]
     BadResponse(String),
-    /// The blob is not the size the mailbox takes.
+    /// The blob (or room cell) is not the size the mailbox takes.
     #[error("blob must be exactly {expected} bytes, got {got}")]
     WrongBlobSize {
         /// The mailbox's blob size.
@@ -175,19 +177,7 @@ impl Client {
                 got: blob.len(),
             });
         }
-        let mut start = [0u8; 16];
-        getrandom::fill(&mut start).map_err(|_| ClientError::Random)?;
-        let challenge = info.pow.challenge.0;
-        let blob_hash = *blake3::hash(blob).as_bytes();
-        let nonce = pow::solve(
-            &challenge,
-            slot,
-            &blob_hash,
-            info.pow.difficulty,
-            start,
-            max_attempts,
-        )
-        .ok_or(ClientError::NoSolution)?;
+        let (challenge, nonce) = solve_work(info, slot, blob, max_attempts)?;
         let body = DepositBody {
             slot: *slot,
             challenge,
@@ -200,6 +190,54 @@ impl Client {
             "application/octet-stream",
             body.to_bytes(),
         )
+    }
+
+    /// `POST /v2/rooms/post` of one `cell` ([`ROOM_CELL_LEN`] bytes) to the
+    /// room named by `room`, with work solved for the puzzle in `info`. As
+    /// with deposits, this is the CPU-heavy step.
+    pub fn room_post_request(
+        &self,
+        info: &Info,
+        room: &RoomKey,
+        cell: &[u8],
+        max_attempts: u64,
+    ) -> Result<Request<Vec<u8>>, ClientError> {
+        if cell.len() != ROOM_CELL_LEN {
+            return Err(ClientError::WrongBlobSize {
+                expected: ROOM_CELL_LEN,
+                got: cell.len(),
+            });
+        }
+        let (challenge, nonce) = solve_work(info, &room.work_target(), cell, max_attempts)?;
+        let body = RoomPostBody {
+            room: room.clone(),
+            challenge,
+            nonce,
+            cell,
+        };
+        self.request(
+            Method::POST,
+            "/v2/rooms/post",
+            "application/octet-stream",
+            body.to_bytes(),
+        )
+    }
+
+    /// `POST /v2/rooms/read`: at most `max` cells of the room named by `room`
+    /// numbered above `after` (0 for all).
+    pub fn room_read_request(
+        &self,
+        room: &RoomKey,
+        after: u64,
+        max: u32,
+    ) -> Result<Request<Vec<u8>>, ClientError> {
+        let req = RoomRead {
+            room: room.clone(),
+            after,
+            max,
+        };
+        let body = serde_json::to_vec(&req).map_err(|e| ClientError::Build(e.to_string()))?;
+        self.request(Method::POST, "/v2/rooms/read", "application/json", body)
     }
 
     fn batch(&self, path: &str, items: Vec<SignedItem>) -> Result<Request<Vec<u8>>, ClientError> {
@@ -259,6 +297,30 @@ impl Client {
     }
 }
 
+/// Solves the puzzle in `info` for `payload` bound to `target` (a slot, or a
+/// room's work target), starting from a random nonce.
+fn solve_work(
+    info: &Info,
+    target: &SlotId,
+    payload: &[u8],
+    max_attempts: u64,
+) -> Result<([u8; CHALLENGE_LEN], [u8; POW_NONCE_LEN]), ClientError> {
+    let mut start = [0u8; POW_NONCE_LEN];
+    getrandom::fill(&mut start).map_err(|_| ClientError::Random)?;
+    let challenge = info.pow.challenge.0;
+    let hash = *blake3::hash(payload).as_bytes();
+    let nonce = pow::solve(
+        &challenge,
+        target,
+        &hash,
+        info.pow.difficulty,
+        start,
+        max_attempts,
+    )
+    .ok_or(ClientError::NoSolution)?;
+    Ok((challenge, nonce))
+}
+
 fn parse<T: DeserializeOwned>(resp: &Response<Vec<u8>>) -> Result<T, ClientError> {
     if !resp.status().is_success() {
         let reason = serde_json::from_slice::<ErrorBody>(resp.body())
@@ -299,6 +361,16 @@ pub fn parse_fetch(resp: &Response<Vec<u8>>) -> Result<FetchResponse, ClientErro
 
 /// Reads the answer to [`Client::ack_request`].
 pub fn parse_ack(resp: &Response<Vec<u8>>) -> Result<AckResponse, ClientError> {
+    parse(resp)
+}
+
+/// Reads the answer to [`Client::room_post_request`].
+pub fn parse_room_post(resp: &Response<Vec<u8>>) -> Result<RoomPosted, ClientError> {
+    parse(resp)
+}
+
+/// Reads the answer to [`Client::room_read_request`].
+pub fn parse_room_read(resp: &Response<Vec<u8>>) -> Result<RoomCells, ClientError> {
     parse(resp)
 }
 

@@ -3,7 +3,8 @@
 use crate::MailboxError;
 
 /// Everything a mailbox can be told. The defaults suit a small mailbox on an
-/// onion service: about 100 MiB of blobs at most, kept for a week.
+/// onion service: about 100 MiB of blobs and 32 MiB of room cells at most,
+/// each kept for a week.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
@@ -32,7 +33,19 @@ pub struct Config {
     pub max_fetch_blobs: usize,
     /// Most connections served at once by [`serve`](crate::serve).
     pub max_connections: usize,
-    /// Proof of work for deposits.
+    /// Most rooms held at once; a post that would start another is refused.
+    pub max_rooms: usize,
+    /// Most cells in one room; a post to a full room drops its oldest cell.
+    pub room_max_cells: usize,
+    /// Most bytes the rooms hold at once, counted like `max_bytes` (cells,
+    /// rooms and their bookkeeping); the rooms' share of memory, apart from
+    /// the blobs' `max_bytes`.
+    pub room_max_bytes: usize,
+    /// Seconds a room's cell is kept.
+    pub room_ttl_secs: u64,
+    /// Most cells in one room read answer; answers cut short say `more`.
+    pub room_read_max: usize,
+    /// Proof of work for deposits and room posts.
     pub pow: PowConfig,
 }
 
@@ -50,11 +63,13 @@ pub struct PowConfig {
     pub grace_secs: u64,
     /// Seconds per difficulty adjustment step.
     pub adjust_period_secs: u64,
-    /// Deposits per adjustment period above which the difficulty rises (one
-    /// bit per doubling); below half of it, the difficulty decays one bit.
+    /// Deposits and room posts per adjustment period above which the
+    /// difficulty rises (one bit per doubling); below half of it, the
+    /// difficulty decays one bit.
     pub target_deposits_per_period: u64,
-    /// Store fill, in thousandths, above which the difficulty rises in
-    /// proportion, reaching `max_difficulty` when the store is full.
+    /// Fill, in thousandths, of the blob store or the rooms (whichever is
+    /// fuller) above which the difficulty rises in proportion, reaching
+    /// `max_difficulty` when either is full.
     pub fill_threshold_permille: u32,
     /// Most spent solutions remembered per challenge; beyond it deposits are
     /// refused as busy until the challenge rotates.
@@ -92,6 +107,11 @@ impl Default for Config {
             max_batch: 256,
             max_fetch_blobs: 512,
             max_connections: 256,
+            max_rooms: 1024,
+            room_max_cells: 512,
+            room_max_bytes: 32 << 20,
+            room_ttl_secs: 7 * 24 * 3600,
+            room_read_max: 64,
             pow: PowConfig::default(),
         }
     }
@@ -115,6 +135,12 @@ impl Config {
         }
         if self.ttl_secs == 0 || self.sweep_interval_secs == 0 {
             return bad("ttl_secs and sweep_interval_secs must be positive");
+        }
+        if self.max_rooms == 0 || self.room_max_cells == 0 || self.room_max_bytes == 0 {
+            return bad("max_rooms, room_max_cells and room_max_bytes must be positive");
+        }
+        if self.room_ttl_secs == 0 || self.room_read_max == 0 {
+            return bad("room_ttl_secs and room_read_max must be positive");
         }
         let p = &self.pow;
         if p.min_difficulty > p.max_difficulty || p.max_difficulty > 128 {

@@ -9,10 +9,16 @@
 //! knows the slot may deposit, paying with proof of work. The mailbox never
 //! learns sender or recipient. See `docs/mailbox.md` for the protocol.
 //!
+//! The same server relays group chats: members of a room post fixed-size
+//! cells under a shared room key and read them back by sequence number, also
+//! after being offline. The mailbox keeps only a keyed hash of the key and the
+//! opaque cells; it never sees names, membership or who posted what.
+//!
 //! - [`wire`]: identifiers, signed bytes and the request and answer bodies.
 //! - [`pow`]: the BLAKE3 proof of work, both sides.
 //! - [`client`]: builds requests as `http::Request<Vec<u8>>` and parses
 //!   answers; it does no I/O, so any transport (a Tor stream) can carry them.
+//! - [`rooms`]: the room relay's table of cells.
 //! - [`Mailbox`]: the server's state and operations, free of HTTP.
 //! - [`router`] and [`serve`] (feature `server`, on by default): the HTTP server.
 //! - [`rendezvous`] (feature `server`): the magic-wormhole rendezvous server at
@@ -26,6 +32,7 @@ pub mod pow;
 #[cfg(feature = "server")]
 pub mod rendezvous;
 pub mod replay;
+pub mod rooms;
 #[cfg(feature = "server")]
 mod server;
 pub mod store;

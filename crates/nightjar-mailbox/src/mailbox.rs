@@ -10,11 +10,13 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::pow::{self, PowError, PowState};
 use crate::replay::{NonceCache, NonceError};
+use crate::rooms::{RoomError, RoomId, RoomLimits, Rooms};
 use crate::store::{Inserted, Limits, Store, StoreError};
 use crate::wire::{
     AckResponse, Base64, BatchRequest, BlobId, CHALLENGE_LEN, DepositBody, DepositReceipt,
-    FetchResponse, FetchedBlob, Hex, INSTANCE_LEN, Info, ListResponse, Operation, SlotAck,
-    SlotBlobs, SlotListing,
+    FetchResponse, FetchedBlob, Hex, INSTANCE_LEN, Info, ListResponse, Operation, ROOM_CELL_LEN,
+    RoomCell, RoomCells, RoomKey, RoomPostBody, RoomPosted, RoomRead, SlotAck, SlotBlobs,
+    SlotListing,
 };
 
 /// Why a request was refused. Each maps to an HTTP status and a short reason.
@@ -27,6 +29,14 @@ pub enum Refusal {
     /// The body is larger than this endpoint accepts.
     #[error("request body too large")]
     TooLarge,
+    /// A room post's cell is not exactly [`ROOM_CELL_LEN`] bytes.
+    #[error("cell must be exactly {expected} bytes, got {got}")]
+    WrongCellSize {
+        /// [`ROOM_CELL_LEN`].
+        expected: usize,
+        /// The size received.
+        got: usize,
+    },
     /// A deposit's blob is not exactly the configured size.
     #[error("blob must be exactly {expected} bytes, got {got}")]
     WrongBlobSize {
@@ -59,6 +69,12 @@ pub enum Refusal {
     /// The store is full.
     #[error("mailbox full")]
     StoreFull,
+    /// A post would start a room, and the mailbox holds as many as it may.
+    #[error("too many rooms")]
+    TooManyRooms,
+    /// The rooms hold as many bytes as they may.
+    #[error("rooms full")]
+    RoomsFull,
     /// The slot is at its quota.
     #[error("slot full")]
     SlotFull,
@@ -79,6 +95,7 @@ impl Refusal {
         match self {
             Refusal::Malformed(_)
             | Refusal::WrongBlobSize { .. }
+            | Refusal::WrongCellSize { .. }
             | Refusal::InvalidSlot
             | Refusal::TooManyItems => StatusCode::BAD_REQUEST,
             Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -87,7 +104,9 @@ impl Refusal {
             | Refusal::StaleTimestamp(_)
             | Refusal::BadSignature(_) => StatusCode::FORBIDDEN,
             Refusal::Replayed => StatusCode::CONFLICT,
-            Refusal::StoreFull => StatusCode::INSUFFICIENT_STORAGE,
+            Refusal::StoreFull | Refusal::TooManyRooms | Refusal::RoomsFull => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             Refusal::SlotFull => StatusCode::TOO_MANY_REQUESTS,
             Refusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::NotFound => StatusCode::NOT_FOUND,
@@ -112,19 +131,48 @@ pub struct Stats {
     pub spent_solutions: usize,
     /// Signed-request nonces remembered.
     pub request_nonces: usize,
+    /// Rooms held.
+    pub rooms: usize,
+    /// Cells held over all rooms.
+    pub room_cells: usize,
+    /// Accounted bytes the rooms hold.
+    pub room_bytes: usize,
+}
+
+impl From<PowError> for Refusal {
+    fn from(e: PowError) -> Self {
+        match e {
+            PowError::UnknownChallenge => Refusal::UnknownChallenge,
+            PowError::Insufficient => Refusal::InsufficientWork,
+            PowError::Replayed => Refusal::Replayed,
+            PowError::Busy => Refusal::Busy,
+        }
+    }
 }
 
 struct State {
     store: Store,
+    rooms: Rooms,
     pow: PowState,
     nonces: NonceCache,
     next_sweep: u64,
+}
+
+impl State {
+    /// The fill that sets the difficulty: of the blobs or the rooms, whichever
+    /// is fuller, since either being full is load.
+    fn fill_permille(&self) -> u32 {
+        self.store.fill_permille().max(self.rooms.fill_permille())
+    }
 }
 
 struct Inner {
     config: Config,
     /// Chosen at creation: a new `Mailbox` (a restart) has a new one.
     instance: [u8; INSTANCE_LEN],
+    /// Keys the hash that names rooms in the table, so the names mean nothing
+    /// outside this mailbox's life.
+    room_secret: zeroize::Zeroizing<[u8; 32]>,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
 }
@@ -168,16 +216,25 @@ impl Mailbox {
                 slot_quota: config.slot_quota,
                 ttl_secs: config.ttl_secs,
             }),
+            rooms: Rooms::new(RoomLimits {
+                max_rooms: config.max_rooms,
+                max_cells: config.room_max_cells,
+                max_bytes: config.room_max_bytes,
+                ttl_secs: config.room_ttl_secs,
+            }),
             pow: PowState::new(config.pow.clone(), now, random_challenge()?),
             nonces: NonceCache::new(config.max_request_nonces),
             next_sweep: now.saturating_add(config.sweep_interval_secs),
         };
         let mut instance = [0u8; INSTANCE_LEN];
         getrandom::fill(&mut instance).map_err(|_| MailboxError::Random)?;
+        let mut room_secret = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(room_secret.as_mut()).map_err(|_| MailboxError::Random)?;
         Ok(Mailbox {
             inner: Arc::new(Inner {
                 config,
                 instance,
+                room_secret,
                 clock,
                 state: Mutex::new(state),
             }),
@@ -216,6 +273,7 @@ impl Mailbox {
         }
         if now >= st.next_sweep {
             st.store.sweep(now);
+            st.rooms.sweep(now);
             st.nonces.prune(now);
             st.next_sweep = now.saturating_add(self.inner.config.sweep_interval_secs);
         }
@@ -234,9 +292,12 @@ impl Mailbox {
             blobs: st.store.blob_count(),
             bytes: st.store.byte_count(),
             slots: st.store.slot_count(),
-            difficulty: st.pow.difficulty(st.store.fill_permille()),
+            difficulty: st.pow.difficulty(st.fill_permille()),
             spent_solutions: st.pow.remembered(),
             request_nonces: st.nonces.len(),
+            rooms: st.rooms.room_count(),
+            room_cells: st.rooms.cell_count(),
+            room_bytes: st.rooms.byte_count(),
         }
     }
 
@@ -250,7 +311,7 @@ impl Mailbox {
             time: now,
             window_secs: c.request_window_secs,
             max_batch: c.max_batch,
-            pow: st.pow.params(st.store.fill_permille()),
+            pow: st.pow.params(st.fill_permille()),
             instance: Hex(self.inner.instance),
         }
     }
@@ -270,35 +331,19 @@ impl Mailbox {
         let blob_hash = *blake3::hash(d.blob).as_bytes();
         let digest = pow::digest(&d.challenge, &d.slot, &blob_hash, &d.nonce);
         let id = BlobId::from_blob_hash(&blob_hash);
-        let solution = {
-            let (st, _) = self.state();
-            st.pow
-                .check(&d.challenge, &digest, st.store.fill_permille())
-        };
-        // Replays and a busy state are judged under the second lock, where
-        // a repeat of a stored blob is told apart from a replay.
-        match solution {
-            Err(PowError::UnknownChallenge) => return Err(Refusal::UnknownChallenge),
-            Err(PowError::Insufficient) => return Err(Refusal::InsufficientWork),
-            Ok(_) | Err(PowError::Replayed | PowError::Busy) => {}
-        }
+        self.precheck_work(&d.challenge, &digest)?;
         if d.slot.verifying_key().is_none() {
             return Err(Refusal::InvalidSlot);
         }
         let (mut st, now) = self.state();
         // Checked again under this lock: the state may have moved meanwhile.
-        let solution = match st
-            .pow
-            .check(&d.challenge, &digest, st.store.fill_permille())
-        {
+        let fill = st.fill_permille();
+        let solution = match st.pow.check(&d.challenge, &digest, fill) {
             Ok(s) => s,
             Err(PowError::Replayed) if st.store.list(&d.slot, now).contains(&id) => {
                 return Ok(DepositReceipt { id, stored: false });
             }
-            Err(PowError::UnknownChallenge) => return Err(Refusal::UnknownChallenge),
-            Err(PowError::Insufficient) => return Err(Refusal::InsufficientWork),
-            Err(PowError::Replayed) => return Err(Refusal::Replayed),
-            Err(PowError::Busy) => return Err(Refusal::Busy),
+            Err(e) => return Err(e.into()),
         };
         match st.store.insert(d.slot, id, d.blob, now) {
             Ok(Inserted::Stored) => {
@@ -308,6 +353,22 @@ impl Mailbox {
             Ok(Inserted::AlreadyPresent) => Ok(DepositReceipt { id, stored: false }),
             Err(StoreError::Full) => Err(Refusal::StoreFull),
             Err(StoreError::SlotFull) => Err(Refusal::SlotFull),
+        }
+    }
+
+    /// The first look at a deposit's or post's work, under a short lock of
+    /// its own: bad work and unknown challenges end here. Replays and a busy
+    /// state are judged under the lock that acts on the request, where a
+    /// repeat of a stored blob or cell is told apart from a replay.
+    fn precheck_work(
+        &self,
+        challenge: &[u8; CHALLENGE_LEN],
+        digest: &[u8; 32],
+    ) -> Result<(), Refusal> {
+        let (st, _) = self.state();
+        match st.pow.check(challenge, digest, st.fill_permille()) {
+            Err(e @ (PowError::UnknownChallenge | PowError::Insufficient)) => Err(e.into()),
+            Ok(_) | Err(PowError::Replayed | PowError::Busy) => Ok(()),
         }
     }
 
@@ -414,5 +475,88 @@ impl Mailbox {
             })
             .collect();
         Ok(AckResponse { slots })
+    }
+
+    /// The name of a room in the table. Only this keyed hash of the key is
+    /// kept; the key itself is wiped with the request that carried it.
+    fn room_id(&self, key: &RoomKey) -> RoomId {
+        RoomId(*blake3::keyed_hash(&self.inner.room_secret, key.as_bytes()).as_bytes())
+    }
+
+    /// Appends a cell to a room from a post body
+    /// (`room key || challenge || nonce || cell`), starting the room if it is new.
+    pub fn room_post(&self, body: &[u8]) -> Result<RoomPosted, Refusal> {
+        let wrong = |got| Refusal::WrongCellSize {
+            expected: ROOM_CELL_LEN,
+            got,
+        };
+        let p = RoomPostBody::parse(body).ok_or(wrong(0))?;
+        if p.cell.len() != ROOM_CELL_LEN {
+            return Err(wrong(p.cell.len()));
+        }
+        // As for deposits: the hashes before any lock, the work checked twice.
+        let cell_hash = *blake3::hash(p.cell).as_bytes();
+        let digest = pow::digest(&p.challenge, &p.room.work_target(), &cell_hash, &p.nonce);
+        self.precheck_work(&p.challenge, &digest)?;
+        let id = self.room_id(&p.room);
+        drop(p.room);
+        let (mut st, now) = self.state();
+        let fill = st.fill_permille();
+        let solution = match st.pow.check(&p.challenge, &digest, fill) {
+            Ok(s) => s,
+            Err(PowError::Replayed) => {
+                // The same work again: a retry if its cell is still held.
+                return match st.rooms.find(&id, p.cell, now) {
+                    Some(seq) => Ok(RoomPosted { seq, stored: false }),
+                    None => Err(Refusal::Replayed),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match st.rooms.post(id, p.cell, now) {
+            Ok(seq) => {
+                st.pow.spend(solution);
+                Ok(RoomPosted { seq, stored: true })
+            }
+            Err(RoomError::TooManyRooms) => Err(Refusal::TooManyRooms),
+            Err(RoomError::Full) => Err(Refusal::RoomsFull),
+        }
+    }
+
+    /// Returns a room's cells after `req.after`, at most `req.max` and at most
+    /// `room_read_max`. Reading deletes nothing; a room nobody posted to, or a
+    /// wrong key, reads as empty.
+    pub fn room_read(&self, req: &RoomRead) -> Result<RoomCells, Refusal> {
+        if req.max == 0 {
+            return Err(Refusal::Malformed("max must be positive".into()));
+        }
+        let limit = usize::try_from(req.max)
+            .unwrap_or(usize::MAX)
+            .min(self.inner.config.room_read_max);
+        let id = self.room_id(&req.room);
+        let (st, now) = self.state();
+        let read = st.rooms.read(&id, req.after, limit, now);
+        drop(st);
+        Ok(RoomCells {
+            cells: read
+                .cells
+                .into_iter()
+                .map(|(seq, data)| RoomCell {
+                    seq,
+                    data: Base64(data),
+                })
+                .collect(),
+            oldest: read.oldest,
+            more: read.more,
+        })
+    }
+
+    /// Every byte the mailbox holds for rooms, in the layout of
+    /// [`Rooms::held_bytes`](crate::rooms::Rooms::held_bytes). For inspection
+    /// (tests, audits): it shows that the relay keeps opaque cells, their
+    /// numbers and expiry times and keyed hashes of room keys, and nothing else.
+    pub fn room_bytes_held(&self) -> Vec<u8> {
+        let (st, _) = self.state();
+        st.rooms.held_bytes()
     }
 }

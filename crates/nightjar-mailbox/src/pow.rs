@@ -1,8 +1,10 @@
-//! BLAKE3 proof of work for deposits.
+//! BLAKE3 proof of work for deposits and room posts.
 //!
 //! A solution is a nonce such that
 //! `BLAKE3(challenge || slot || BLAKE3(blob) || nonce)` has at least
-//! `difficulty` leading zero bits. The functions here serve both sides; the
+//! `difficulty` leading zero bits. A room post puts its room's
+//! [work target](crate::wire::RoomKey::work_target) in the slot's place and
+//! its cell in the blob's. The functions here serve both sides; the
 //! [`PowState`] is the mailbox's: the rotating challenge, the difficulty that
 //! follows load, and the solutions already spent.
 

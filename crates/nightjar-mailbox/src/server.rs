@@ -19,9 +19,12 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use zeroize::Zeroize;
 
 use crate::rendezvous::Rendezvous;
-use crate::wire::{BatchRequest, DEPOSIT_HEADER_LEN, ErrorBody};
+use crate::wire::{
+    BatchRequest, DEPOSIT_HEADER_LEN, ErrorBody, ROOM_CELL_LEN, ROOM_POST_HEADER_LEN, RoomRead,
+};
 use crate::{Config, Mailbox, MailboxError, Refusal};
 
 /// Bytes allowed per item of a batch request, ids aside: slot, nonce,
@@ -29,6 +32,9 @@ use crate::{Config, Mailbox, MailboxError, Refusal};
 const BATCH_ITEM_BYTES: usize = 400;
 /// Bytes allowed per blob id in an ack request (hex, quotes, comma).
 const BATCH_ID_BYTES: usize = 40;
+/// Bytes allowed for a room read request: a key in hex, two numbers and the
+/// JSON around them, with room to spare.
+const ROOM_READ_BYTES: usize = 256;
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -73,6 +79,48 @@ async fn deposit(State(mb): State<Mailbox>, body: Body) -> Response {
     }
 }
 
+async fn room_post(State(mb): State<Mailbox>, body: Body) -> Response {
+    let result = match read_body(body, ROOM_POST_HEADER_LEN + ROOM_CELL_LEN).await {
+        Ok(bytes) => {
+            // The body holds the room key: wipe it once the post is handled.
+            let mut bytes = Vec::from(bytes);
+            let result = mb.room_post(&bytes);
+            bytes.zeroize();
+            result
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(posted) if posted.stored => json(StatusCode::CREATED, &posted),
+        Ok(posted) => json(StatusCode::OK, &posted),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn room_read(State(mb): State<Mailbox>, body: Body) -> Response {
+    let mut bytes = match read_body(body, ROOM_READ_BYTES).await {
+        Ok(b) => Vec::from(b),
+        Err(e) => return e.into_response(),
+    };
+    let req = serde_json::from_slice::<RoomRead>(&bytes);
+    // The body holds the room key in hex; the parsed request wipes its copy on drop.
+    bytes.zeroize();
+    let result = match req {
+        Ok(req) => mb.room_read(&req),
+        Err(e) => Err(malformed(&e)),
+    };
+    match result {
+        Ok(cells) => json(StatusCode::OK, &cells),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+fn malformed(e: &serde_json::Error) -> Refusal {
+    let mut why = e.to_string();
+    why.truncate(160);
+    Refusal::Malformed(why)
+}
+
 fn batch_limit(config: &Config) -> usize {
     1024 + config.max_batch * BATCH_ITEM_BYTES + config.max_fetch_blobs * BATCH_ID_BYTES
 }
@@ -90,11 +138,7 @@ async fn batch<T: Serialize + Send + 'static>(
     };
     let req: BatchRequest = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
-        Err(e) => {
-            let mut why = e.to_string();
-            why.truncate(160);
-            return Refusal::Malformed(why).into_response();
-        }
+        Err(e) => return malformed(&e).into_response(),
     };
     match tokio::task::spawn_blocking(move || op(&mb, &req)).await {
         Ok(Ok(answer)) => json(StatusCode::OK, &answer),
@@ -132,6 +176,8 @@ async fn method_not_allowed() -> Response {
 /// | POST | `/v2/list` | [`BatchRequest`] | [`ListResponse`](crate::wire::ListResponse) |
 /// | POST | `/v2/fetch` | [`BatchRequest`] | [`FetchResponse`](crate::wire::FetchResponse) |
 /// | POST | `/v2/ack` | [`BatchRequest`] | [`AckResponse`](crate::wire::AckResponse) |
+/// | POST | `/v2/rooms/post` | `room key ‖ challenge ‖ nonce ‖ cell` | [`RoomPosted`](crate::wire::RoomPosted), 201 (stored) or 200 (a retry of a held post) |
+/// | POST | `/v2/rooms/read` | [`RoomRead`] | [`RoomCells`](crate::wire::RoomCells) |
 ///
 /// Refusals are 4xx/5xx with `{"error": "..."}`.
 ///
@@ -149,6 +195,8 @@ pub fn router_with(mailbox: Mailbox, rendezvous: Rendezvous) -> Router {
         .route("/v2/list", post(list))
         .route("/v2/fetch", post(fetch))
         .route("/v2/ack", post(ack))
+        .route("/v2/rooms/post", post(room_post))
+        .route("/v2/rooms/read", post(room_read))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(mailbox)

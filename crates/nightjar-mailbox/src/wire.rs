@@ -385,6 +385,151 @@ impl<'a> DepositBody<'a> {
     }
 }
 
+/// Length of every cell posted to a room.
+pub const ROOM_CELL_LEN: usize = 1024;
+/// Length of a room key.
+pub const ROOM_KEY_LEN: usize = 32;
+/// Bytes in a room post body before the cell: room key, challenge, proof-of-work nonce.
+pub const ROOM_POST_HEADER_LEN: usize = ROOM_KEY_LEN + CHALLENGE_LEN + POW_NONCE_LEN;
+/// Context of the hash that turns a room key into what a post's work is bound to.
+const ROOM_WORK_CONTEXT: &str = "nightjar-mailbox/v2 room post work";
+
+/// The secret that names a room: whoever holds it may post to the room and
+/// read it. Members share it; the mailbox hashes it on arrival and keeps only
+/// a keyed hash. Boxed so moves leave no copies, wiped on drop, and its
+/// `Debug` prints nothing of it.
+#[derive(Clone, zeroize::ZeroizeOnDrop)]
+pub struct RoomKey(Box<[u8; ROOM_KEY_LEN]>);
+
+impl RoomKey {
+    /// The room key with these bytes.
+    pub fn from_bytes(bytes: &[u8; ROOM_KEY_LEN]) -> Self {
+        RoomKey(Box::new(*bytes))
+    }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8; ROOM_KEY_LEN] {
+        &self.0
+    }
+
+    /// What a post's proof of work is bound to in place of a deposit's slot: a
+    /// one-way hash of the key, so the work buys a post to this room only.
+    pub fn work_target(&self) -> SlotId {
+        SlotId(blake3::derive_key(ROOM_WORK_CONTEXT, self.as_bytes()))
+    }
+}
+
+impl fmt::Debug for RoomKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RoomKey(..)")
+    }
+}
+
+impl Serialize for RoomKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let hex = zeroize::Zeroizing::new(HEXLOWER_PERMISSIVE.encode(self.as_bytes()));
+        s.serialize_str(&hex)
+    }
+}
+
+impl<'de> Deserialize<'de> for RoomKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let invalid = || serde::de::Error::custom("expected a 32-byte room key in hex");
+        if s.len() != 2 * ROOM_KEY_LEN {
+            return Err(invalid());
+        }
+        // Decoded straight into the box, so no stray copy of the key is left.
+        let mut key = RoomKey(Box::new([0; ROOM_KEY_LEN]));
+        HEXLOWER_PERMISSIVE
+            .decode_mut(s.as_bytes(), key.0.as_mut())
+            .map_err(|_| invalid())?;
+        Ok(key)
+    }
+}
+
+/// A parsed room post body: `room key || challenge || pow nonce || cell`.
+#[derive(Debug)]
+pub struct RoomPostBody<'a> {
+    /// The room.
+    pub room: RoomKey,
+    /// The challenge the work was done for.
+    pub challenge: [u8; CHALLENGE_LEN],
+    /// The proof-of-work nonce.
+    pub nonce: [u8; POW_NONCE_LEN],
+    /// The cell.
+    pub cell: &'a [u8],
+}
+
+impl<'a> RoomPostBody<'a> {
+    /// Splits a room post body; `None` if it is shorter than its fixed header.
+    pub fn parse(body: &'a [u8]) -> Option<Self> {
+        let (room, rest) = body.split_first_chunk::<ROOM_KEY_LEN>()?;
+        let (challenge, rest) = rest.split_first_chunk::<CHALLENGE_LEN>()?;
+        let (nonce, cell) = rest.split_first_chunk::<POW_NONCE_LEN>()?;
+        Some(RoomPostBody {
+            room: RoomKey::from_bytes(room),
+            challenge: *challenge,
+            nonce: *nonce,
+            cell,
+        })
+    }
+
+    /// The wire form.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(ROOM_POST_HEADER_LEN + self.cell.len());
+        v.extend_from_slice(self.room.as_bytes());
+        v.extend_from_slice(&self.challenge);
+        v.extend_from_slice(&self.nonce);
+        v.extend_from_slice(self.cell);
+        v
+    }
+}
+
+/// Answer to a room post.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPosted {
+    /// The cell's sequence number in its room.
+    pub seq: u64,
+    /// False if this very post was already taken (a retry after a lost answer).
+    pub stored: bool,
+}
+
+/// Body of `POST /v2/rooms/read`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomRead {
+    /// The room.
+    pub room: RoomKey,
+    /// Only cells with a greater sequence number are returned.
+    pub after: u64,
+    /// Most cells wanted; the mailbox may return fewer (see `more`).
+    pub max: u32,
+}
+
+/// Answer to a room read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomCells {
+    /// The cells after `after`, oldest first.
+    pub cells: Vec<RoomCell>,
+    /// The sequence number of the oldest cell the room still holds, `None` if
+    /// it holds none. A reader whose `after` is below `oldest - 1` may have
+    /// missed cells: some were dropped, or the room emptied and came back
+    /// with higher numbers (the relay keeps nothing of a dropped room).
+    pub oldest: Option<u64>,
+    /// True if the answer was cut short and more cells are waiting.
+    pub more: bool,
+}
+
+/// One cell of a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomCell {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its bytes.
+    pub data: Base64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,5 +594,49 @@ mod tests {
             signed_bytes(Operation::Ack, &slot, 5, &[0; 16], &[BlobId([2; 16])])
         );
         assert_ne!(base, signed_bytes(Operation::Ack, &slot, 5, &[0; 16], &[]));
+    }
+
+    #[test]
+    fn room_post_body_round_trip() {
+        let cell = [9u8; ROOM_CELL_LEN];
+        let body = RoomPostBody {
+            room: RoomKey::from_bytes(&[1; 32]),
+            challenge: [2; 32],
+            nonce: [3; 16],
+            cell: &cell,
+        };
+        let bytes = body.to_bytes();
+        assert_eq!(bytes.len(), ROOM_POST_HEADER_LEN + ROOM_CELL_LEN);
+        let parsed = RoomPostBody::parse(&bytes).unwrap();
+        assert_eq!(parsed.room.as_bytes(), body.room.as_bytes());
+        assert_eq!(parsed.challenge, body.challenge);
+        assert_eq!(parsed.nonce, body.nonce);
+        assert_eq!(parsed.cell, &cell);
+        assert!(RoomPostBody::parse(&bytes[..ROOM_POST_HEADER_LEN - 1]).is_none());
+    }
+
+    #[test]
+    fn room_keys_travel_as_hex_and_never_print() {
+        let key = RoomKey::from_bytes(&[0xab; 32]);
+        let read = RoomRead {
+            room: key.clone(),
+            after: 7,
+            max: 3,
+        };
+        let json = serde_json::to_string(&read).unwrap();
+        assert!(json.contains(&"ab".repeat(32)));
+        let back: RoomRead = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.room.as_bytes(), key.as_bytes());
+        assert_eq!((back.after, back.max), (7, 3));
+        for bad in ["\"ab\"", "\"zz\"", &format!("\"{}\"", "zz".repeat(32))] {
+            assert!(serde_json::from_str::<RoomKey>(bad).is_err(), "{bad}");
+        }
+        assert!(!format!("{key:?} {read:?}").contains("ab"));
+        // The work target is a one-way function of the key, not the key.
+        assert_ne!(key.work_target().0, *key.as_bytes());
+        assert_ne!(
+            key.work_target(),
+            RoomKey::from_bytes(&[0xac; 32]).work_target()
+        );
     }
 }

@@ -10,7 +10,10 @@ use http_body_util::BodyExt;
 use nightjar_mailbox::client::{self, Client, SlotKey};
 use nightjar_mailbox::clock::ManualClock;
 use nightjar_mailbox::pow;
-use nightjar_mailbox::wire::{BlobId, DepositBody, ErrorBody, Info, Operation, SlotId};
+use nightjar_mailbox::wire::{
+    BlobId, DepositBody, ErrorBody, Info, Operation, ROOM_CELL_LEN, ROOM_POST_HEADER_LEN,
+    RoomCells, RoomKey, RoomPostBody, RoomPosted, SlotId,
+};
 use nightjar_mailbox::{Config, Mailbox, router};
 use tower::ServiceExt;
 
@@ -664,4 +667,403 @@ async fn a_flood_of_bad_work_changes_nothing() {
         h.deposit(&victim.slot(), &blob(1)).await.status(),
         StatusCode::CREATED
     );
+}
+
+fn room(n: u8) -> RoomKey {
+    RoomKey::from_bytes(&[n; 32])
+}
+
+fn cell(n: u8) -> Vec<u8> {
+    vec![n; ROOM_CELL_LEN]
+}
+
+impl Harness {
+    async fn post(&self, room: &RoomKey, data: &[u8]) -> http::Response<Vec<u8>> {
+        let info = self.info().await;
+        let req = self
+            .client
+            .room_post_request(&info, room, data, 1 << 24)
+            .unwrap();
+        self.send(req).await
+    }
+
+    async fn posted(&self, room: &RoomKey, data: &[u8]) -> u64 {
+        let resp = self.post(room, data).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let posted = client::parse_room_post(&resp).unwrap();
+        assert!(posted.stored);
+        posted.seq
+    }
+
+    async fn read(&self, room: &RoomKey, after: u64, max: u32) -> RoomCells {
+        let req = self.client.room_read_request(room, after, max).unwrap();
+        client::parse_room_read(&self.send(req).await).unwrap()
+    }
+}
+
+fn seqs(cells: &RoomCells) -> Vec<u64> {
+    cells.cells.iter().map(|c| c.seq).collect()
+}
+
+/// A room post body whose work is valid for `solved_for` and, where that is a
+/// different room, certainly not for `room`.
+fn post_body(info: &Info, room: &RoomKey, solved_for: &RoomKey, data: &[u8]) -> Vec<u8> {
+    let hash = *blake3::hash(data).as_bytes();
+    let challenge = info.pow.challenge.0;
+    let needed = u32::from(info.pow.difficulty);
+    let bits = |key: &RoomKey, nonce: &[u8; 16]| {
+        pow::leading_zero_bits(&pow::digest(&challenge, &key.work_target(), &hash, nonce))
+    };
+    let nonce = (0u128..)
+        .map(u128::to_le_bytes)
+        .find(|n| {
+            bits(solved_for, n) >= needed
+                && (room.as_bytes() == solved_for.as_bytes() || bits(room, n) < needed)
+        })
+        .unwrap();
+    RoomPostBody {
+        room: room.clone(),
+        challenge,
+        nonce,
+        cell: data,
+    }
+    .to_bytes()
+}
+
+#[tokio::test]
+async fn room_post_and_read_round_trip() {
+    let h = harness();
+    let r = room(1);
+    let mut posted = Vec::new();
+    for n in 0..3 {
+        posted.push(h.posted(&r, &cell(n)).await);
+    }
+    assert!(posted.windows(2).all(|w| w[1] == w[0] + 1), "{posted:?}");
+    let all = h.read(&r, 0, 10).await;
+    assert_eq!(seqs(&all), posted);
+    assert_eq!(all.cells[2].data.0, cell(2));
+    assert_eq!((all.oldest, all.more), (Some(posted[0]), false));
+    let newer = h.read(&r, posted[0], 10).await;
+    assert_eq!(seqs(&newer), &posted[1..]);
+    let first = h.read(&r, 0, 1).await;
+    assert_eq!((seqs(&first), first.more), (vec![posted[0]], true));
+    assert!(h.read(&r, posted[2], 10).await.cells.is_empty());
+    let stats = h.mailbox.stats();
+    assert_eq!((stats.rooms, stats.room_cells, stats.blobs), (1, 3, 0));
+    // The server caps `max`.
+    let mut c = config();
+    c.room_read_max = 2;
+    let capped = harness_with(c);
+    for n in 0..3 {
+        capped.posted(&r, &cell(n)).await;
+    }
+    let read = capped.read(&r, 0, 100).await;
+    assert_eq!((read.cells.len(), read.more), (2, true));
+}
+
+#[tokio::test]
+async fn a_repeated_post_is_recognised_and_spent_work_buys_nothing() {
+    let mut c = config();
+    c.room_max_cells = 1;
+    let h = harness_with(c);
+    let r = room(1);
+    let info = h.info().await;
+    let body = post_body(&info, &r, &r, &cell(1));
+    let (status, text) = h.raw("POST", "/v2/rooms/post", body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let first: RoomPosted = serde_json::from_str(&text).unwrap();
+    // A retry after a lost answer gets the same number, and nothing is stored twice.
+    let (status, text) = h.raw("POST", "/v2/rooms/post", body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<RoomPosted>(&text).unwrap(),
+        RoomPosted {
+            seq: first.seq,
+            stored: false
+        }
+    );
+    assert_eq!(h.mailbox.stats().room_cells, 1);
+    // Once the cell is gone, the spent work is a replay.
+    h.posted(&r, &cell(2)).await;
+    let (status, text) = h.raw("POST", "/v2/rooms/post", body).await;
+    assert_eq!(
+        (status, reason(text.as_bytes())),
+        (StatusCode::CONFLICT, "replayed request".into())
+    );
+}
+
+#[tokio::test]
+async fn room_cells_of_the_wrong_size_are_refused() {
+    let h = harness();
+    let info = h.info().await;
+    for len in [0, 1, ROOM_CELL_LEN - 1, SIZE] {
+        let body = post_body(&info, &room(1), &room(1), &vec![0; len]);
+        let (status, text) = h.raw("POST", "/v2/rooms/post", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{len}");
+        assert_eq!(
+            reason(text.as_bytes()),
+            format!("cell must be exactly {ROOM_CELL_LEN} bytes, got {len}")
+        );
+    }
+    let (status, _) = h.raw("POST", "/v2/rooms/post", vec![0; 10]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, text) = h
+        .raw(
+            "POST",
+            "/v2/rooms/post",
+            vec![0; ROOM_POST_HEADER_LEN + ROOM_CELL_LEN + 1],
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(text.contains("too large"));
+    assert!(matches!(
+        h.client
+            .room_post_request(&info, &room(1), &cell(0)[1..], 1),
+        Err(client::ClientError::WrongBlobSize { .. })
+    ));
+    let stats = h.mailbox.stats();
+    assert_eq!((stats.rooms, stats.room_cells), (0, 0));
+}
+
+#[tokio::test]
+async fn room_posts_without_valid_work_are_refused() {
+    let h = harness();
+    let r = room(1);
+    let info = h.info().await;
+    let refused = |status: StatusCode, text: String| (status, reason(text.as_bytes()));
+    // No work at all: a zero nonce that misses the difficulty.
+    let mut nonce = [0u8; 16];
+    let hash = *blake3::hash(&cell(1)).as_bytes();
+    let target = r.work_target();
+    let mut n = 0u128;
+    while pow::leading_zero_bits(&pow::digest(&info.pow.challenge.0, &target, &hash, &nonce))
+        >= u32::from(info.pow.difficulty)
+    {
+        n += 1;
+        nonce = n.to_le_bytes();
+    }
+    let unpaid = RoomPostBody {
+        room: r.clone(),
+        challenge: info.pow.challenge.0,
+        nonce,
+        cell: &cell(1),
+    };
+    let (status, text) = h.raw("POST", "/v2/rooms/post", unpaid.to_bytes()).await;
+    assert_eq!(
+        refused(status, text),
+        (StatusCode::FORBIDDEN, "insufficient proof of work".into())
+    );
+    // Work done for another room buys nothing in this one.
+    let elsewhere = post_body(&info, &r, &room(2), &cell(1));
+    let (status, text) = h.raw("POST", "/v2/rooms/post", elsewhere).await;
+    assert_eq!(
+        refused(status, text),
+        (StatusCode::FORBIDDEN, "insufficient proof of work".into())
+    );
+    // Work for a challenge the mailbox never gave.
+    let mut stale = info.clone();
+    stale.pow.challenge.0 = [0xab; 32];
+    let req = h
+        .client
+        .room_post_request(&stale, &r, &cell(1), 1 << 24)
+        .unwrap();
+    let resp = h.send(req).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(reason(resp.body()), "unknown or expired challenge");
+    let stats = h.mailbox.stats();
+    assert_eq!(
+        (stats.rooms, stats.room_cells, stats.spent_solutions),
+        (0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn rooms_are_separate_and_a_wrong_key_reads_nothing() {
+    let h = harness();
+    let (a, b) = (room(1), room(2));
+    let in_a = h.posted(&a, &cell(1)).await;
+    let in_b = h.posted(&b, &cell(2)).await;
+    let read_a = h.read(&a, 0, 10).await;
+    assert_eq!(seqs(&read_a), vec![in_a]);
+    assert_eq!(read_a.cells[0].data.0, cell(1));
+    let read_b = h.read(&b, 0, 10).await;
+    assert_eq!(seqs(&read_b), vec![in_b]);
+    assert_eq!(read_b.cells[0].data.0, cell(2));
+    // A key one bit away from a real one names no room.
+    let mut near = *a.as_bytes();
+    near[0] ^= 1;
+    let wrong = h.read(&RoomKey::from_bytes(&near), 0, 10).await;
+    assert_eq!(
+        wrong,
+        RoomCells {
+            cells: Vec::new(),
+            oldest: None,
+            more: false
+        }
+    );
+    assert_eq!(h.mailbox.stats().rooms, 2);
+}
+
+#[tokio::test]
+async fn reading_deletes_nothing_and_every_reader_sees_the_same_cells() {
+    let h = harness();
+    let r = room(1);
+    let posted = vec![h.posted(&r, &cell(1)).await, h.posted(&r, &cell(2)).await];
+    let readers: Vec<Client> = (0..3)
+        .map(|i| Client::new(format!("mailbox{i}.test")).unwrap())
+        .collect();
+    let mut seen = Vec::new();
+    for reader in &readers {
+        let req = reader.room_read_request(&r, 0, 10).unwrap();
+        seen.push(client::parse_room_read(&h.send(req).await).unwrap());
+    }
+    for cells in &seen {
+        assert_eq!(cells, &seen[0]);
+        assert_eq!(seqs(cells), posted);
+    }
+    assert_eq!(h.mailbox.stats().room_cells, 2);
+}
+
+#[tokio::test]
+async fn a_full_room_drops_its_oldest_and_readers_learn_what_they_missed() {
+    let mut c = config();
+    c.room_max_cells = 3;
+    let h = harness_with(c);
+    let r = room(1);
+    let first = h.posted(&r, &cell(0)).await;
+    // A reader has seen the first cell, then goes offline for four more.
+    let mut later = Vec::new();
+    for n in 1..5 {
+        later.push(h.posted(&r, &cell(n)).await);
+    }
+    let read = h.read(&r, first, 10).await;
+    assert_eq!(seqs(&read), &later[1..]);
+    assert_eq!(read.cells[0].data.0, cell(2));
+    // The oldest held cell is two past what the reader saw: one was dropped.
+    let oldest = read.oldest.unwrap();
+    assert_eq!(oldest, later[1]);
+    assert_eq!(oldest - first - 1, 1);
+    assert_eq!(h.mailbox.stats().room_cells, 3);
+}
+
+#[tokio::test]
+async fn room_cells_expire_and_empty_rooms_are_dropped() {
+    let mut c = config();
+    c.room_ttl_secs = 1000;
+    let h = harness_with(c);
+    let r = room(1);
+    let first = h.posted(&r, &cell(1)).await;
+    h.clock.advance(999);
+    assert_eq!(seqs(&h.read(&r, 0, 10).await), vec![first]);
+    h.clock.advance(1);
+    // Past its lifetime a cell is gone for readers at once...
+    assert_eq!(
+        h.read(&r, 0, 10).await,
+        RoomCells {
+            cells: Vec::new(),
+            oldest: None,
+            more: false
+        }
+    );
+    // ...and the sweep frees it, and the room with it.
+    h.clock.advance(60);
+    h.mailbox.maintain();
+    let stats = h.mailbox.stats();
+    assert_eq!((stats.rooms, stats.room_cells, stats.room_bytes), (0, 0, 0));
+    assert!(h.mailbox.room_bytes_held().is_empty());
+    // The room comes back with its next post, and never reuses a number.
+    assert!(h.posted(&r, &cell(2)).await > first);
+}
+
+#[tokio::test]
+async fn the_room_limit_refuses_new_rooms_only() {
+    let mut c = config();
+    c.max_rooms = 2;
+    let h = harness_with(c);
+    h.posted(&room(1), &cell(1)).await;
+    h.posted(&room(2), &cell(2)).await;
+    let resp = h.post(&room(3), &cell(3)).await;
+    assert_eq!(resp.status(), StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(reason(resp.body()), "too many rooms");
+    // Rooms that exist still take posts.
+    h.posted(&room(1), &cell(4)).await;
+    let stats = h.mailbox.stats();
+    assert_eq!((stats.rooms, stats.room_cells), (2, 3));
+    // A full room table asks for the most work.
+    assert_eq!(h.info().await.pow.difficulty, 10);
+}
+
+#[tokio::test]
+async fn the_rooms_byte_share_is_a_bound() {
+    let mut c = config();
+    c.room_max_bytes = 2 * ROOM_CELL_LEN + 1024;
+    let h = harness_with(c);
+    h.posted(&room(1), &cell(1)).await;
+    h.posted(&room(1), &cell(2)).await;
+    let before = h.mailbox.stats();
+    let resp = h.post(&room(1), &cell(3)).await;
+    assert_eq!(resp.status(), StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(reason(resp.body()), "rooms full");
+    let after = h.mailbox.stats();
+    assert_eq!(
+        (after.room_cells, after.room_bytes),
+        (before.room_cells, before.room_bytes)
+    );
+    assert!(after.room_bytes <= h.mailbox.config().room_max_bytes);
+}
+
+#[tokio::test]
+async fn room_reads_are_checked() {
+    let h = harness();
+    let key = "01".repeat(32);
+    for body in [
+        "not json".to_string(),
+        "{}".into(),
+        format!(r#"{{"room":"{key}","after":0}}"#),
+        r#"{"room":"01","after":0,"max":1}"#.into(),
+        format!(r#"{{"room":"{key}","after":0,"max":1,"who":"me"}}"#),
+        format!(r#"{{"room":"{key}","after":-1,"max":1}}"#),
+    ] {
+        let (status, _) = h.raw("POST", "/v2/rooms/read", body.clone().into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let zero = format!(r#"{{"room":"{key}","after":0,"max":0}}"#);
+    let (status, text) = h.raw("POST", "/v2/rooms/read", zero.into()).await;
+    assert_eq!(
+        (status, reason(text.as_bytes())),
+        (
+            StatusCode::BAD_REQUEST,
+            "malformed request: max must be positive".into()
+        )
+    );
+    let (status, _) = h.raw("POST", "/v2/rooms/read", vec![b' '; 4096]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _) = h.raw("GET", "/v2/rooms/read", Vec::new()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let ok = format!(r#"{{"room":"{key}","after":0,"max":5}}"#);
+    let (status, text) = h.raw("POST", "/v2/rooms/read", ok.into()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text, r#"{"cells":[],"oldest":null,"more":false}"#);
+}
+
+#[tokio::test]
+async fn the_relay_holds_cells_and_keyed_names_only() {
+    let h = harness();
+    let r = room(0x5a);
+    let seq = h.posted(&r, &cell(0xc3)).await;
+    let held = h.mailbox.room_bytes_held();
+    // Id, next number, then the cell's number, expiry and bytes.
+    assert_eq!(held.len(), 32 + 8 + 8 + 8 + ROOM_CELL_LEN);
+    assert_eq!(&held[32..40], &(seq + 1).to_be_bytes());
+    assert_eq!(&held[40..48], &seq.to_be_bytes());
+    assert_eq!(&held[56..], &cell(0xc3)[..]);
+    // Neither the room key nor the public hash the work is bound to is kept.
+    let contains = |needle: &[u8]| held.windows(needle.len()).any(|w| w == needle);
+    assert!(!contains(r.as_bytes()));
+    assert!(!contains(&r.work_target().0));
+    // The name is keyed by the mailbox's own secret: another mailbox names
+    // the same room differently.
+    let other = harness();
+    other.posted(&r, &cell(0xc3)).await;
+    assert_ne!(&other.mailbox.room_bytes_held()[..32], &held[..32]);
 }

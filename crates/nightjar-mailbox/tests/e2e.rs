@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use nightjar_mailbox::client::{self, Client, SlotKey};
+use nightjar_mailbox::wire::{ROOM_CELL_LEN, RoomKey};
 use nightjar_mailbox::{Config, serve};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -33,17 +34,26 @@ async fn send(sender: &mut Sender, req: http::Request<Vec<u8>>) -> http::Respons
     http::Response::from_parts(parts, body.collect().await.unwrap().to_bytes().to_vec())
 }
 
+type Server = tokio::task::JoinHandle<Result<(), nightjar_mailbox::MailboxError>>;
+
+/// A mailbox on a loopback listener, at a low difficulty; send on the
+/// channel to stop it.
+async fn start() -> (std::net::SocketAddr, oneshot::Sender<()>, Server) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = Config::default();
+    config.pow.min_difficulty = 8;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, server)
+}
+
 #[tokio::test]
 async fn deposit_and_drain_over_loopback() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut config = Config::default();
-        config.pow.min_difficulty = 8;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, config, async {
-            let _ = stopped.await;
-        }));
+        let (addr, stop, server) = start().await;
 
         let client = Client::new("mailbox.test").unwrap();
         let mut sender = connect(addr).await;
@@ -124,6 +134,43 @@ async fn deposit_and_drain_over_loopback() {
         stop.send(()).unwrap();
         drop(sender);
         drop(recipient);
+        server.await.unwrap().unwrap();
+    })
+    .await
+    .expect("end-to-end test hung");
+}
+
+#[tokio::test]
+async fn a_room_over_loopback() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let (addr, stop, server) = start().await;
+
+        let client = Client::new("mailbox.test").unwrap();
+        let room = RoomKey::from_bytes(&[0x42; 32]);
+        // One member posts two cells on its connection...
+        let mut poster = connect(addr).await;
+        let info =
+            client::parse_info(&send(&mut poster, client.info_request().unwrap()).await).unwrap();
+        let mut seqs = Vec::new();
+        for n in 0..2u8 {
+            let req = client
+                .room_post_request(&info, &room, &[n; ROOM_CELL_LEN], 1 << 24)
+                .unwrap();
+            let resp = send(&mut poster, req).await;
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            seqs.push(client::parse_room_post(&resp).unwrap().seq);
+        }
+        // ...and another, on its own, reads them in order.
+        let mut reader = connect(addr).await;
+        let read = send(&mut reader, client.room_read_request(&room, 0, 10).unwrap()).await;
+        let read = client::parse_room_read(&read).unwrap();
+        let got: Vec<_> = read.cells.iter().map(|c| (c.seq, c.data.0[0])).collect();
+        assert_eq!(got, vec![(seqs[0], 0), (seqs[1], 1)]);
+        assert_eq!((read.oldest, read.more), (Some(seqs[0]), false));
+
+        stop.send(()).unwrap();
+        drop(poster);
+        drop(reader);
         server.await.unwrap().unwrap();
     })
     .await
