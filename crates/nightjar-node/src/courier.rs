@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use nightjar_mailbox::client::{self, Client, ClientError, SlotKey};
-use nightjar_mailbox::wire::{BlobId, Info, SlotId};
+use nightjar_mailbox::wire::{BlobId, Info, ROOM_CELL_LEN, RoomKey, SlotId};
 use nightjar_proto::cell::CELL_SIZE;
 use nightjar_proto::onion::OnionAddress;
 use nightjar_tor::{BoxStream, ConnectOptions, IsolationKey, TorError, Transport};
@@ -32,6 +32,8 @@ const MAX_DIFFICULTY: u8 = 28;
 /// Largest answer read (a full fetch answer of the default mailbox is about
 /// 400 KiB).
 const MAX_ANSWER: usize = 8 << 20;
+/// Cells asked for in one room read (the mailbox may answer fewer).
+const ROOM_READ_MAX: u32 = 256;
 /// Blob ids in the first ack request; halved while the mailbox says the
 /// request is too large (its limit is not in `/v2/info`).
 const ACK_IDS_PER_REQUEST: usize = 256;
@@ -107,6 +109,37 @@ pub(crate) async fn fetch(
     limited(async {
         let mut session = Session::open(transport, mailbox).await?;
         session.fetch_all(slots).await
+    })
+    .await
+}
+
+/// Posts cells to a room, in order, over one connection: info, then each post,
+/// stopping at the first failure. A post refused for its work is retried once
+/// with fresh info. Returns the cells' sequence numbers.
+pub(crate) async fn room_post(
+    transport: &dyn Transport,
+    mailbox: &Mailbox,
+    room: &RoomKey,
+    cells: &[Vec<u8>],
+) -> Result<Vec<u64>, CourierError> {
+    limited(async {
+        let mut session = Session::open(transport, mailbox).await?;
+        session.room_post_all(room, cells).await
+    })
+    .await
+}
+
+/// A room's cells numbered above `after`, oldest first, and the number of the
+/// oldest cell the room still holds.
+pub(crate) async fn room_read(
+    transport: &dyn Transport,
+    mailbox: &Mailbox,
+    room: &RoomKey,
+    after: u64,
+) -> Result<(Vec<(u64, Vec<u8>)>, Option<u64>), CourierError> {
+    limited(async {
+        let mut session = Session::open(transport, mailbox).await?;
+        session.room_read_all(room, after).await
     })
     .await
 }
@@ -269,6 +302,68 @@ impl Session {
         let response = self.send(request).await?;
         client::parse_deposit(&response)?;
         Ok(())
+    }
+
+    async fn room_post_all(
+        &mut self,
+        room: &RoomKey,
+        cells: &[Vec<u8>],
+    ) -> Result<Vec<u64>, CourierError> {
+        let mut info = self.info().await?.info;
+        let mut seqs = Vec::with_capacity(cells.len());
+        let mut refreshed = false;
+        while let Some(cell) = cells.get(seqs.len()) {
+            if cell.len() != ROOM_CELL_LEN || info.pow.difficulty > MAX_DIFFICULTY {
+                return Err(ClientError::NoSolution.into());
+            }
+            let (client, work, room, cell) = (
+                self.client.clone(),
+                info.clone(),
+                room.clone(),
+                cell.clone(),
+            );
+            let request = tokio::task::spawn_blocking(move || {
+                client.room_post_request(&work, &room, &cell, POW_ATTEMPTS)
+            })
+            .await
+            .map_err(|_| ClientError::NoSolution)??;
+            match client::parse_room_post(&self.send(request).await?) {
+                Ok(posted) => {
+                    seqs.push(posted.seq);
+                    refreshed = false;
+                }
+                Err(ClientError::Refused { status, .. })
+                    if status == StatusCode::FORBIDDEN && !refreshed =>
+                {
+                    refreshed = true;
+                    info = self.info().await?.info;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(seqs)
+    }
+
+    async fn room_read_all(
+        &mut self,
+        room: &RoomKey,
+        mut after: u64,
+    ) -> Result<(Vec<(u64, Vec<u8>)>, Option<u64>), CourierError> {
+        let mut cells = Vec::new();
+        loop {
+            let request = self.client.room_read_request(room, after, ROOM_READ_MAX)?;
+            let answer = client::parse_room_read(&self.send(request).await?)?;
+            let before = after;
+            for cell in answer.cells {
+                if cell.seq > after {
+                    after = cell.seq;
+                    cells.push((cell.seq, cell.data.0));
+                }
+            }
+            if !answer.more || after == before {
+                return Ok((cells, answer.oldest));
+            }
+        }
     }
 
     async fn fetch_all(

@@ -16,6 +16,7 @@ mod engine;
 mod files;
 pub mod invite;
 mod net;
+pub mod rooms;
 mod views;
 pub use driver::pace::{CoverLevel, ShapingConfig};
 pub use engine::{NodeConfig, OfflineConfig, new_profile, start};
