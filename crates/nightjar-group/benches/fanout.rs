@@ -175,7 +175,7 @@ fn main() {
         TEXT.len()
     );
     println!(
-        "{:>7} | {:>26} | {:>26} | {:>24} | {:>24}",
+        "{:>7} | {:>28} | {:>28} | {:>27} | {:>27}",
         "members",
         "sender's work µs (ratio)",
         "everyone's work µs (ratio)",
