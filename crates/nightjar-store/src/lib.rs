@@ -12,6 +12,7 @@
 //! whatever a method returned `Ok` for survives a crash right after.
 
 mod files;
+mod groups;
 mod kdf;
 mod lock;
 mod offline;
@@ -36,6 +37,7 @@ use crate::rows::{
     CONTACT_COLUMNS, MESSAGE_COLUMNS, PROFILE_COLUMNS, REQUEST_COLUMNS, time_to_sql,
 };
 
+pub use crate::groups::{GroupMessageRecord, GroupRecord, GroupRef, GroupText};
 pub use crate::offline::{IncomingText, NewSealed, RecvChainRecord, SealedRecord};
 pub use crate::transfers::{
     NewOutgoing, TransferDirection, TransferId, TransferRecord, TransferState,

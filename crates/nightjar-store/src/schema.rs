@@ -10,10 +10,10 @@ use crate::StoreError;
 
 /// Step `i` takes a database from version `i` to `i + 1`. Steps are only ever
 /// appended; a released step is never edited.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this code writes.
-pub(crate) const LATEST: u32 = 5;
+pub(crate) const LATEST: u32 = 6;
 
 const _: () = assert!(MIGRATIONS.len() == LATEST as usize);
 
@@ -165,6 +165,33 @@ UPDATE messages SET direct = 1 WHERE direction = 0 AND via_mailbox = 0;
 UPDATE messages SET direct = 1 WHERE direction = 1 AND state = 1;
 UPDATE messages SET via_mailbox = 1 WHERE direction = 1 AND (state = 4
     OR seq IN (SELECT message_seq FROM sealed WHERE deposited_to IS NOT NULL));
+";
+
+/// Version 6: groups we are in (their saved MLS state, room relay and read
+/// position) and their conversations.
+const V6: &str = "
+CREATE TABLE groups (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id      BLOB    NOT NULL UNIQUE,
+    name          TEXT    NOT NULL UNIQUE,
+    relay         BLOB    NOT NULL CHECK (length(relay) = 32),
+    state         BLOB    NOT NULL,
+    cursor        INTEGER NOT NULL CHECK (cursor >= 0),
+    active        INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE group_messages (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_ref INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    outgoing  INTEGER NOT NULL,
+    sender    BLOB    NOT NULL CHECK (length(sender) = 32),
+    body      TEXT    NOT NULL,
+    posted    INTEGER NOT NULL,
+    at_ms     INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX group_messages_by_group ON group_messages (group_ref, seq);
 ";
 
 /// The database's schema version.

@@ -1,10 +1,10 @@
-//! Contacts, requests and messages: the rules the store enforces. Run on the
+//! Contacts, requests, messages and groups: the rules the store enforces. Run on the
 //! in-memory store, which shares all of this code with the on-disk one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use nightjar_store::{
-    ContactId, ContactState, DirectContact, Direction, MessageState, ProfileRecord,
+    ContactId, ContactState, DirectContact, Direction, GroupText, MessageState, ProfileRecord,
     RequestDirection, Store, StoreError,
 };
 use zeroize::Zeroizing;
@@ -438,4 +438,103 @@ fn debug_output_hides_secrets_and_text() {
     for hidden in ["secretname", "greet", "secretbody", "171", "ab, ", "[1, 1"] {
         assert!(!text.contains(hidden), "{hidden} in {text}");
     }
+}
+
+fn text<'a>(sender: &'a [u8; 32], body: &'a str, at_ms: u64) -> GroupText<'a> {
+    GroupText {
+        sender,
+        body,
+        at_ms,
+    }
+}
+
+#[test]
+fn a_read_moves_state_position_and_texts_together() {
+    let mut s = store();
+    let g = s
+        .add_group(b"group-one", "book club", &[7; 32], b"state 0", 10, 100)
+        .unwrap();
+    assert_eq!((g.cursor, g.active), (10, true));
+    assert_eq!(g.state.as_slice(), b"state 0");
+    assert!(matches!(
+        s.add_group(b"group-two", "book club", &[7; 32], b"x", 0, 100),
+        Err(StoreError::NameTaken(_))
+    ));
+
+    let (ann, bo) = ([1u8; 32], [2u8; 32]);
+    let added = s
+        .record_group_read(
+            g.id,
+            b"state 1",
+            12,
+            &[text(&ann, "hello", 200), text(&bo, "hi ann", 201)],
+        )
+        .unwrap();
+    assert_eq!(added.len(), 2);
+    let again = s.group_named("book club").unwrap();
+    assert_eq!(
+        (again.cursor, again.state.as_slice()),
+        (12, &b"state 1"[..])
+    );
+    let messages = s.group_messages(g.id).unwrap();
+    let bodies: Vec<&str> = messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["hello", "hi ann"]);
+    assert_eq!(messages[1].sender, bo);
+    assert!(messages.iter().all(|m| !m.outgoing && m.posted));
+
+    // A read cannot go backwards, and a failed one changes nothing.
+    assert!(matches!(
+        s.record_group_read(g.id, b"state 2", 11, &[text(&ann, "lost?", 300)]),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert_eq!(s.group_messages(g.id).unwrap().len(), 2);
+    assert_eq!(
+        s.group_named("book club").unwrap().state.as_slice(),
+        b"state 1"
+    );
+}
+
+#[test]
+fn our_texts_wait_until_the_room_takes_them() {
+    let mut s = store();
+    let g = s
+        .add_group(b"group-one", "crew", &[7; 32], b"state 0", 0, 100)
+        .unwrap();
+    let me = [9u8; 32];
+    let mine = s
+        .record_group_send(g.id, b"state 1", Some(text(&me, "on my way", 150)))
+        .unwrap()
+        .unwrap();
+    assert!(mine.outgoing && !mine.posted);
+    assert_eq!(s.group_unposted(g.id).unwrap().len(), 1);
+    s.mark_group_posted(mine.seq).unwrap();
+    assert!(s.group_unposted(g.id).unwrap().is_empty());
+    // A change with no text only saves the state.
+    assert!(
+        s.record_group_send(g.id, b"state 2", None)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(s.group_named("crew").unwrap().state.as_slice(), b"state 2");
+    assert!(matches!(
+        s.record_group_send(999, b"x", None),
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[test]
+fn leaving_keeps_the_conversation_and_deleting_drops_it() {
+    let mut s = store();
+    let g = s
+        .add_group(b"group-one", "crew", &[7; 32], b"state", 0, 100)
+        .unwrap();
+    s.record_group_read(g.id, b"state", 1, &[text(&[1; 32], "bye", 200)])
+        .unwrap();
+    s.deactivate_group(g.id).unwrap();
+    assert!(!s.groups().unwrap()[0].active);
+    assert_eq!(s.group_messages(g.id).unwrap().len(), 1);
+    s.delete_group(g.id).unwrap();
+    assert!(s.groups().unwrap().is_empty());
+    assert!(s.group_messages(g.id).unwrap().is_empty());
+    assert!(matches!(s.group_named("crew"), Err(StoreError::NotFound)));
 }
