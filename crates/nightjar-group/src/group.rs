@@ -579,16 +579,25 @@ impl Group {
 
     /// Everything needed to carry on after a restart, to be kept encrypted:
     /// the MLS state, our membership key, the room secret.
+    /// A change of ours still on its way is saved with it (MLS keeps its
+    /// pending commit in the state), so it takes effect when it comes back
+    /// after a restart.
     pub fn save(&self) -> Result<Zeroizing<Vec<u8>>, GroupError> {
-        if self.pending.is_some() {
-            return Err(GroupError::ChangePending);
-        }
         let mut out = Zeroizing::new(Vec::new());
         out.push(SAVE_VERSION);
         out.extend_from_slice(self.key.seed().as_slice());
         out.extend_from_slice(self.room.secret());
         out.extend_from_slice(&self.identity);
         put(&mut out, self.mls.group_id().as_slice());
+        match &self.pending {
+            None => out.push(0),
+            Some(pending) => {
+                out.push(1);
+                out.extend_from_slice(&pending.id);
+                put(&mut out, pending.welcome.as_deref().unwrap_or_default());
+                put(&mut out, pending.added.concat().as_slice());
+            }
+        }
         let values = self
             .provider
             .storage()
@@ -613,6 +622,26 @@ impl Group {
         let room = RoomKeys::from_secret(r.array()?);
         let identity = *r.array()?;
         let group_id = GroupId::from_slice(r.field()?);
+        let pending = match r.take(1)? {
+            [0] => None,
+            [1] => {
+                let id = *r.array()?;
+                let welcome = r.field()?;
+                let added = r.field()?;
+                if added.len() % 32 != 0 {
+                    return Err(GroupError::Malformed("saved invitees".into()));
+                }
+                Some(Pending {
+                    id,
+                    welcome: (!welcome.is_empty()).then(|| welcome.to_vec()),
+                    added: added
+                        .chunks_exact(32)
+                        .filter_map(|k| k.try_into().ok())
+                        .collect(),
+                })
+            }
+            _ => return Err(GroupError::Malformed("saved change".into())),
+        };
         let provider = OpenMlsRustCrypto::default();
         {
             let mut values = provider
@@ -638,7 +667,7 @@ impl Group {
             room,
             assembler: Assembler::default(),
             ours: VecDeque::new(),
-            pending: None,
+            pending,
         })
     }
 }

@@ -326,3 +326,31 @@ fn a_saved_group_carries_on_after_a_restart() {
     assert_eq!(members[0].texts(&mut relay).len(), 1);
     assert!(Group::restore(&saved[..saved.len() / 2]).is_err());
 }
+
+#[test]
+fn a_change_saved_on_its_way_takes_effect_after_a_restart() {
+    let (mut relay, mut members) = five();
+    let removed = members[4].key();
+    let cells = members[0]
+        .group()
+        .remove(&[removed], &mut rand::rng())
+        .unwrap();
+    // Member 0 stops before its change comes back, and starts again.
+    let saved = members[0].group().save().unwrap();
+    members[0].group = Some(Group::restore(&saved).unwrap());
+    assert!(members[0].group().change_pending());
+    relay.post(cells);
+    let seen = members[0].catch_up(&mut relay);
+    assert!(matches!(seen[0].incoming, Incoming::Confirmed { .. }));
+    for m in members.iter_mut().take(4) {
+        m.catch_up(&mut relay);
+        assert_eq!(m.group().members().len(), 4);
+    }
+    let epoch = members[0].group().epoch();
+    assert!(
+        members
+            .iter_mut()
+            .take(4)
+            .all(|m| m.group().epoch() == epoch)
+    );
+}
