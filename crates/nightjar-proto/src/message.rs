@@ -37,6 +37,16 @@ const KIND_FILE_ACK: u8 = 0x0F;
 const KIND_FILE_CANCEL: u8 = 0x10;
 const KIND_FILE_DONE: u8 = 0x11;
 const KIND_COVER: u8 = 0x12;
+const KIND_GROUP_ASK: u8 = 0x20;
+const KIND_GROUP_KEY_PACKAGE: u8 = 0x21;
+const KIND_GROUP_WELCOME: u8 = 0x22;
+/// The longest MLS key package a message may carry.
+pub const MAX_KEY_PACKAGE_LEN: usize = 8 * 1024;
+/// The longest MLS Welcome a message may carry (a group of a few hundred; a
+/// frame holds at most about 120 KiB).
+pub const MAX_WELCOME_LEN: usize = 96 * 1024;
+/// The longest group name, in bytes of UTF-8.
+pub const MAX_GROUP_NAME_LEN: usize = 64;
 /// The longest SMP step a message may carry, in bytes (the largest, SMP2, is 353
 /// bytes in the production group).
 pub const MAX_SMP_LEN: usize = 4096;
@@ -185,6 +195,33 @@ pub enum Message {
     /// dropped by the receiver without any effect. Sealed, it is one cell like
     /// any short message.
     Cover,
+    /// "I am adding you to a group": asks for a one-time MLS key package.
+    GroupAsk {
+        /// Chosen by the asker; the answer and the Welcome refer to it.
+        ask: [u8; 16],
+    },
+    /// A one-time MLS key package, answering a [`Message::GroupAsk`].
+    GroupKeyPackage {
+        /// The ask it answers.
+        ask: [u8; 16],
+        /// The key package (MLS wire format), at most [`MAX_KEY_PACKAGE_LEN`].
+        key_package: Vec<u8>,
+    },
+    /// You are in a group now: its MLS Welcome, and where its room is.
+    GroupWelcome {
+        /// The ask whose key package the Welcome is for.
+        ask: [u8; 16],
+        /// The inviter's name for the group, at most [`MAX_GROUP_NAME_LEN`].
+        name: String,
+        /// The room relay's onion key (a mailbox).
+        relay: [u8; 32],
+        /// The room's secret (names the room at the relay, seals its cells).
+        room_secret: [u8; 32],
+        /// Read the room after this cell number (the change that added you).
+        cursor: u64,
+        /// The Welcome (MLS wire format), at most [`MAX_WELCOME_LEN`].
+        welcome: Vec<u8>,
+    },
 }
 
 /// Errors from decoding a message.
@@ -360,6 +397,37 @@ impl Message {
                 w.u8(KIND_FILE_DONE);
                 w.bytes(&id.0);
             }
+            Self::GroupAsk { ask } => {
+                w.u8(KIND_GROUP_ASK);
+                w.bytes(ask);
+            }
+            Self::GroupKeyPackage { ask, key_package } => {
+                if key_package.len() > MAX_KEY_PACKAGE_LEN {
+                    return Err(MessageError::TooLarge);
+                }
+                w.u8(KIND_GROUP_KEY_PACKAGE);
+                w.bytes(ask);
+                w.var_bytes(key_package);
+            }
+            Self::GroupWelcome {
+                ask,
+                name,
+                relay,
+                room_secret,
+                cursor,
+                welcome,
+            } => {
+                if name.len() > MAX_GROUP_NAME_LEN || welcome.len() > MAX_WELCOME_LEN {
+                    return Err(MessageError::TooLarge);
+                }
+                w.u8(KIND_GROUP_WELCOME);
+                w.bytes(ask);
+                w.var_bytes(name.as_bytes());
+                w.bytes(relay);
+                w.bytes(room_secret);
+                w.u64(*cursor);
+                w.var_bytes(welcome);
+            }
         }
         Ok(w.finish())
     }
@@ -463,6 +531,19 @@ impl Message {
             },
             KIND_FILE_DONE => Self::FileDone {
                 id: FileId(*r.array()?),
+            },
+            KIND_GROUP_ASK => Self::GroupAsk { ask: *r.array()? },
+            KIND_GROUP_KEY_PACKAGE => Self::GroupKeyPackage {
+                ask: *r.array()?,
+                key_package: read_bytes(&mut r, MAX_KEY_PACKAGE_LEN)?.to_vec(),
+            },
+            KIND_GROUP_WELCOME => Self::GroupWelcome {
+                ask: *r.array()?,
+                name: read_text(&mut r, MAX_GROUP_NAME_LEN)?,
+                relay: *r.array()?,
+                room_secret: *r.array()?,
+                cursor: r.u64()?,
+                welcome: read_bytes(&mut r, MAX_WELCOME_LEN)?.to_vec(),
             },
             other => return Err(MessageError::UnknownKind(other)),
         };
@@ -600,6 +681,13 @@ impl core::fmt::Debug for Message {
             ),
             Self::FileCancel { id, reason } => write!(f, "FileCancel({id:?}, {reason:?})"),
             Self::FileDone { id } => write!(f, "FileDone({id:?})"),
+            Self::GroupAsk { .. } => f.write_str("GroupAsk"),
+            Self::GroupKeyPackage { key_package, .. } => {
+                write!(f, "GroupKeyPackage({} bytes)", key_package.len())
+            }
+            Self::GroupWelcome { welcome, .. } => {
+                write!(f, "GroupWelcome({} bytes)", welcome.len())
+            }
         }
     }
 }
@@ -649,6 +737,19 @@ mod tests {
             Message::Smp(vec![]),
             Message::DropGrant(drop_grant(1)),
             Message::DropGrant(drop_grant(MAX_MAILBOXES)),
+            Message::GroupAsk { ask: [8; 16] },
+            Message::GroupKeyPackage {
+                ask: [8; 16],
+                key_package: vec![0x3c; 300],
+            },
+            Message::GroupWelcome {
+                ask: [8; 16],
+                name: "book club ✓".into(),
+                relay: [9; 32],
+                room_secret: [10; 32],
+                cursor: u64::MAX,
+                welcome: vec![0x11; MAX_WELCOME_LEN],
+            },
         ]
         .into_iter()
         .chain(file_samples())
@@ -1059,6 +1160,26 @@ mod tests {
         assert_eq!(many.encode(), Err(MessageError::TooLarge));
         let smp = Message::Smp(vec![0; MAX_SMP_LEN + 1]);
         assert_eq!(smp.encode(), Err(MessageError::TooLarge));
+        let package = Message::GroupKeyPackage {
+            ask: [0; 16],
+            key_package: vec![0; MAX_KEY_PACKAGE_LEN + 1],
+        };
+        assert_eq!(package.encode(), Err(MessageError::TooLarge));
+        let welcome = |name: String, len: usize| Message::GroupWelcome {
+            ask: [0; 16],
+            name,
+            relay: [0; 32],
+            room_secret: [0; 32],
+            cursor: 0,
+            welcome: vec![0; len],
+        };
+        let long_name = "g".repeat(MAX_GROUP_NAME_LEN + 1);
+        assert_eq!(welcome(long_name, 1).encode(), Err(MessageError::TooLarge));
+        let big = welcome("g".into(), MAX_WELCOME_LEN + 1);
+        assert_eq!(big.encode(), Err(MessageError::TooLarge));
+        // The largest Welcome still fits in one frame.
+        let largest = welcome("g".repeat(MAX_GROUP_NAME_LEN), MAX_WELCOME_LEN);
+        assert!(crate::cell::pad(&largest.encode().unwrap()).is_ok());
     }
 
     #[test]
