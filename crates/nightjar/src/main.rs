@@ -6,6 +6,8 @@ mod daemon;
 mod demo;
 mod harden;
 mod mailbox;
+mod oneshot;
+mod room;
 mod startup;
 mod testnet;
 mod tui;
