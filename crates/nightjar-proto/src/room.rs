@@ -216,9 +216,7 @@ impl RoomMessage {
                 if count > MAX_PRESENT {
                     return Err(MessageError::TooLarge);
                 }
-                let present = (0..count)
-                    .map(|_| read_nick(r))
-                    .collect::<Result<_, _>>()?;
+                let present = (0..count).map(|_| read_nick(r)).collect::<Result<_, _>>()?;
                 Self::Welcome { nick, present }
             }
             KIND_FULL => Self::Full,
@@ -278,7 +276,14 @@ mod tests {
         assert_eq!(Nick::new(""), Err(NickError::Empty));
         assert!(Nick::new(&"é".repeat(32)).is_ok());
         assert_eq!(Nick::new(&"a".repeat(33)), Err(NickError::TooLong));
-        for bad in ["a b", "tab\there", "nl\n", "bell\u{7}", "rtl\u{202e}x", "zw\u{200b}j"] {
+        for bad in [
+            "a b",
+            "tab\there",
+            "nl\n",
+            "bell\u{7}",
+            "rtl\u{202e}x",
+            "zw\u{200b}j",
+        ] {
             assert_eq!(Nick::new(bad), Err(NickError::BadCharacter), "{bad:?}");
         }
     }
@@ -294,7 +299,9 @@ mod tests {
 
     fn samples() -> Vec<RoomMessage> {
         vec![
-            RoomMessage::Hello { nick: nick("guest-0042") },
+            RoomMessage::Hello {
+                nick: nick("guest-0042"),
+            },
             RoomMessage::Welcome {
                 nick: nick("bob-2"),
                 present: vec![nick("host"), nick("bob")],

@@ -34,7 +34,7 @@ use nightjar_wormhole::Code;
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite};
 
 pub use self::ticket::Ticket;
-use crate::oneshot::{self, Console, LinkUp, status, text_message};
+use crate::oneshot::{self, Console, LinkUp, Next, status, text_message};
 use crate::startup::TorArgs;
 use nightjar_node::AuthOutcome as Outcome;
 use nightjar_node::auth::{Action, AuthState, Binding};
@@ -283,22 +283,16 @@ where
     }
     let mut input_open = true;
     loop {
-        // `recv` is cancel-safe (it only awaits a read into a local buffer), so
-        // losing the race to a typed line loses nothing.
-        tokio::select! {
-            received = link.recv() => {
-                let Some(message) = received.context("the connection failed")? else {
-                    return Ok(Ending::Lost);
-                };
-                if let Some(ending) = on_message(link, console, &mut chat, message).await? {
-                    return Ok(ending);
-                }
+        let ending = match oneshot::next(link, &mut console.input, &mut input_open).await? {
+            Next::Closed => return Ok(Ending::Lost),
+            Next::Received(message) => on_message(link, console, &mut chat, message).await?,
+            Next::Typed(line) => {
+                let line = line.as_deref().map(String::as_str);
+                on_line(link, console, &mut chat, line).await?
             }
-            line = oneshot::next_line(&mut console.input, &mut input_open), if input_open => {
-                if let Some(ending) = on_line(link, console, &mut chat, line.as_deref().map(String::as_str)).await? {
-                    return Ok(ending);
-                }
-            }
+        };
+        if let Some(ending) = ending {
+            return Ok(ending);
         }
     }
 }

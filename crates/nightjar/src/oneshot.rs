@@ -234,6 +234,39 @@ pub async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
     }
 }
 
+/// What happened next in a conversation.
+pub enum Next {
+    /// A message arrived on the link.
+    Received(Message),
+    /// The link ended without a goodbye.
+    Closed,
+    /// Our user typed a line (`None`: the end of input).
+    Typed(Option<Zeroizing<String>>),
+}
+
+/// Waits for a message on the link or a typed line, whichever comes first;
+/// once the input has ended (`input_open` false) only for the link.
+pub async fn next<S, R>(
+    link: &mut Link<S>,
+    input: &mut Lines<R>,
+    input_open: &mut bool,
+) -> Result<Next>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    let reading = *input_open;
+    // `recv` is cancel-safe (it only awaits a read into a local buffer), so
+    // losing the race to a typed line loses nothing.
+    tokio::select! {
+        received = link.recv() => Ok(match received.context("the connection failed")? {
+            Some(message) => Next::Received(message),
+            None => Next::Closed,
+        }),
+        line = next_line(input, input_open), if reading => Ok(Next::Typed(line)),
+    }
+}
+
 /// A text message with a fresh id and our clock's time.
 pub fn text_message(text: &str) -> Message {
     let mut id = [0u8; 16];
