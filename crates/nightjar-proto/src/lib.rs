@@ -15,6 +15,7 @@ pub mod message;
 pub mod offline;
 pub mod onion;
 pub mod ratchet;
+pub mod room;
 pub mod session;
 pub mod smp;
 pub mod wire;

@@ -10,6 +10,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::files::{self, CHUNK_LEN, CancelReason, DeclineReason, FileId, MAX_NAME_LEN};
 use crate::offline::{self, DropGrant, MAX_MAILBOXES};
+use crate::room::RoomMessage;
 use crate::wire::{Reader, WireError, Writer};
 
 /// The encoding version this code writes and reads.
@@ -37,6 +38,7 @@ const KIND_FILE_ACK: u8 = 0x0F;
 const KIND_FILE_CANCEL: u8 = 0x10;
 const KIND_FILE_DONE: u8 = 0x11;
 const KIND_COVER: u8 = 0x12;
+const KIND_ROOM: u8 = 0x13;
 const KIND_GROUP_ASK: u8 = 0x20;
 const KIND_GROUP_KEY_PACKAGE: u8 = 0x21;
 const KIND_GROUP_WELCOME: u8 = 0x22;
@@ -195,6 +197,8 @@ pub enum Message {
     /// dropped by the receiver without any effect. Sealed, it is one cell like
     /// any short message.
     Cover,
+    /// What a one-shot group room says on a participant's link ([`crate::room`]).
+    Room(RoomMessage),
     /// "I am adding you to a group": asks for a one-time MLS key package.
     GroupAsk {
         /// Chosen by the asker; the answer and the Welcome refer to it.
@@ -289,6 +293,10 @@ impl Message {
             }
             Self::Quit => w.u8(KIND_QUIT),
             Self::Cover => w.u8(KIND_COVER),
+            Self::Room(room) => {
+                w.u8(KIND_ROOM);
+                room.write(&mut w)?;
+            }
             Self::ContactRequest { grant, greeting } => {
                 if greeting.len() > MAX_GREETING_LEN {
                     return Err(MessageError::TooLarge);
@@ -468,6 +476,7 @@ impl Message {
             }),
             KIND_QUIT => Self::Quit,
             KIND_COVER => Self::Cover,
+            KIND_ROOM => Self::Room(RoomMessage::read(&mut r)?),
             KIND_CONTACT_REQUEST => Self::ContactRequest {
                 grant: EndpointGrant::read(&mut r)?,
                 greeting: read_text(&mut r, MAX_GREETING_LEN)?,
@@ -635,6 +644,7 @@ impl core::fmt::Debug for Message {
             Self::Presence(p) => write!(f, "Presence({p:?})"),
             Self::Quit => f.write_str("Quit"),
             Self::Cover => f.write_str("Cover"),
+            Self::Room(room) => write!(f, "Room({room:?})"),
             Self::ContactRequest { greeting, .. } => {
                 write!(f, "ContactRequest({} bytes)", greeting.len())
             }
@@ -718,6 +728,7 @@ mod tests {
             Message::Presence(Presence::Offline),
             Message::Quit,
             Message::Cover,
+            Message::Room(crate::room::RoomMessage::Full),
             Message::ContactRequest {
                 grant: EndpointGrant {
                     onion_key: [3; 32],

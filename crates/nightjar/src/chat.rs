@@ -24,24 +24,18 @@ mod invite;
 mod ticket;
 
 use std::io::Write;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use nightjar_node::link::{Link, Pacing, os_rng};
-use nightjar_proto::identity::IdentityKeyPair;
-use nightjar_proto::message::{Message, MessageId};
-use nightjar_tor::{
-    ClientAuthPublic, ClientAuthSecret, ConnectOptions, IsolationKey, ServiceConfig, ServiceKey,
-    ServiceStatus, Transport,
-};
+use nightjar_node::link::{Link, Pacing};
+use nightjar_proto::message::Message;
+use nightjar_tor::Transport;
 use nightjar_wormhole::Code;
-use rand_core::Rng as _;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncRead, AsyncWrite, Lines};
-use zeroize::Zeroizing;
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite};
 
 pub use self::ticket::Ticket;
-use crate::startup::{self, TorArgs, TorState};
+use crate::oneshot::{self, Console, LinkUp, Next, status, text_message};
+use crate::startup::TorArgs;
 use nightjar_node::AuthOutcome as Outcome;
 use nightjar_node::auth::{Action, AuthState, Binding};
 
@@ -77,11 +71,7 @@ pub struct ChatArgs {
     tor: TorArgs,
 }
 
-/// The port the listener's service answers on.
-pub const PORT: u16 = 7000;
 const PROLOGUE: &[u8] = b"nightjar/v1/link chat";
-/// How long the dialling side keeps trying to reach the listener.
-const DIAL_LIMIT: Duration = Duration::from_secs(180);
 /// Opening bytes: whether the sender requires authentication.
 const OPENING_PLAIN: u8 = 0x00;
 const OPENING_AUTH: u8 = 0x01;
@@ -114,9 +104,7 @@ pub async fn run(args: ChatArgs) -> Result<()> {
         Some(c) => Some(Code::parse(c).context("this is not an invite code")?),
         None => None,
     };
-    let tor = startup::start_tor(&args.tor, TorState::Scratch).await?;
-    let transport = tor.transport.as_ref();
-    let result = async {
+    let ending = oneshot::with_tor(&args.tor, async |transport: &dyn Transport| {
         let mut link_up = match (ticket, code) {
             (Some(ticket), _) => dial(transport, &ticket).await?,
             (None, Some(code)) => {
@@ -130,64 +118,27 @@ pub async fn run(args: ChatArgs) -> Result<()> {
             (None, None) => listen(transport, Handover::Print).await?,
         };
         converse(&mut link_up, args.auth).await
-    }
-    .await;
-    if let Err(e) = tor.shutdown().await {
-        tracing::debug!("{e:#}");
-    }
-    match result? {
+    })
+    .await?;
+    match ending {
         Ending::WeQuit | Ending::PeerLeft => Ok(()),
         Ending::Lost => bail!("the connection was lost"),
     }
-}
-
-/// A link and the identity we hold on it.
-struct LinkUp<S> {
-    link: Link<S>,
-    identity: IdentityKeyPair,
 }
 
 async fn listen(
     tor: &dyn Transport,
     handover: Handover<'_>,
 ) -> Result<LinkUp<nightjar_tor::BoxStream>> {
-    let identity = IdentityKeyPair::generate(&mut os_rng());
-    let mut secret = Zeroizing::new([0u8; 32]);
-    os_rng().fill_bytes(secret.as_mut());
-    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*secret));
-    let service = tor
-        .launch_service(ServiceConfig {
-            nickname: "chat".into(),
-            key: ServiceKey::Ephemeral,
-            virtual_port: PORT,
-            authorized_clients: Some(vec![ClientAuthPublic(public.to_bytes())]),
-        })
-        .await
-        .context("the onion service did not start")?;
-    status("publishing the onion service …");
-    // Only publication or a breakdown ends the wait: a backend may pass through
-    // other states (Arti reports "stopped" before its service first starts).
-    let mut published = service.status();
-    let state = published
-        .wait_for(|s| matches!(s, ServiceStatus::Published | ServiceStatus::Broken(_)))
-        .await
-        .map(|s| s.clone())
-        .unwrap_or(ServiceStatus::Stopped);
-    match state {
-        ServiceStatus::Published => {}
-        ServiceStatus::Broken(why) => bail!("the onion service could not be published: {why}"),
-        _ => bail!("the onion service stopped before it was published"),
-    }
-    let ticket = Ticket {
-        onion: service.address(),
-        identity: *identity.public().signing_key(),
-        client_auth: ClientAuthSecret(*secret),
-    };
+    let oneshot::Published {
+        service,
+        identity,
+        ticket,
+    } = oneshot::publish(tor, "chat").await?;
     match handover {
         Handover::Print => {
             status("give this string to the one person you want to talk to:");
-            println!("{ticket}");
-            let _ = std::io::stdout().flush();
+            oneshot::print_ticket(&ticket);
         }
         Handover::Invite(rendezvous) => {
             status("asking the rendezvous server for a code …");
@@ -221,39 +172,7 @@ async fn listen(
 }
 
 async fn dial(tor: &dyn Transport, ticket: &Ticket) -> Result<LinkUp<nightjar_tor::BoxStream>> {
-    let identity = IdentityKeyPair::generate(&mut os_rng());
-    status("reaching the other side through Tor …");
-    let options = ConnectOptions {
-        isolation: IsolationKey("chat".into()),
-        client_auth: Some(ticket.client_auth.clone()),
-    };
-    let stream = tokio::time::timeout(DIAL_LIMIT, async {
-        let mut last = None;
-        for _ in 0..10 {
-            match tor.connect(&ticket.onion, PORT, &options).await {
-                Ok(stream) => return Ok(stream),
-                Err(e) => {
-                    tracing::debug!("connect failed: {e}");
-                    last = Some(e);
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
-        }
-        Err(last.map_or_else(|| anyhow::anyhow!("no attempt made"), anyhow::Error::from))
-    })
-    .await
-    .context("the other side could not be reached in time")?
-    .context("the other side could not be reached (it may have left)")?;
-    let link = Link::dial(
-        stream,
-        &identity,
-        &ticket.identity,
-        PROLOGUE,
-        Pacing::Immediate,
-    )
-    .await
-    .context("the other side could not prove it holds the key in the connection string")?;
-    Ok(LinkUp { link, identity })
+    oneshot::dial(tor, ticket, "chat", PROLOGUE).await
 }
 
 async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
@@ -261,11 +180,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     require_auth: bool,
 ) -> Result<Ending> {
     status("connected, end-to-end encrypted.");
-    let mut console = Console {
-        input: tokio::io::BufReader::new(tokio::io::stdin()).lines(),
-        out: std::io::stdout(),
-        notes: std::io::stderr(),
-    };
+    let mut console = oneshot::std_console();
     let ours = *up.identity.public().signing_key().as_bytes();
     let ending = chat_loop(&mut up.link, &mut console, ours, require_auth).await?;
     match ending {
@@ -274,28 +189,6 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         Ending::WeQuit => status("you left"),
     }
     Ok(ending)
-}
-
-/// How long a leaver waits for the peer to confirm, by hanging up, that it got
-/// the goodbye.
-const GOODBYE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Where a chat reads its lines and writes what happens.
-pub struct Console<R, W, E> {
-    /// What our user types.
-    pub input: Lines<R>,
-    /// Received texts, as `<peer> TEXT`.
-    pub out: W,
-    /// Everything else, for the person at the keyboard.
-    pub notes: E,
-}
-
-impl<R, W, E: Write> Console<R, W, E> {
-    fn note(&mut self, text: &str) -> Result<()> {
-        writeln!(self.notes, "{text}")?;
-        self.notes.flush()?;
-        Ok(())
-    }
 }
 
 /// A chat's state besides the link.
@@ -390,30 +283,16 @@ where
     }
     let mut input_open = true;
     loop {
-        // `recv` is cancel-safe (it only awaits a read into a local buffer), so
-        // losing the race to a typed line loses nothing.
-        tokio::select! {
-            received = link.recv() => {
-                let Some(message) = received.context("the connection failed")? else {
-                    return Ok(Ending::Lost);
-                };
-                if let Some(ending) = on_message(link, console, &mut chat, message).await? {
-                    return Ok(ending);
-                }
+        let ending = match oneshot::next(link, &mut console.input, &mut input_open).await? {
+            Next::Closed => return Ok(Ending::Lost),
+            Next::Received(message) => on_message(link, console, &mut chat, message).await?,
+            Next::Typed(line) => {
+                let line = line.as_deref().map(String::as_str);
+                on_line(link, console, &mut chat, line).await?
             }
-            line = console.input.next_line(), if input_open => {
-                let line = match line {
-                    Ok(line) => line.map(Zeroizing::new),
-                    Err(e) => {
-                        tracing::debug!("reading input failed: {e}");
-                        input_open = false;
-                        None
-                    }
-                };
-                if let Some(ending) = on_line(link, console, &mut chat, line.as_deref().map(String::as_str)).await? {
-                    return Ok(ending);
-                }
-            }
+        };
+        if let Some(ending) = ending {
+            return Ok(ending);
         }
     }
 }
@@ -431,10 +310,7 @@ where
     E: Write,
 {
     match &message {
-        Message::Text { body, .. } if chat.texts_allowed() => {
-            writeln!(console.out, "<peer> {}", crate::cli::clean(body))?;
-            console.out.flush()?;
-        }
+        Message::Text { body, .. } if chat.texts_allowed() => console.said("peer", body)?,
         Message::Text { .. } => {
             tracing::debug!("dropped a text that came before authentication");
         }
@@ -519,13 +395,7 @@ where
     let line = line.map(str::trim_end);
     match line {
         None | Some("/quit") => {
-            link.send(&Message::Quit)
-                .await
-                .context("the connection failed")?;
-            // Tearing Tor down at once could drop the goodbye on its way: wait
-            // until the peer hangs up (or a few seconds).
-            let drained = async { while let Ok(Some(_)) = link.recv().await {} };
-            let _ = tokio::time::timeout(GOODBYE_WAIT, drained).await;
+            oneshot::say_goodbye(link).await?;
             return Ok(Some(Ending::WeQuit));
         }
         Some("") => {}
@@ -581,28 +451,15 @@ where
     Ok(())
 }
 
-fn text_message(text: &str) -> Message {
-    let mut id = [0u8; 16];
-    os_rng().fill_bytes(&mut id);
-    Message::Text {
-        id: MessageId(id),
-        sent_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0),
-        body: text.to_owned(),
-    }
-}
-
-fn status(text: &str) {
-    eprintln!("{text}");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use tokio::io::{AsyncWriteExt as _, BufReader, DuplexStream};
+    use std::time::Duration;
+
+    use nightjar_node::link::os_rng;
+    use nightjar_proto::identity::IdentityKeyPair;
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, DuplexStream};
     use tokio::sync::mpsc;
 
     type Key = [u8; 32];

@@ -6,6 +6,8 @@ mod daemon;
 mod demo;
 mod harden;
 mod mailbox;
+mod oneshot;
+mod room;
 mod startup;
 mod testnet;
 mod tui;
@@ -53,6 +55,10 @@ enum Command {
     /// `nightjar chat --listen` prints a string; `nightjar chat STRING` connects.
     /// Or `nightjar chat --invite` prints a short code for `nightjar chat --join CODE`.
     Chat(chat::ChatArgs),
+    /// A one-shot group room for several people: no profile, nothing on disk.
+    /// `nightjar room --listen` prints a string; `nightjar room STRING` joins.
+    /// The host relays, and so reads, every text.
+    Room(room::RoomArgs),
     /// Run a profile in the background and serve its commands and events as
     /// JSON-RPC 2.0 on a unix socket (see docs/rpc.md). Stops on SIGINT, SIGTERM
     /// or the `shutdown` method.
@@ -181,6 +187,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Daemon(args)) => interactive(run_daemon(args)),
         Some(Command::Cli(args)) => interactive(cli::run(args)),
         Some(Command::Chat(args)) => interactive(chat::run(args)),
+        Some(Command::Room(args)) => interactive(room::run(args)),
         Some(Command::Mailbox(args)) => interactive(mailbox::run(args, stop_signal())),
         None => {
             Cli::command().print_help()?;

@@ -5,106 +5,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::pending;
-use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+mod common;
 
+use std::future::pending;
+
+use common::HANG_GUARD;
+use common::oneshot::OneShot;
 use nightjar_test_support::onion::PublishedOnion;
 use nightjar_test_support::shared_network;
 use nightjar_tor::testnet::TestNetwork;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::mpsc;
 
-/// Generous: Tor start-up plus publication on a young network.
-const HANG_GUARD: Duration = Duration::from_secs(300);
-
-/// One `nightjar chat` process: its stdin, its stdout lines, and its stderr
-/// lines (also echoed, tagged with `name`, for whoever reads the test's output).
-struct Chat {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr: mpsc::UnboundedReceiver<String>,
-}
-
-fn chat(name: &'static str, args: &[&str], backend: &str, testnet: &std::path::Path) -> Chat {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nightjar"))
-        .arg("chat")
-        .args(args)
-        .args(["--tor", backend, "--testnet"])
-        .arg(testnet)
-        .env_remove("NIGHTJAR_TESTNET")
-        .env_remove("NIGHTJAR_RENDEZVOUS")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (tx, stderr) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("[{name}] {line}");
-            let _ = tx.send(line);
-        }
-    });
-    Chat {
-        stdin: child.stdin.take().unwrap(),
-        stdout: BufReader::new(child.stdout.take().unwrap()).lines(),
-        child,
-        stderr,
-    }
-}
-
-impl Chat {
-    async fn next_line(&mut self) -> String {
-        tokio::time::timeout(HANG_GUARD, self.stdout.next_line())
-            .await
-            .expect("no output in time")
-            .unwrap()
-            .expect("output ended")
-    }
-
-    async fn type_line(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-    }
-
-    /// Waits for a line on stderr.
-    async fn note(&mut self, wanted: &str) {
-        tokio::time::timeout(HANG_GUARD, async {
-            while let Some(line) = self.stderr.recv().await {
-                if line == wanted {
-                    return true;
-                }
-            }
-            false
-        })
-        .await
-        .map(|seen| assert!(seen, "stderr ended before {wanted:?}"))
-        .expect("no such note in time");
-    }
-
-    /// Waits for the exit; returns the status and the error sentence, the one
-    /// line on stderr that starts with `nightjar: `.
-    async fn exit(mut self) -> (ExitStatus, Option<String>) {
-        let status = tokio::time::timeout(HANG_GUARD, self.child.wait())
-            .await
-            .expect("did not exit in time")
-            .unwrap();
-        let mut errors = Vec::new();
-        while let Some(line) = self.stderr.recv().await {
-            if line.starts_with("nightjar: ") {
-                errors.push(line);
-            }
-        }
-        assert!(errors.len() <= 1, "more than one error: {errors:?}");
-        (status, errors.pop())
-    }
+fn chat(name: &'static str, args: &[&str], backend: &str, testnet: &std::path::Path) -> OneShot {
+    OneShot::start("chat", name, args, backend, testnet)
 }
 
 /// nightjar's rendezvous server on a loopback port, published as an onion on
@@ -125,7 +37,7 @@ async fn rendezvous(net: &TestNetwork) -> (String, PublishedOnion) {
 }
 
 /// A line each way, then `first` quits and both end well.
-async fn talk_and_quit(first: Chat, mut second: Chat) {
+async fn talk_and_quit(first: OneShot, mut second: OneShot) {
     let mut first = first;
     second.type_line("hello from the second").await;
     assert_eq!(first.next_line().await, "<peer> hello from the second");
@@ -158,7 +70,7 @@ async fn chat_ctor_listens_arti_dials() {
 }
 
 /// The code alone on stdout: a number and two words.
-async fn read_code(inviter: &mut Chat) -> String {
+async fn read_code(inviter: &mut OneShot) -> String {
     let code = inviter.next_line().await;
     let parts: Vec<&str> = code.split('-').collect();
     assert_eq!(parts.len(), 3, "{code}");
