@@ -7,8 +7,8 @@ use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::{
     Ciphersuite, GroupId, KeyPackage, KeyPackageIn, LeafNodeIndex, LeafNodeParameters, MlsGroup,
     MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut,
-    PURE_CIPHERTEXT_WIRE_FORMAT_POLICY, ProcessedMessageContent, ProtocolVersion, Sender,
-    SenderRatchetConfiguration, StagedWelcome,
+    PURE_CIPHERTEXT_WIRE_FORMAT_POLICY, ProcessedMessageContent, Proposal, ProtocolVersion, Sender,
+    SenderRatchetConfiguration, StagedCommit, StagedWelcome,
 };
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use openmls_traits::OpenMlsProvider;
@@ -136,6 +136,8 @@ impl std::fmt::Debug for Joining {
 /// Our change to the group, posted and waiting for the relay to order it.
 struct Pending {
     id: MessageId,
+    /// SHA-256 of the change's bytes.
+    digest: [u8; 32],
     welcome: Option<Vec<u8>>,
     added: Vec<IdentityKey>,
 }
@@ -161,11 +163,14 @@ pub enum Incoming {
     Nothing,
     /// A member's text.
     Text { from: IdentityKey, text: String },
-    /// A member changed who is in the group.
+    /// A member changed who is in the group (or only its own keys).
     Changed {
         by: IdentityKey,
         added: Vec<IdentityKey>,
         removed: Vec<IdentityKey>,
+        /// A change of ours in the same epoch came after this one and was
+        /// dropped (make it again if it is still wanted).
+        ours_dropped: bool,
     },
     /// Our own change came back first and is now in force. Its Welcome, if it
     /// added anyone, is in [`Received::invitation`].
@@ -173,9 +178,6 @@ pub enum Incoming {
         added: Vec<IdentityKey>,
         removed: Vec<IdentityKey>,
     },
-    /// Another change in the same epoch came first; ours was dropped (make it
-    /// again if it is still wanted).
-    Superseded,
     /// A member said it leaves (it is removed once a member commits that).
     Leaving { who: IdentityKey },
     /// We were removed from the group (or our leaving went through).
@@ -346,16 +348,36 @@ impl Group {
         members: &[IdentityKey],
         rng: &mut R,
     ) -> Result<Vec<Vec<u8>>, GroupError> {
-        self.ready_for_change()?;
         let leaves = members
             .iter()
             .map(|who| self.leaf_of(who).ok_or(GroupError::NotMember))
             .collect::<Result<Vec<_>, _>>()?;
+        self.remove_leaves(&leaves, rng)
+    }
+
+    fn remove_leaves<R: CryptoRng + ?Sized>(
+        &mut self,
+        leaves: &[LeafNodeIndex],
+        rng: &mut R,
+    ) -> Result<Vec<Vec<u8>>, GroupError> {
+        self.ready_for_change()?;
         let (commit, _, _) = self
             .mls
-            .remove_members(&self.provider, &self.key, &leaves)
+            .remove_members(&self.provider, &self.key, leaves)
             .map_err(GroupError::mls)?;
         self.post_change(&commit, None, Vec::new(), rng)
+    }
+
+    /// Gives up a change of ours that will not come back (its cells were not
+    /// all taken by the relay, or were lost there): the group stays as it was,
+    /// and another change can be made.
+    pub fn abandon_change(&mut self) -> Result<(), GroupError> {
+        if self.pending.take().is_some() {
+            self.mls
+                .clear_pending_commit(self.provider.storage())
+                .map_err(GroupError::mls)?;
+        }
+        Ok(())
     }
 
     /// Replaces our keys in the group (post-compromise security).
@@ -412,116 +434,178 @@ impl Group {
     ) -> Result<Vec<Vec<u8>>, GroupError> {
         let bytes = tls(commit)?;
         let (id, cells) = self.room.seal(&bytes, rng)?;
-        self.pending = Some(Pending { id, welcome, added });
+        self.pending = Some(Pending {
+            id,
+            digest: digest(&bytes),
+            welcome,
+            added,
+        });
         Ok(cells)
     }
 
-    /// Reads one cell from the room, in the relay's order.
+    /// Reads one cell from the room, in the relay's order. What other members
+    /// post never makes this fail: a cell or message that does not open or
+    /// check is skipped (and logged at debug level) as [`Incoming::Nothing`].
+    /// An error means our own state could not be updated.
     pub fn receive<R: CryptoRng + ?Sized>(
         &mut self,
         cell: &[u8],
         rng: &mut R,
     ) -> Result<Received, GroupError> {
-        let Some((id, bytes)) = self.assembler.push(&self.room, cell)? else {
-            return Ok(Received::only(Incoming::Nothing));
+        let (id, bytes) = match self.assembler.push(&self.room, cell) {
+            Ok(Some(whole)) => whole,
+            Ok(None) => return Ok(Received::only(Incoming::Nothing)),
+            Err(e) => {
+                tracing::debug!("skipped a room cell: {e}");
+                return Ok(Received::only(Incoming::Nothing));
+            }
         };
-        if self.pending.as_ref().is_some_and(|p| p.id == id) {
+        // Our change, byte for byte: anyone holding the room secret could reuse
+        // its message id, but not forge its content.
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.id == id && p.digest == digest(&bytes))
+        {
             return self.confirm();
         }
         if self.ours.contains(&id) || !self.mls.is_active() {
             return Ok(Received::only(Incoming::Nothing));
         }
-        let message = MlsMessageIn::tls_deserialize_exact(bytes.as_slice())
-            .map_err(GroupError::mls)?
-            .try_into_protocol_message()
-            .map_err(GroupError::mls)?;
-        if message.group_id() != self.mls.group_id() {
-            return Ok(Received::only(Incoming::Nothing));
-        }
-        let processed = match self.mls.process_message(&self.provider, message) {
-            Ok(processed) => processed,
-            Err(e) => {
-                // A change that lost a race to another in its epoch, or a text
-                // from further back than the epochs we keep.
-                tracing::debug!("a room message did not process: {e}");
-                return Ok(Received::only(Incoming::Nothing));
+        match self.process(&bytes, rng) {
+            Ok(received) => Ok(received),
+            Err(Skip(why)) => {
+                tracing::debug!("skipped a room message: {why}");
+                Ok(Received::only(Incoming::Nothing))
             }
+        }
+    }
+
+    fn process<R: CryptoRng + ?Sized>(
+        &mut self,
+        bytes: &[u8],
+        rng: &mut R,
+    ) -> Result<Received, Skip> {
+        let message = MlsMessageIn::tls_deserialize_exact(bytes)
+            .map_err(Skip::from)?
+            .try_into_protocol_message()
+            .map_err(Skip::from)?;
+        if message.group_id() != self.mls.group_id() {
+            return Err(Skip("another group's message".into()));
+        }
+        // A change that lost a race to another in its epoch, or a text from
+        // further back than the epochs we keep, fails here.
+        let processed = self
+            .mls
+            .process_message(&self.provider, message)
+            .map_err(Skip::from)?;
+        let Sender::Member(leaf) = *processed.sender() else {
+            return Err(Skip("not from a member".into()));
         };
-        let Some(from) = named(processed.credential()) else {
-            return Ok(Received::only(Incoming::Nothing));
-        };
-        let sender = match processed.sender() {
-            Sender::Member(leaf) => Some(*leaf),
-            _ => None,
-        };
+        let from = named(processed.credential()).ok_or_else(|| Skip("no identity".into()))?;
+        // Texts of earlier epochs still open, but only from someone who is
+        // still in the group, at the same place, as the same identity.
+        let current = self.mls.member_at(leaf);
+        if current.as_ref().map(|m| &m.credential) != Some(processed.credential()) {
+            return Err(Skip("from someone no longer in the group".into()));
+        }
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(message) => {
                 let body = Zeroizing::new(message.into_bytes());
-                self.application_received(from, sender, &body, rng)
+                self.application_received(from, leaf, &body, rng)
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
-                let mut added = Vec::new();
-                for add in staged.add_proposals() {
-                    let leaf = add.add_proposal().key_package().leaf_node();
-                    added.push(vouched(leaf.credential(), leaf.signature_key().as_slice())?);
-                }
-                let removed: Vec<IdentityKey> = staged
-                    .remove_proposals()
-                    .filter_map(|r| self.mls.member(r.remove_proposal().removed()))
-                    .filter_map(named)
-                    .collect();
+                let (added, removed) = self.check_change(&staged, &from)?;
                 let self_removed = staged.self_removed();
                 // A change of ours in this epoch can no longer happen.
                 let superseded = self.pending.take().is_some();
                 self.mls
                     .merge_staged_commit(&self.provider, *staged)
-                    .map_err(GroupError::mls)?;
+                    .map_err(Skip::from)?;
                 if self_removed {
                     return Ok(Received::only(Incoming::Removed { by: from }));
                 }
                 if superseded {
                     tracing::debug!("a change of ours lost to another in the same epoch");
                 }
-                Ok(Received::only(if superseded {
-                    Incoming::Superseded
-                } else {
-                    Incoming::Changed {
-                        by: from,
-                        added,
-                        removed,
-                    }
+                Ok(Received::only(Incoming::Changed {
+                    by: from,
+                    added,
+                    removed,
+                    ours_dropped: superseded,
                 }))
             }
-            ProcessedMessageContent::OwnPendingCommit => self.confirm(),
+            ProcessedMessageContent::OwnPendingCommit => {
+                self.confirm().map_err(|e| Skip(e.to_string()))
+            }
             ProcessedMessageContent::ProposalMessage(_)
             | ProcessedMessageContent::ExternalJoinProposalMessage(_)
             | ProcessedMessageContent::OwnPrivateMessage => {
-                // Members change the group by commits only.
-                Ok(Received::only(Incoming::Nothing))
+                Err(Skip("members change the group by commits only".into()))
             }
         }
+    }
+
+    /// A member's change may only add and remove, every newcomer's credential
+    /// must prove its identity (and not be someone already in), and the author
+    /// keeps its own identity in its new keys. Returns who comes and who goes.
+    fn check_change(
+        &self,
+        staged: &StagedCommit,
+        author_identity: &IdentityKey,
+    ) -> Result<(Vec<IdentityKey>, Vec<IdentityKey>), Skip> {
+        let members = self.members();
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for proposal in staged.queued_proposals() {
+            match proposal.proposal() {
+                Proposal::Add(add) => {
+                    let leaf = add.key_package().leaf_node();
+                    let who = vouched(leaf.credential(), leaf.signature_key().as_slice())
+                        .map_err(Skip::from)?;
+                    if members.contains(&who) || added.contains(&who) {
+                        return Err(Skip("adds someone already in".into()));
+                    }
+                    added.push(who);
+                }
+                Proposal::Remove(remove) => {
+                    let who = self
+                        .mls
+                        .member(remove.removed())
+                        .and_then(named)
+                        .ok_or_else(|| Skip("removes no one".into()))?;
+                    removed.push(who);
+                }
+                _ => return Err(Skip("a change other than adding or removing".into())),
+            }
+        }
+        if let Some(leaf) = staged.update_path_leaf_node() {
+            let who =
+                vouched(leaf.credential(), leaf.signature_key().as_slice()).map_err(Skip::from)?;
+            if who != *author_identity {
+                return Err(Skip("a member took another identity".into()));
+            }
+        }
+        Ok((added, removed))
     }
 
     fn application_received<R: CryptoRng + ?Sized>(
         &mut self,
         from: IdentityKey,
-        sender: Option<LeafNodeIndex>,
+        leaver: LeafNodeIndex,
         body: &[u8],
         rng: &mut R,
-    ) -> Result<Received, GroupError> {
+    ) -> Result<Received, Skip> {
         match body.split_first() {
-            Some((&KIND_TEXT, text)) => match std::str::from_utf8(text) {
-                Ok(text) => Ok(Received::only(Incoming::Text {
+            Some((&KIND_TEXT, text)) => {
+                let text = std::str::from_utf8(text).map_err(Skip::from)?;
+                Ok(Received::only(Incoming::Text {
                     from,
                     text: text.to_owned(),
-                })),
-                Err(_) => Ok(Received::only(Incoming::Nothing)),
-            },
+                }))
+            }
             Some((&KIND_LEAVING, [])) => {
                 let mut received = Received::only(Incoming::Leaving { who: from });
-                let Some(leaver) = sender else {
-                    return Ok(received);
-                };
                 // The remaining member lowest in the tree commits the removal.
                 let committer = self
                     .mls
@@ -530,11 +614,11 @@ impl Group {
                     .filter(|&index| index != leaver)
                     .min();
                 if committer == Some(self.mls.own_leaf_index()) && self.pending.is_none() {
-                    received.post = self.remove(&[from], rng)?;
+                    received.post = self.remove_leaves(&[leaver], rng).map_err(Skip::from)?;
                 }
                 Ok(received)
             }
-            _ => Ok(Received::only(Incoming::Nothing)),
+            _ => Err(Skip("an unknown kind of application message".into())),
         }
     }
 
@@ -583,27 +667,36 @@ impl Group {
     /// pending commit in the state), so it takes effect when it comes back
     /// after a restart.
     pub fn save(&self) -> Result<Zeroizing<Vec<u8>>, GroupError> {
-        let mut out = Zeroizing::new(Vec::new());
-        out.push(SAVE_VERSION);
-        out.extend_from_slice(self.key.seed().as_slice());
-        out.extend_from_slice(self.room.secret());
-        out.extend_from_slice(&self.identity);
-        put(&mut out, self.mls.group_id().as_slice());
-        match &self.pending {
-            None => out.push(0),
-            Some(pending) => {
-                out.push(1);
-                out.extend_from_slice(&pending.id);
-                put(&mut out, pending.welcome.as_deref().unwrap_or_default());
-                put(&mut out, pending.added.concat().as_slice());
-            }
-        }
         let values = self
             .provider
             .storage()
             .values
             .read()
             .map_err(|_| GroupError::Mls("storage lock poisoned".into()))?;
+        // Sized up front: a growing buffer would leave unwiped copies behind.
+        let pending_len = self.pending.as_ref().map_or(0, |p| {
+            56 + p.welcome.as_ref().map_or(0, Vec::len) + 32 * p.added.len()
+        });
+        let values_len: usize = values.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        let group_id = self.mls.group_id().as_slice();
+        let mut out = Zeroizing::new(Vec::with_capacity(
+            1 + 96 + 4 + group_id.len() + 1 + pending_len + 4 + values_len,
+        ));
+        out.push(SAVE_VERSION);
+        out.extend_from_slice(self.key.seed().as_slice());
+        out.extend_from_slice(self.room.secret());
+        out.extend_from_slice(&self.identity);
+        put(&mut out, group_id);
+        match &self.pending {
+            None => out.push(0),
+            Some(pending) => {
+                out.push(1);
+                out.extend_from_slice(&pending.id);
+                out.extend_from_slice(&pending.digest);
+                put(&mut out, pending.welcome.as_deref().unwrap_or_default());
+                put(&mut out, pending.added.concat().as_slice());
+            }
+        }
         out.extend_from_slice(&(values.len() as u32).to_be_bytes());
         for (key, value) in values.iter() {
             put(&mut out, key);
@@ -626,6 +719,7 @@ impl Group {
             [0] => None,
             [1] => {
                 let id = *r.array()?;
+                let digest = *r.array()?;
                 let welcome = r.field()?;
                 let added = r.field()?;
                 if added.len() % 32 != 0 {
@@ -633,6 +727,7 @@ impl Group {
                 }
                 Some(Pending {
                     id,
+                    digest,
                     welcome: (!welcome.is_empty()).then(|| welcome.to_vec()),
                     added: added
                         .chunks_exact(32)
@@ -656,6 +751,11 @@ impl Group {
                 values.insert(key, value);
             }
         }
+        if !r.0.is_empty() {
+            return Err(GroupError::Malformed(
+                "trailing bytes after a saved group".into(),
+            ));
+        }
         let mls = MlsGroup::load(provider.storage(), &group_id)
             .map_err(GroupError::mls)?
             .ok_or_else(|| GroupError::Malformed("no group in the saved state".into()))?;
@@ -672,7 +772,22 @@ impl Group {
     }
 }
 
-const SAVE_VERSION: u8 = 1;
+/// Why a message from the room was skipped (for debug logs).
+struct Skip(String);
+
+impl<E: std::fmt::Display> From<E> for Skip {
+    fn from(e: E) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// What our own change is recognised by when it comes back.
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(bytes).into()
+}
+
+const SAVE_VERSION: u8 = 2;
 
 fn put(out: &mut Vec<u8>, field: &[u8]) {
     out.extend_from_slice(&(field.len() as u32).to_be_bytes());

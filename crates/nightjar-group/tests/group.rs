@@ -245,7 +245,14 @@ fn of_two_changes_in_one_epoch_the_first_at_the_relay_wins() {
     relay.post(first);
     relay.post(second);
     let seen = members[2].catch_up(&mut relay);
-    assert_eq!(seen[0].incoming, Incoming::Superseded);
+    assert!(
+        matches!(
+            &seen[0].incoming,
+            Incoming::Changed { by, ours_dropped: true, .. } if *by == members[1].key()
+        ),
+        "{:?}",
+        seen[0]
+    );
     // Member 2's removal was dropped by everyone: member 4 is still in.
     for m in &mut members {
         m.catch_up(&mut relay);

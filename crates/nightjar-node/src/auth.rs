@@ -14,9 +14,14 @@
 //!   was aborted or restarted) or of no run at all is dropped, so it can neither
 //!   break the new run nor end a finished one.
 //! - When two links between the same peers cross and the one carrying a run is
-//!   replaced, a side whose user already typed the secret starts the run again on
-//!   the link that stays, once: the user is not asked twice for one comparison,
-//!   and a peer that keeps replacing links gets no further guesses from it.
+//!   replaced, the comparison goes on on the link that stays, once, without
+//!   asking anyone twice: the side that started the run starts it again with the
+//!   secret its user typed, and a side that answered (with what its user typed)
+//!   answers the restarted run with it. Only while nobody can know the result
+//!   yet: the answering side learns it from the starter's third step, so a
+//!   starter that sent it does not start again (that would give the peer a
+//!   second guess), and the run just ends. A peer that keeps replacing links
+//!   gets no further guesses either.
 
 use nightjar_proto::smp::{Context, Outcome, Ristretto, Smp, Step};
 use zeroize::Zeroizing;
@@ -32,6 +37,9 @@ pub enum AuthState {
     Idle,
     /// A run in progress.
     Running(Box<Run>),
+    /// A comparison moved here from a replaced link, where we had answered the
+    /// peer's run: we answer its restarted run with the same secret.
+    Ready(Resume),
     /// A run succeeded on this link.
     Authenticated,
 }
@@ -69,12 +77,18 @@ pub struct Run {
     question: Option<String>,
     /// The comparison already moved once from a replaced link.
     moved: bool,
+    /// We started this run (rather than answered the peer's).
+    starter: bool,
+    /// We started it and sent our third step: the peer may know the result.
+    sent_final: bool,
 }
 
-/// A run taken off a link that is being replaced, to start again on the new one.
+/// A run taken off a link that is being replaced, to go on on the new one.
 pub struct Resume {
     secret: Zeroizing<Vec<u8>>,
     question: Option<String>,
+    /// We started it (and start it again); otherwise we answer the peer's.
+    starter: bool,
 }
 
 impl std::fmt::Debug for Resume {
@@ -136,8 +150,9 @@ impl AuthState {
         matches!(self, Self::Authenticated)
     }
 
+    /// A run in progress, or a moved one we are ready to answer.
     pub fn is_running(&self) -> bool {
-        matches!(self, Self::Running(_))
+        matches!(self, Self::Running(_) | Self::Ready(_))
     }
 
     /// Whether the peer's run waits for our user's secret.
@@ -191,6 +206,8 @@ impl AuthState {
             typed: Some(Zeroizing::new(secret.to_vec())),
             question: question.map(str::to_owned),
             moved,
+            starter: true,
+            sent_final: false,
         }));
         Ok(steps)
     }
@@ -204,18 +221,42 @@ impl AuthState {
         let Self::Running(run) = std::mem::take(self) else {
             return None;
         };
-        if run.moved {
+        if run.moved || run.sent_final {
             return None;
         }
         let Run {
-            typed, question, ..
+            typed,
+            question,
+            starter,
+            ..
         } = *run;
-        typed.map(|secret| Resume { secret, question })
+        typed.map(|secret| Resume {
+            secret,
+            question,
+            starter,
+        })
     }
 
-    /// Starts a run taken off a replaced link on this one (see `take_for_move`).
+    /// Goes on with a comparison taken off a replaced link (see
+    /// `take_for_move`): starts it again if we started it, or waits to answer
+    /// the peer's restart. Returns the steps to send.
     pub fn resume(&mut self, binding: &Binding, resume: Resume) -> Result<Vec<Vec<u8>>, String> {
-        self.start_run(binding, &resume.secret, resume.question.as_deref(), true)
+        if resume.starter {
+            self.start_run(binding, &resume.secret, resume.question.as_deref(), true)
+        } else {
+            *self = Self::Ready(resume);
+            Ok(Vec::new())
+        }
+    }
+
+    /// Ends a moved comparison we were ready to answer; false if there was none.
+    pub fn cancel_ready(&mut self) -> bool {
+        if matches!(self, Self::Ready(_)) {
+            *self = Self::Idle;
+            true
+        } else {
+            false
+        }
     }
 
     /// A step arrived from the peer.
@@ -226,7 +267,7 @@ impl AuthState {
         let starts = Smp::<Ristretto>::is_start(step);
         let current = match self {
             Self::Running(run) => Some(run.id),
-            Self::Idle | Self::Authenticated => None,
+            Self::Idle | Self::Ready(_) | Self::Authenticated => None,
         };
         if !starts && current != Some(*id) {
             tracing::debug!("dropped an SMP step of another run");
@@ -258,6 +299,20 @@ impl AuthState {
                 typed: ours.typed,
                 question: None,
                 moved: ours.moved,
+                starter: false,
+                sent_final: false,
+            }),
+            // The peer restarted the comparison we had answered: answer again.
+            Self::Ready(resume) => Box::new(Run {
+                id,
+                smp: Smp::new(binding.context()),
+                our_secret: Some(resume.secret),
+                awaiting_answer: false,
+                typed: None,
+                question: None,
+                moved: true,
+                starter: false,
+                sent_final: false,
             }),
             Self::Idle | Self::Authenticated => Box::new(Run {
                 id,
@@ -267,6 +322,8 @@ impl AuthState {
                 typed: None,
                 question: None,
                 moved: false,
+                starter: false,
+                sent_final: false,
             }),
         };
         let Ok(next) = run.smp.receive(step, &mut os_rng()) else {
@@ -290,6 +347,9 @@ impl AuthState {
                 }
             },
             Step::Send(reply) => {
+                // Only a starter sends a step here (its third): from now on
+                // the peer can know the result.
+                run.sent_final = true;
                 *self = Self::Running(run);
                 Action::Send(reply)
             }
@@ -533,12 +593,30 @@ mod tests {
     fn an_answered_question_is_not_asked_again_after_a_move() {
         let (mut a, mut b, (ba, bb)) = asked_on_the_old_link();
         b.answer(b"heron").unwrap().unwrap();
-        // B's answer never arrives: the link is replaced. Both start again, and
-        // B answers A's run with what its user typed, without asking.
+        // B's answer never arrives: the link is replaced. A starts again, and B
+        // answers with what its user typed, without asking.
+        let (mut from_a, from_b) = move_both(&mut a, &mut b, (&ba, &bb));
+        assert!(from_b.is_empty(), "B answered; it does not start");
+        assert!(b.is_running());
+        let smp2 = sent(b.receive(&bb, &from_a.pop().unwrap()));
         assert_eq!(
-            both_start_again(&mut a, &mut b, (&ba, &bb)),
+            finish(&mut a, &mut b, (&ba, &bb), &smp2),
             (AuthOutcome::Succeeded, AuthOutcome::Succeeded)
         );
+    }
+
+    #[test]
+    fn a_run_the_peer_may_know_the_end_of_does_not_start_again() {
+        let (mut a, mut b, _) = asked_on_the_old_link();
+        let smp2 = b.answer(b"heron").unwrap().unwrap();
+        let old = bindings();
+        // A sends its third step: B can now tell whether the secrets match.
+        sent(a.receive(&old.0, &smp2));
+        assert!(
+            a.take_for_move().is_none(),
+            "a second run would be a second guess for B"
+        );
+        assert!(!a.is_running());
     }
 
     #[test]
@@ -546,6 +624,7 @@ mod tests {
         let (mut a, mut b, (ba, bb)) = asked_on_the_old_link();
         let (mut from_a, from_b) = move_both(&mut a, &mut b, (&ba, &bb));
         assert!(from_b.is_empty(), "B's user typed nothing to start with");
+        assert!(!b.is_running());
         assert!(matches!(
             b.receive(&bb, &from_a.pop().unwrap()),
             Action::Ask { question: Some(q) } if q == "the bird?"

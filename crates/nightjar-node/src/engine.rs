@@ -808,6 +808,14 @@ impl Engine {
     fn abort_auth(&mut self, contact: &str) -> Result<(), NodeError> {
         let record = self.contact_named(contact)?;
         let (link, _) = self.auth_link(&record)?;
+        if self
+            .links
+            .get_mut(&link)
+            .is_some_and(|live| live.auth.cancel_ready())
+        {
+            self.auth_finished(link, &record, AuthOutcome::Aborted);
+            return Ok(());
+        }
         let step = self
             .links
             .get_mut(&link)
@@ -1314,6 +1322,12 @@ impl Engine {
             return;
         };
         if contact.state == ContactState::Accepting {
+            if moving.is_some() {
+                self.auth_interrupted(contact.id, &contact.name);
+            }
+            let Some(live) = self.links.get(&link) else {
+                return;
+            };
             send(
                 live,
                 Message::Accept {

@@ -212,20 +212,34 @@ pub enum Message {
         key_package: Vec<u8>,
     },
     /// You are in a group now: its MLS Welcome, and where its room is.
-    GroupWelcome {
-        /// The ask whose key package the Welcome is for.
-        ask: [u8; 16],
-        /// The inviter's name for the group, at most [`MAX_GROUP_NAME_LEN`].
-        name: String,
-        /// The room relay's onion key (a mailbox).
-        relay: [u8; 32],
-        /// The room's secret (names the room at the relay, seals its cells).
-        room_secret: [u8; 32],
-        /// Read the room after this cell number (the change that added you).
-        cursor: u64,
-        /// The Welcome (MLS wire format), at most [`MAX_WELCOME_LEN`].
-        welcome: Vec<u8>,
-    },
+    GroupWelcome(Box<GroupWelcome>),
+}
+
+/// What a new member of a group gets from the contact who added it.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct GroupWelcome {
+    /// The ask whose key package the Welcome is for.
+    pub ask: [u8; 16],
+    /// The inviter's name for the group, at most [`MAX_GROUP_NAME_LEN`].
+    pub name: String,
+    /// The room relay's onion key (a mailbox).
+    pub relay: [u8; 32],
+    /// The room's secret (names the room at the relay, seals its cells).
+    pub room_secret: [u8; 32],
+    /// Read the room after this cell number (the change that added you).
+    pub cursor: u64,
+    /// The Welcome (MLS wire format), at most [`MAX_WELCOME_LEN`].
+    pub welcome: Vec<u8>,
+}
+
+/// Shows neither the name, the room secret nor the Welcome.
+impl core::fmt::Debug for GroupWelcome {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GroupWelcome")
+            .field("cursor", &self.cursor)
+            .field("welcome_len", &self.welcome.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Errors from decoding a message.
@@ -417,14 +431,15 @@ impl Message {
                 w.bytes(ask);
                 w.var_bytes(key_package);
             }
-            Self::GroupWelcome {
-                ask,
-                name,
-                relay,
-                room_secret,
-                cursor,
-                welcome,
-            } => {
+            Self::GroupWelcome(group) => {
+                let GroupWelcome {
+                    ask,
+                    name,
+                    relay,
+                    room_secret,
+                    cursor,
+                    welcome,
+                } = &**group;
                 if name.len() > MAX_GROUP_NAME_LEN || welcome.len() > MAX_WELCOME_LEN {
                     return Err(MessageError::TooLarge);
                 }
@@ -546,14 +561,14 @@ impl Message {
                 ask: *r.array()?,
                 key_package: read_bytes(&mut r, MAX_KEY_PACKAGE_LEN)?.to_vec(),
             },
-            KIND_GROUP_WELCOME => Self::GroupWelcome {
+            KIND_GROUP_WELCOME => Self::GroupWelcome(Box::new(GroupWelcome {
                 ask: *r.array()?,
                 name: read_text(&mut r, MAX_GROUP_NAME_LEN)?,
                 relay: *r.array()?,
                 room_secret: *r.array()?,
                 cursor: r.u64()?,
                 welcome: read_bytes(&mut r, MAX_WELCOME_LEN)?.to_vec(),
-            },
+            })),
             other => return Err(MessageError::UnknownKind(other)),
         };
         r.finish()?;
@@ -695,8 +710,8 @@ impl core::fmt::Debug for Message {
             Self::GroupKeyPackage { key_package, .. } => {
                 write!(f, "GroupKeyPackage({} bytes)", key_package.len())
             }
-            Self::GroupWelcome { welcome, .. } => {
-                write!(f, "GroupWelcome({} bytes)", welcome.len())
+            Self::GroupWelcome(group) => {
+                write!(f, "GroupWelcome({} bytes)", group.welcome.len())
             }
         }
     }
@@ -753,14 +768,14 @@ mod tests {
                 ask: [8; 16],
                 key_package: vec![0x3c; 300],
             },
-            Message::GroupWelcome {
+            Message::GroupWelcome(Box::new(GroupWelcome {
                 ask: [8; 16],
                 name: "book club ✓".into(),
                 relay: [9; 32],
                 room_secret: [10; 32],
                 cursor: u64::MAX,
                 welcome: vec![0x11; MAX_WELCOME_LEN],
-            },
+            })),
         ]
         .into_iter()
         .chain(file_samples())
@@ -1176,13 +1191,15 @@ mod tests {
             key_package: vec![0; MAX_KEY_PACKAGE_LEN + 1],
         };
         assert_eq!(package.encode(), Err(MessageError::TooLarge));
-        let welcome = |name: String, len: usize| Message::GroupWelcome {
-            ask: [0; 16],
-            name,
-            relay: [0; 32],
-            room_secret: [0; 32],
-            cursor: 0,
-            welcome: vec![0; len],
+        let welcome = |name: String, len: usize| {
+            Message::GroupWelcome(Box::new(GroupWelcome {
+                ask: [0; 16],
+                name,
+                relay: [0; 32],
+                room_secret: [0; 32],
+                cursor: 0,
+                welcome: vec![0; len],
+            }))
         };
         let long_name = "g".repeat(MAX_GROUP_NAME_LEN + 1);
         assert_eq!(welcome(long_name, 1).encode(), Err(MessageError::TooLarge));
