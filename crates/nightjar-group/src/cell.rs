@@ -46,8 +46,6 @@ pub const PART_LEN: usize = FRAME_LEN - PART_HEADER_LEN;
 /// The most cells one message may take (about 940 KiB): more than any commit or
 /// text needs, and a bound on what a reader buffers for one message.
 pub const MAX_PARTS: usize = 1024;
-/// The most messages a reader holds half-assembled at once.
-const MAX_OPEN_MESSAGES: usize = 64;
 /// Authenticated data of every cell.
 const CELL_AAD: &[u8] = b"nightjar room cell v1";
 
@@ -103,6 +101,18 @@ impl RoomKeys {
     ) -> Result<(MessageId, Vec<Vec<u8>>), GroupError> {
         let mut id = [0u8; MESSAGE_ID_LEN];
         rng.fill_bytes(&mut id);
+        let cells = self.seal_as(&id, message, rng)?;
+        Ok((id, cells))
+    }
+
+    /// Cuts `message` into sealed cells under the message id given. Anyone in
+    /// the room can do this with any id: readers never trust an id alone.
+    pub fn seal_as<R: CryptoRng + ?Sized>(
+        &self,
+        id: &MessageId,
+        message: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<Vec<u8>>, GroupError> {
         let parts = message.len().div_ceil(PART_LEN).max(1);
         if parts > MAX_PARTS {
             return Err(GroupError::TooLarge(message.len()));
@@ -117,7 +127,7 @@ impl RoomKeys {
             rng.fill_bytes(&mut nonce);
             let mut cell = Vec::with_capacity(CELL_LEN);
             cell.extend_from_slice(&nonce);
-            cell.extend_from_slice(&id);
+            cell.extend_from_slice(id);
             for field in [index, parts, data.len()] {
                 // All three are below 2^16: parts ≤ MAX_PARTS, data ≤ PART_LEN.
                 cell.extend_from_slice(&(field as u16).to_be_bytes());
@@ -130,7 +140,12 @@ impl RoomKeys {
             cell.extend_from_slice(&tag);
             cells.push(cell);
         }
-        Ok((id, cells))
+        Ok(cells)
+    }
+
+    /// The message id a cell of this room carries.
+    pub fn message_id(&self, cell: &[u8]) -> Result<MessageId, GroupError> {
+        self.open(cell).map(|part| part.id)
     }
 
     /// Opens one cell: its message id, its place, and its data.
@@ -198,29 +213,45 @@ struct Part {
 pub type Whole = (MessageId, Zeroizing<Vec<u8>>);
 
 /// Puts messages back together from cells read in relay order.
+///
+/// The parts of a message are posted one after another, so they lie close
+/// together in the room: a message still missing parts [`STALE_AFTER`] cells
+/// after its first one never completes (its author gave up, or it was not a
+/// real message) and is dropped. At most [`MAX_OPEN_MESSAGES`] are held; past
+/// that the oldest goes.
 #[derive(Default)]
 pub struct Assembler {
     open: HashMap<MessageId, Partial>,
-    /// Message ids in the order they were opened, for evicting the oldest.
+    /// Message ids in the order they were opened.
     order: Vec<MessageId>,
+    /// Cells taken so far (the clock that ages open messages).
+    taken: u64,
 }
+
+/// Cells after its first part within which a message must complete.
+pub const STALE_AFTER: u64 = 4 * MAX_PARTS as u64;
+/// Most messages held half-assembled at once.
+pub const MAX_OPEN_MESSAGES: usize = 1024;
 
 struct Partial {
     parts: Vec<Option<Zeroizing<Vec<u8>>>>,
     have: usize,
+    /// The value of `taken` when its first part came.
+    opened_at: u64,
 }
 
 impl Assembler {
     /// Takes one cell; returns a whole message once its last part is in.
     pub fn push(&mut self, keys: &RoomKeys, cell: &[u8]) -> Result<Option<Whole>, GroupError> {
+        self.taken += 1;
+        self.drop_stale();
         let part = keys.open(cell)?;
         if part.parts == 1 {
             return Ok(Some((part.id, part.data)));
         }
         if !self.open.contains_key(&part.id) {
-            if self.open.len() >= MAX_OPEN_MESSAGES
-                && let Some(oldest) = (!self.order.is_empty()).then(|| self.order.remove(0))
-            {
+            if self.open.len() >= MAX_OPEN_MESSAGES && !self.order.is_empty() {
+                let oldest = self.order.remove(0);
                 self.open.remove(&oldest);
             }
             self.order.push(part.id);
@@ -229,6 +260,7 @@ impl Assembler {
                 Partial {
                     parts: vec![None; part.parts],
                     have: 0,
+                    opened_at: self.taken,
                 },
             );
         }
@@ -254,6 +286,118 @@ impl Assembler {
             message.extend_from_slice(&data);
         }
         Ok(Some((part.id, message)))
+    }
+
+    fn drop_stale(&mut self) {
+        while let Some(oldest) = self.order.first() {
+            let stale = self
+                .open
+                .get(oldest)
+                .is_none_or(|p| self.taken - p.opened_at > STALE_AFTER);
+            if !stale {
+                break;
+            }
+            let oldest = self.order.remove(0);
+            self.open.remove(&oldest);
+        }
+    }
+
+    /// Appends what is held to `out`, to carry it over a restart.
+    pub(crate) fn save(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.taken.to_be_bytes());
+        out.extend_from_slice(&(self.order.len() as u32).to_be_bytes());
+        for id in &self.order {
+            let Some(partial) = self.open.get(id) else {
+                continue;
+            };
+            out.extend_from_slice(id);
+            out.extend_from_slice(&partial.opened_at.to_be_bytes());
+            out.extend_from_slice(&(partial.parts.len() as u16).to_be_bytes());
+            for part in &partial.parts {
+                match part {
+                    None => out.push(0),
+                    Some(data) => {
+                        out.push(1);
+                        out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                        out.extend_from_slice(data);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The bytes [`Assembler::save`] would append.
+    pub(crate) fn saved_len(&self) -> usize {
+        12 + self
+            .open
+            .values()
+            .map(|p| {
+                26 + p
+                    .parts
+                    .iter()
+                    .map(|d| 1 + d.as_ref().map_or(0, |d| 2 + d.len()))
+                    .sum::<usize>()
+            })
+            .sum::<usize>()
+    }
+
+    /// What [`Assembler::save`] wrote, read from the front of `input`;
+    /// returns the rest.
+    pub(crate) fn restore(input: &[u8]) -> Result<(Self, &[u8]), GroupError> {
+        let bad = || GroupError::Malformed("saved room parts".into());
+        let mut r = input;
+        let mut take = |n: usize| -> Result<&[u8], GroupError> {
+            if r.len() < n {
+                return Err(bad());
+            }
+            let (head, rest) = r.split_at(n);
+            r = rest;
+            Ok(head)
+        };
+        let mut assembler = Self {
+            taken: u64::from_be_bytes(take(8)?.try_into().map_err(|_| bad())?),
+            ..Self::default()
+        };
+        let count = u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad())?);
+        if count as usize > MAX_OPEN_MESSAGES {
+            return Err(bad());
+        }
+        for _ in 0..count {
+            let id: MessageId = take(MESSAGE_ID_LEN)?.try_into().map_err(|_| bad())?;
+            let opened_at = u64::from_be_bytes(take(8)?.try_into().map_err(|_| bad())?);
+            let parts = usize::from(u16::from_be_bytes(take(2)?.try_into().map_err(|_| bad())?));
+            if !(2..=MAX_PARTS).contains(&parts) || opened_at > assembler.taken {
+                return Err(bad());
+            }
+            let mut partial = Partial {
+                parts: Vec::with_capacity(parts),
+                have: 0,
+                opened_at,
+            };
+            for _ in 0..parts {
+                match take(1)? {
+                    [0] => partial.parts.push(None),
+                    [1] => {
+                        let len = usize::from(u16::from_be_bytes(
+                            take(2)?.try_into().map_err(|_| bad())?,
+                        ));
+                        if len > PART_LEN {
+                            return Err(bad());
+                        }
+                        partial
+                            .parts
+                            .push(Some(Zeroizing::new(take(len)?.to_vec())));
+                        partial.have += 1;
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            if partial.have == parts || assembler.open.insert(id, partial).is_some() {
+                return Err(bad());
+            }
+            assembler.order.push(id);
+        }
+        Ok((assembler, r))
     }
 }
 
@@ -318,6 +462,36 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[test]
+    fn half_read_messages_survive_a_restart_and_stale_ones_go() {
+        let keys = RoomKeys::generate(&mut rng());
+        let message = vec![7u8; 3 * PART_LEN];
+        let (id, cells) = keys.seal(&message, &mut rng()).unwrap();
+        let mut assembler = Assembler::default();
+        assert!(assembler.push(&keys, &cells[0]).unwrap().is_none());
+        let mut saved = Vec::new();
+        assembler.save(&mut saved);
+        assert_eq!(saved.len(), assembler.saved_len());
+        saved.extend_from_slice(b"rest");
+        let (mut again, rest) = Assembler::restore(&saved).unwrap();
+        assert_eq!(rest, b"rest");
+        assert!(again.push(&keys, &cells[1]).unwrap().is_none());
+        let (got, whole) = again.push(&keys, &cells[2]).unwrap().unwrap();
+        assert_eq!((got, whole.as_slice()), (id, message.as_slice()));
+        assert!(Assembler::restore(&saved[..saved.len() - 10]).is_err());
+
+        // A message whose other parts never come is dropped in time.
+        let (_, orphan) = keys.seal(&message, &mut rng()).unwrap();
+        let mut assembler = Assembler::default();
+        assembler.push(&keys, &orphan[0]).unwrap();
+        let (_, short) = keys.seal(b"x", &mut rng()).unwrap();
+        for _ in 0..STALE_AFTER + 1 {
+            assembler.push(&keys, &short[0]).unwrap();
+        }
+        assert!(assembler.open.is_empty());
+        assert!(assembler.push(&keys, &orphan[1]).unwrap().is_none());
     }
 
     #[test]

@@ -40,9 +40,14 @@ impl MemberKey {
         zeroize::Zeroizing::new(self.0.to_bytes())
     }
 
+    /// The public half.
+    pub(crate) fn public(&self) -> [u8; 32] {
+        self.0.verifying_key().to_bytes()
+    }
+
     /// The credential that ties this key to `identity`.
     pub(crate) fn credential(&self, identity: &IdentityKeyPair) -> CredentialWithKey {
-        let public = self.0.verifying_key().to_bytes();
+        let public = self.public();
         let signature = identity.sign(&signed(&public));
         let mut id = identity.public().signing_key().to_bytes().to_vec();
         id.extend_from_slice(&signature.to_bytes());

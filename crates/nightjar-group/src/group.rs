@@ -680,7 +680,14 @@ impl Group {
         let values_len: usize = values.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
         let group_id = self.mls.group_id().as_slice();
         let mut out = Zeroizing::new(Vec::with_capacity(
-            1 + 96 + 4 + group_id.len() + 1 + pending_len + 4 + values_len,
+            1 + 96
+                + 4
+                + group_id.len()
+                + 1
+                + pending_len
+                + self.assembler.saved_len()
+                + 4
+                + values_len,
         ));
         out.push(SAVE_VERSION);
         out.extend_from_slice(self.key.seed().as_slice());
@@ -697,6 +704,7 @@ impl Group {
                 put(&mut out, pending.added.concat().as_slice());
             }
         }
+        self.assembler.save(&mut out);
         out.extend_from_slice(&(values.len() as u32).to_be_bytes());
         for (key, value) in values.iter() {
             put(&mut out, key);
@@ -737,6 +745,8 @@ impl Group {
             }
             _ => return Err(GroupError::Malformed("saved change".into())),
         };
+        let (assembler, rest) = Assembler::restore(r.0)?;
+        r.0 = rest;
         let provider = OpenMlsRustCrypto::default();
         {
             let mut values = provider
@@ -765,7 +775,7 @@ impl Group {
             identity,
             mls,
             room,
-            assembler: Assembler::default(),
+            assembler,
             ours: VecDeque::new(),
             pending,
         })
@@ -827,5 +837,78 @@ impl std::fmt::Debug for Group {
         f.debug_struct("Group")
             .field("epoch", &self.epoch())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use openmls::prelude::{BasicCredential, CredentialWithKey};
+
+    use super::*;
+
+    /// Three members: 0 created the group and added 1 and 2; every cell they
+    /// post is in `relay`, and each has read it all.
+    fn three() -> (Vec<Group>, Vec<Vec<u8>>, Vec<IdentityKey>) {
+        let mut rng = rand::rng();
+        let ids: Vec<IdentityKeyPair> = (0..3)
+            .map(|_| IdentityKeyPair::generate(&mut rng))
+            .collect();
+        let keys: Vec<IdentityKey> = ids
+            .iter()
+            .map(|i| i.public().signing_key().to_bytes())
+            .collect();
+        let mut creator = Group::create(&ids[0], &mut rng).unwrap();
+        let (j1, p1) = Joining::new(&ids[1], &mut rng).unwrap();
+        let (j2, p2) = Joining::new(&ids[2], &mut rng).unwrap();
+        let relay = creator
+            .invite(&[(keys[1], p1), (keys[2], p2)], &mut rng)
+            .unwrap();
+        let invitation = relay
+            .iter()
+            .find_map(|cell| creator.receive(cell, &mut rng).unwrap().invitation)
+            .unwrap();
+        let one = j1.join(&invitation, &keys[0]).unwrap();
+        let two = j2.join(&invitation, &keys[0]).unwrap();
+        (vec![creator, one, two], relay, keys)
+    }
+
+    #[test]
+    fn a_member_cannot_take_another_s_identity_in_a_key_update() {
+        let mut rng = rand::rng();
+        let (mut members, _, keys) = three();
+        // Member 1 updates its keys with a credential naming member 2.
+        let mut claimed = keys[2].to_vec();
+        claimed.extend_from_slice(&[0; 64]);
+        let forged = CredentialWithKey {
+            credential: BasicCredential::new(claimed).into(),
+            signature_key: members[1].key.public().to_vec().into(),
+        };
+        let liar = &mut members[1];
+        let bundle = liar
+            .mls
+            .self_update(
+                &liar.provider,
+                &liar.key,
+                LeafNodeParameters::builder()
+                    .with_credential_with_key(forged)
+                    .build(),
+            )
+            .unwrap();
+        let (commit, _, _) = bundle.into_contents();
+        let bytes = tls(&commit).unwrap();
+        let (_, cells) = liar.room.seal(&bytes, &mut rng).unwrap();
+        let before = members[0].epoch();
+        for cell in &cells {
+            let received = members[0].receive(cell, &mut rng).unwrap();
+            assert_eq!(received.incoming, Incoming::Nothing);
+        }
+        assert_eq!(members[0].epoch(), before, "the change was refused");
+        let mut names = members[0].members();
+        names.sort();
+        let mut expected = keys.clone();
+        expected.sort();
+        assert_eq!(names, expected);
     }
 }

@@ -334,23 +334,19 @@ fn a_saved_group_carries_on_after_a_restart() {
     assert!(Group::restore(&saved[..saved.len() / 2]).is_err());
 }
 
-#[test]
-fn a_change_saved_on_its_way_takes_effect_after_a_restart() {
-    let (mut relay, mut members) = five();
-    let removed = members[4].key();
-    let cells = members[0]
+/// The cells of member 0's change that removes member 4.
+fn member_0_removes_member_4(members: &mut [Member]) -> Vec<Vec<u8>> {
+    let fifth = members[4].key();
+    members[0]
         .group()
-        .remove(&[removed], &mut rand::rng())
-        .unwrap();
-    // Member 0 stops before its change comes back, and starts again.
-    let saved = members[0].group().save().unwrap();
-    members[0].group = Some(Group::restore(&saved).unwrap());
-    assert!(members[0].group().change_pending());
-    relay.post(cells);
-    let seen = members[0].catch_up(&mut relay);
-    assert!(matches!(seen[0].incoming, Incoming::Confirmed { .. }));
+        .remove(&[fifth], &mut rand::rng())
+        .unwrap()
+}
+
+/// Members 0 to 3 read everything and agree on a group of four (4 removed).
+fn the_four_left_agree(relay: &mut Relay, members: &mut [Member]) {
     for m in members.iter_mut().take(4) {
-        m.catch_up(&mut relay);
+        m.catch_up(relay);
         assert_eq!(m.group().members().len(), 4);
     }
     let epoch = members[0].group().epoch();
@@ -360,4 +356,88 @@ fn a_change_saved_on_its_way_takes_effect_after_a_restart() {
             .take(4)
             .all(|m| m.group().epoch() == epoch)
     );
+}
+
+#[test]
+fn a_change_saved_on_its_way_takes_effect_after_a_restart() {
+    let (mut relay, mut members) = five();
+    let cells = member_0_removes_member_4(&mut members);
+    // Member 0 stops before its change comes back, and starts again.
+    let saved = members[0].group().save().unwrap();
+    members[0].group = Some(Group::restore(&saved).unwrap());
+    assert!(members[0].group().change_pending());
+    relay.post(cells);
+    let seen = members[0].catch_up(&mut relay);
+    assert!(matches!(seen[0].incoming, Incoming::Confirmed { .. }));
+    the_four_left_agree(&mut relay, &mut members);
+}
+
+#[test]
+fn a_member_reusing_our_change_s_id_cannot_confirm_it() {
+    let (mut relay, mut members) = five();
+    let cells = member_0_removes_member_4(&mut members);
+    // Member 1 reads the id off the cell and posts something else under it first.
+    let room = members[1].group().room().clone();
+    let id = room.message_id(&cells[0]).unwrap();
+    let forged = room
+        .seal_as(&id, b"not the change", &mut rand::rng())
+        .unwrap();
+    relay.post(forged);
+    relay.post(cells);
+    let seen = members[0].catch_up(&mut relay);
+    assert_eq!(
+        seen[0].incoming,
+        Incoming::Nothing,
+        "the forgery is not our change"
+    );
+    assert!(matches!(
+        seen.last().unwrap().incoming,
+        Incoming::Confirmed { .. }
+    ));
+    the_four_left_agree(&mut relay, &mut members);
+}
+
+#[test]
+fn a_removed_member_s_old_keys_post_nothing_anyone_reads() {
+    let (mut relay, mut members) = five();
+    let mut stale = Group::restore(&members[3].group().save().unwrap()).unwrap();
+    let removed = members[3].key();
+    let cells = members[0]
+        .group()
+        .remove(&[removed], &mut rand::rng())
+        .unwrap();
+    relay.post(cells);
+    for m in members.iter_mut() {
+        m.catch_up(&mut relay);
+    }
+    // Sealed under the epoch before its removal, which the others still keep.
+    let late = stale.send("still listening", &mut rand::rng()).unwrap();
+    relay.post(late);
+    for m in [0usize, 1, 2, 4] {
+        assert!(
+            members[m].texts(&mut relay).is_empty(),
+            "member {m} read it"
+        );
+    }
+}
+
+#[test]
+fn a_message_half_read_before_a_restart_is_read_whole_after() {
+    let (mut relay, mut members) = five();
+    let long = "a long text ".repeat(300);
+    let cells = members[0].group().send(&long, &mut rand::rng()).unwrap();
+    assert!(cells.len() > 2);
+    relay.post(cells);
+    // Member 1 reads one cell, stops, and starts again from its saved state.
+    let first = relay.cells[members[1].read].clone();
+    members[1].read += 1;
+    let received = members[1]
+        .group()
+        .receive(&first, &mut rand::rng())
+        .unwrap();
+    assert_eq!(received.incoming, Incoming::Nothing);
+    let saved = members[1].group().save().unwrap();
+    members[1].group = Some(Group::restore(&saved).unwrap());
+    let texts = members[1].texts(&mut relay);
+    assert_eq!(texts, [(members[0].key(), long)]);
 }
