@@ -513,6 +513,12 @@ impl Mailbox {
             }
             Err(e) => return Err(e.into()),
         };
+        // The same cell posted again with fresh work (its answer was lost):
+        // one copy is kept, and the poster learns its number.
+        if let Some(seq) = st.rooms.find(&id, p.cell, now) {
+            st.pow.spend(solution);
+            return Ok(RoomPosted { seq, stored: false });
+        }
         match st.rooms.post(id, p.cell, now) {
             Ok(seq) => {
                 st.pow.spend(solution);

@@ -793,6 +793,21 @@ async fn a_repeated_post_is_recognised_and_spent_work_buys_nothing() {
 }
 
 #[tokio::test]
+async fn the_same_cell_posted_again_with_fresh_work_is_kept_once() {
+    let h = harness();
+    let r = room(1);
+    let seq = h.posted(&r, &cell(1)).await;
+    // A poster whose answer was lost tries again, solving anew.
+    let resp = h.post(&r, &cell(1)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        client::parse_room_post(&resp).unwrap(),
+        RoomPosted { seq, stored: false }
+    );
+    assert_eq!(h.mailbox.stats().room_cells, 1);
+}
+
+#[tokio::test]
 async fn room_cells_of_the_wrong_size_are_refused() {
     let h = harness();
     let info = h.info().await;

@@ -32,8 +32,10 @@ const MAX_DIFFICULTY: u8 = 28;
 /// Largest answer read (a full fetch answer of the default mailbox is about
 /// 400 KiB).
 const MAX_ANSWER: usize = 8 << 20;
-/// Cells asked for in one room read (the mailbox may answer fewer).
+/// Cells asked for in one room read request (the mailbox may answer fewer).
 const ROOM_READ_MAX: u32 = 256;
+/// Most cells one room read takes, over several requests.
+const ROOM_READ_CELLS: usize = 4096;
 /// Blob ids in the first ack request; halved while the mailbox says the
 /// request is too large (its limit is not in `/v2/info`).
 const ACK_IDS_PER_REQUEST: usize = 256;
@@ -115,18 +117,21 @@ pub(crate) async fn fetch(
 
 /// Posts cells to a room, in order, over one connection: info, then each post,
 /// stopping at the first failure. A post refused for its work is retried once
-/// with fresh info. Returns the cells' sequence numbers.
+/// with fresh info. Returns the numbers of the cells the room took (all of
+/// them, or those before the failure) and the failure.
 pub(crate) async fn room_post(
     transport: &dyn Transport,
     mailbox: &Mailbox,
     room: &RoomKey,
     cells: &[Vec<u8>],
-) -> Result<Vec<u64>, CourierError> {
-    limited(async {
+) -> (Vec<u64>, Option<CourierError>) {
+    let mut seqs = Vec::with_capacity(cells.len());
+    let result = limited(async {
         let mut session = Session::open(transport, mailbox).await?;
-        session.room_post_all(room, cells).await
+        session.room_post_all(room, cells, &mut seqs).await
     })
-    .await
+    .await;
+    (seqs, result.err())
 }
 
 /// A room's cells numbered above `after`, oldest first, and the number of the
@@ -308,9 +313,9 @@ impl Session {
         &mut self,
         room: &RoomKey,
         cells: &[Vec<u8>],
-    ) -> Result<Vec<u64>, CourierError> {
+        seqs: &mut Vec<u64>,
+    ) -> Result<(), CourierError> {
         let mut info = self.info().await?.info;
-        let mut seqs = Vec::with_capacity(cells.len());
         let mut refreshed = false;
         while let Some(cell) = cells.get(seqs.len()) {
             if cell.len() != ROOM_CELL_LEN || info.pow.difficulty > MAX_DIFFICULTY {
@@ -341,7 +346,7 @@ impl Session {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(seqs)
+        Ok(())
     }
 
     async fn room_read_all(
@@ -360,7 +365,9 @@ impl Session {
                     cells.push((cell.seq, cell.data.0));
                 }
             }
-            if !answer.more || after == before {
+            // A relay that always says "more" gets no more than this from one
+            // read; the next read goes on from the last cell taken.
+            if !answer.more || after == before || cells.len() >= ROOM_READ_CELLS {
                 return Ok((cells, answer.oldest));
             }
         }

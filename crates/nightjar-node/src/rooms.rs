@@ -17,8 +17,13 @@ use crate::courier::{self, Mailbox};
 /// Why a room operation failed. The text may name the relay's onion address,
 /// so it is for debug logs only.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RoomError(String);
+#[error("{reason}")]
+pub struct RoomError {
+    reason: String,
+    /// The numbers of the cells the room took before the failure (a post goes
+    /// on with the cells after them).
+    pub posted: Vec<u64>,
+}
 
 /// What a read brought.
 #[derive(Debug, Default)]
@@ -42,8 +47,10 @@ impl RoomRelay {
     /// The room filed under `relay_key` on the mailbox at `onion`.
     pub fn new(transport: Arc<dyn Transport>, onion: OnionAddress, relay_key: &[u8; 32]) -> Self {
         let room = RoomKey::from_bytes(relay_key);
-        // The isolation key names the room, not the group or its members.
-        let isolation = format!("room-{}", data_encoding::HEXLOWER.encode(&relay_key[..8]));
+        // Circuits are kept apart per room, under a name that says nothing of
+        // the room's key (isolation names may end up in Tor's own records).
+        let name = blake3::derive_key("nightjar room circuits v1", relay_key);
+        let isolation = format!("room-{}", data_encoding::HEXLOWER.encode(&name[..8]));
         Self {
             transport,
             mailbox: Mailbox { onion, isolation },
@@ -53,17 +60,25 @@ impl RoomRelay {
 
     /// Posts cells in order; returns their numbers.
     pub async fn post(&self, cells: &[Vec<u8>]) -> Result<Vec<u64>, RoomError> {
-        courier::room_post(self.transport.as_ref(), &self.mailbox, &self.room, cells)
-            .await
-            .map_err(|e| RoomError(e.to_string()))
+        match courier::room_post(self.transport.as_ref(), &self.mailbox, &self.room, cells).await {
+            (seqs, None) => Ok(seqs),
+            (posted, Some(e)) => Err(RoomError {
+                reason: e.to_string(),
+                posted,
+            }),
+        }
     }
 
-    /// Reads every cell numbered above `after`.
+    /// Reads the cells numbered above `after` (at most a few thousand at a
+    /// time: read again from the last one for more).
     pub async fn read(&self, after: u64) -> Result<RoomCells, RoomError> {
         let (cells, oldest) =
             courier::room_read(self.transport.as_ref(), &self.mailbox, &self.room, after)
                 .await
-                .map_err(|e| RoomError(e.to_string()))?;
+                .map_err(|e| RoomError {
+                    reason: e.to_string(),
+                    posted: Vec::new(),
+                })?;
         let missed = after > 0 && oldest.is_some_and(|oldest| oldest > after + 1);
         Ok(RoomCells { cells, missed })
     }
