@@ -16,7 +16,7 @@ use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use crate::GroupError;
-use crate::cell::{Assembler, MessageId, RoomKeys};
+use crate::cell::{Assembler, CELL_LEN, MessageId, RoomKeys};
 use crate::credential::{IdentityKey, MemberKey, named, vouched};
 
 /// Every nightjar group's ciphersuite.
@@ -140,6 +140,9 @@ struct Pending {
     digest: [u8; 32],
     welcome: Option<Vec<u8>>,
     added: Vec<IdentityKey>,
+    /// Its cells, to post again after a restart (the relay keeps one copy of
+    /// a cell posted twice).
+    cells: Vec<Vec<u8>>,
 }
 
 /// One member's state of one group.
@@ -267,6 +270,12 @@ impl Group {
     /// Whether a change of ours waits for the relay.
     pub fn change_pending(&self) -> bool {
         self.pending.is_some()
+    }
+
+    /// The cells of a change of ours still on its way (to post again after a
+    /// restart, in case they never reached the relay).
+    pub fn pending_cells(&self) -> Option<&[Vec<u8>]> {
+        self.pending.as_ref().map(|p| p.cells.as_slice())
     }
 
     /// Seals a text for the room: the cells to post.
@@ -439,6 +448,7 @@ impl Group {
             digest: digest(&bytes),
             welcome,
             added,
+            cells: cells.clone(),
         });
         Ok(cells)
     }
@@ -675,7 +685,9 @@ impl Group {
             .map_err(|_| GroupError::Mls("storage lock poisoned".into()))?;
         // Sized up front: a growing buffer would leave unwiped copies behind.
         let pending_len = self.pending.as_ref().map_or(0, |p| {
-            56 + p.welcome.as_ref().map_or(0, Vec::len) + 32 * p.added.len()
+            60 + p.welcome.as_ref().map_or(0, Vec::len)
+                + 32 * p.added.len()
+                + CELL_LEN * p.cells.len()
         });
         let values_len: usize = values.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
         let group_id = self.mls.group_id().as_slice();
@@ -702,6 +714,7 @@ impl Group {
                 out.extend_from_slice(&pending.digest);
                 put(&mut out, pending.welcome.as_deref().unwrap_or_default());
                 put(&mut out, pending.added.concat().as_slice());
+                put(&mut out, pending.cells.concat().as_slice());
             }
         }
         self.assembler.save(&mut out);
@@ -730,8 +743,9 @@ impl Group {
                 let digest = *r.array()?;
                 let welcome = r.field()?;
                 let added = r.field()?;
-                if added.len() % 32 != 0 {
-                    return Err(GroupError::Malformed("saved invitees".into()));
+                let cells = r.field()?;
+                if added.len() % 32 != 0 || cells.len() % CELL_LEN != 0 {
+                    return Err(GroupError::Malformed("saved change".into()));
                 }
                 Some(Pending {
                     id,
@@ -741,6 +755,7 @@ impl Group {
                         .chunks_exact(32)
                         .filter_map(|k| k.try_into().ok())
                         .collect(),
+                    cells: cells.chunks_exact(CELL_LEN).map(<[u8]>::to_vec).collect(),
                 })
             }
             _ => return Err(GroupError::Malformed("saved change".into())),

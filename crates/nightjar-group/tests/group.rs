@@ -366,6 +366,8 @@ fn a_change_saved_on_its_way_takes_effect_after_a_restart() {
     let saved = members[0].group().save().unwrap();
     members[0].group = Some(Group::restore(&saved).unwrap());
     assert!(members[0].group().change_pending());
+    // The change's cells come back with it, to be posted again.
+    assert_eq!(members[0].group().pending_cells(), Some(cells.as_slice()));
     relay.post(cells);
     let seen = members[0].catch_up(&mut relay);
     assert!(matches!(seen[0].incoming, Incoming::Confirmed { .. }));

@@ -76,6 +76,18 @@ pub enum NodeError {
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
+    /// No group by that local name.
+    #[error("no group named {0:?}")]
+    UnknownGroup(String),
+    /// We left the group or were removed from it.
+    #[error("you are no longer in that group")]
+    NotInGroup,
+    /// A group needs a room on a mailbox, and none is named.
+    #[error("a group's room is on a mailbox: name one first (/mailbox-add ONION)")]
+    NoMailbox,
+    /// The group refused (e.g. a change of ours is still on its way).
+    #[error("group: {0}")]
+    Group(String),
 }
 
 /// Our own profile, for showing and sharing.
@@ -424,8 +436,39 @@ pub enum Event {
         rate_bps: Option<u64>,
         eta_s: Option<u64>,
     },
+    /// A text in a group (ours too, once the room took it).
+    GroupMessage { message: GroupMessageView },
+    /// Who is in a group changed, or something else about it worth a line.
+    GroupChanged { group: String, text: String },
+    /// A contact added us to a group.
+    GroupJoined { group: GroupView, by: String },
     /// Something went wrong in the background that the person should know.
     Warning { text: String },
+}
+
+/// A group we are in.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupView {
+    /// Our local name for it.
+    pub name: String,
+    /// Its members: "you", contacts by name, others by fingerprint.
+    pub members: Vec<String>,
+    /// False once we left or were removed.
+    pub active: bool,
+}
+
+/// A text in a group.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupMessageView {
+    pub group: String,
+    /// "you", a contact's name, or a stranger's fingerprint.
+    pub from: String,
+    pub body: String,
+    pub outgoing: bool,
+    /// Ours: the room took it.
+    pub posted: bool,
+    /// When we stored it (sent, or read from the room).
+    pub at_ms: u64,
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -542,6 +585,34 @@ pub(crate) enum Command {
     ResumeFile {
         id: i64,
         reply: Reply<TransferView>,
+    },
+    CreateGroup {
+        name: String,
+        reply: Reply<GroupView>,
+    },
+    Groups(Reply<Vec<GroupView>>),
+    GroupHistory {
+        group: String,
+        reply: Reply<Vec<GroupMessageView>>,
+    },
+    SendGroupMessage {
+        group: String,
+        text: String,
+        reply: Reply<GroupMessageView>,
+    },
+    InviteToGroup {
+        group: String,
+        contact: String,
+        reply: Reply<()>,
+    },
+    RemoveFromGroup {
+        group: String,
+        contact: String,
+        reply: Reply<()>,
+    },
+    LeaveGroup {
+        group: String,
+        reply: Reply<()>,
     },
     Shutdown(Reply<()>),
 }
@@ -809,6 +880,66 @@ impl Node {
         let contact = contact.map(str::to_owned);
         self.ask(|reply| Command::Transfers { contact, reply })
             .await
+    }
+
+    /// Creates a group with us alone in it, its room on our first mailbox.
+    pub async fn create_group(&self, name: &str) -> Result<GroupView, NodeError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::CreateGroup { name, reply }).await
+    }
+
+    /// The groups we are in (and were in).
+    pub async fn groups(&self) -> Result<Vec<GroupView>, NodeError> {
+        self.ask(Command::Groups).await
+    }
+
+    /// A group's texts, oldest first.
+    pub async fn group_history(&self, group: &str) -> Result<Vec<GroupMessageView>, NodeError> {
+        let group = group.to_owned();
+        self.ask(|reply| Command::GroupHistory { group, reply })
+            .await
+    }
+
+    /// Sends a text to a group: stored at once, posted to its room until the
+    /// room takes it ([`Event::GroupMessage`] with `posted` then).
+    pub async fn send_group_message(
+        &self,
+        group: &str,
+        text: &str,
+    ) -> Result<GroupMessageView, NodeError> {
+        let (group, text) = (group.to_owned(), text.to_owned());
+        self.ask(|reply| Command::SendGroupMessage { group, text, reply })
+            .await
+    }
+
+    /// Adds a connected contact to a group: asks them for a key package over
+    /// our link, changes the group, and sends them the invitation once the
+    /// change is in force ([`Event::GroupChanged`] says so).
+    pub async fn invite_to_group(&self, group: &str, contact: &str) -> Result<(), NodeError> {
+        let (group, contact) = (group.to_owned(), contact.to_owned());
+        self.ask(|reply| Command::InviteToGroup {
+            group,
+            contact,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes a contact from a group; they read nothing sent after.
+    pub async fn remove_from_group(&self, group: &str, contact: &str) -> Result<(), NodeError> {
+        let (group, contact) = (group.to_owned(), contact.to_owned());
+        self.ask(|reply| Command::RemoveFromGroup {
+            group,
+            contact,
+            reply,
+        })
+        .await
+    }
+
+    /// Leaves a group: tells the others, one of whom removes us.
+    pub async fn leave_group(&self, group: &str) -> Result<(), NodeError> {
+        let group = group.to_owned();
+        self.ask(|reply| Command::LeaveGroup { group, reply }).await
     }
 
     /// One file transfer.

@@ -26,9 +26,11 @@ use tokio::sync::{broadcast, mpsc};
 use zeroize::Zeroizing;
 
 mod files;
+mod groups;
 mod invites;
 mod offline;
 use files::Files;
+use groups::Groups;
 use invites::Invites;
 use offline::Offline;
 pub use offline::OfflineConfig;
@@ -184,6 +186,7 @@ pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         invites: Invites::default(),
         offline: Offline::new(offline),
         files: Files::new(files),
+        groups: Groups::default(),
         shaping,
         acceptors,
     };
@@ -346,6 +349,7 @@ struct Engine {
     invites: Invites,
     offline: Offline,
     files: Files,
+    groups: Groups,
     shaping: ShapingConfig,
     acceptors: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -380,6 +384,7 @@ impl Engine {
                 _ = tick.tick() => {
                     self.start_due_work();
                     self.start_offline_work();
+                    self.start_group_work();
                 }
             }
         }
@@ -397,6 +402,7 @@ impl Engine {
     }
 
     fn schedule_initial_work(&mut self) {
+        self.groups_load();
         match (self.store.contacts(), self.store.requests()) {
             (Ok(contacts), Ok(requests)) => {
                 for contact in contacts {
@@ -465,6 +471,23 @@ impl Engine {
                 reply,
             } => answer(reply, self.answer_auth(&contact, &secret)),
             Command::AbortAuth { contact, reply } => answer(reply, self.abort_auth(&contact)),
+            Command::CreateGroup { name, reply } => answer(reply, self.create_group(&name)),
+            Command::Groups(reply) => answer(reply, self.groups_list()),
+            Command::GroupHistory { group, reply } => answer(reply, self.group_history(&group)),
+            Command::SendGroupMessage { group, text, reply } => {
+                answer(reply, self.send_group_message(&group, &text));
+            }
+            Command::InviteToGroup {
+                group,
+                contact,
+                reply,
+            } => answer(reply, self.invite_to_group(&group, &contact)),
+            Command::RemoveFromGroup {
+                group,
+                contact,
+                reply,
+            } => answer(reply, self.remove_from_group(&group, &contact)),
+            Command::LeaveGroup { group, reply } => answer(reply, self.leave_group(&group)),
             Command::CreateInvite {
                 name,
                 require_auth,
@@ -1122,6 +1145,8 @@ impl Engine {
                 }
             }
             Report::Answered { link } => self.link_up(link, false).await,
+            Report::GroupRead { group, result } => self.group_read(group, result),
+            Report::GroupPosted { group, result } => self.group_posted(group, result),
             Report::RequestArrived {
                 peer,
                 grant,
@@ -1415,7 +1440,11 @@ impl Engine {
         let contact = self.contact_of_link(link);
         let message = match &contact {
             Some(contact) if contact.state == ContactState::Active => {
-                match self.file_message(link, contact, message) {
+                let other = match self.file_message(link, contact, message) {
+                    Ok(()) => return,
+                    Err(other) => other,
+                };
+                match self.group_message(link, contact, other) {
                     Ok(()) => return,
                     Err(other) => other,
                 }

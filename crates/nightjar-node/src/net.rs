@@ -54,6 +54,16 @@ pub(crate) enum Report {
     },
     /// A message arrived on a link.
     Received { link: LinkId, message: Message },
+    /// A read of a group's room came back.
+    GroupRead {
+        group: i64,
+        result: Result<crate::rooms::RoomCells, String>,
+    },
+    /// A post to a group's room ended.
+    GroupPosted {
+        group: i64,
+        result: Result<Vec<u64>, crate::rooms::RoomError>,
+    },
     /// A frame the engine asked about was written to a link.
     Written { link: LinkId, what: Written },
     /// The peer sends cover traffic on this link.

@@ -6,41 +6,18 @@
 // Test code: helpers outside #[test] fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use nightjar_node::{
-    AcceptFile, Event, FilesConfig, MessageState, Node, NodeConfig, OfflineConfig, Rendezvous,
-    TransferState, TransferView,
-};
-use nightjar_store::{KdfParams, Store};
-use nightjar_test_support::{shared_network, tor_program};
+use common::{TOR_PATIENCE, next_over_tor, start_on_disk, test_ctor};
+use nightjar_node::{AcceptFile, Event, MessageState, Node, TransferState, TransferView};
 use nightjar_tor::Transport;
-use nightjar_tor::ctor::{CTor, CTorOptions, TorProcessConfig};
+use nightjar_tor::ctor::CTor;
 use tokio::sync::broadcast;
 
-/// A guard against hangs only: Tor on a busy machine can be slow, nothing here
-/// is timed.
-const PATIENCE: Duration = Duration::from_secs(900);
-
 type Events = broadcast::Receiver<Event>;
-
-async fn ctor() -> Arc<CTor> {
-    let net = shared_network().await;
-    let config = TorProcessConfig {
-        tor: tor_program(),
-        ..TorProcessConfig::for_test_network(net.description())
-    };
-    let options = CTorOptions {
-        // A fresh service takes a few seconds to publish on this network.
-        connect_attempts: 12,
-        ..CTorOptions::default()
-    };
-    let tor = CTor::launch(config, options).await.unwrap();
-    tor.wait_bootstrapped().await.unwrap();
-    Arc::new(tor)
-}
 
 struct Side {
     tor: Arc<CTor>,
@@ -60,7 +37,7 @@ impl Pair {
     async fn new() -> Self {
         nightjar_test_support::init_tracing();
         let dir = tempfile::tempdir().unwrap();
-        let (alice_tor, bob_tor) = tokio::join!(ctor(), ctor());
+        let (alice_tor, bob_tor) = tokio::join!(test_ctor(), test_ctor());
         let mut alice = start(dir.path(), "alice", alice_tor).await;
         let mut bob = start(dir.path(), "bob", bob_tor).await;
 
@@ -70,19 +47,19 @@ impl Pair {
             .send_request(&address, "bob", "hello over tor")
             .await
             .unwrap();
-        let request = next(&mut bob.events, |e| match e {
+        let request = next_over_tor(&mut bob.events, |e| match e {
             Event::RequestReceived { request } => Some(request.id),
             _ => None,
         })
         .await;
         bob.node.accept_request(request, "alice").await.unwrap();
-        next(&mut alice.events, |e| {
+        next_over_tor(&mut alice.events, |e| {
             matches!(e, Event::ContactAdded { .. }).then_some(())
         })
         .await;
         for (side, to) in [(&mut alice, "bob"), (&mut bob, "alice")] {
             let sent = side.node.send_message(to, "hi").await.unwrap();
-            next(&mut side.events, |e| match e {
+            next_over_tor(&mut side.events, |e| match e {
                 Event::MessageState {
                     id,
                     state: MessageState::Delivered,
@@ -102,7 +79,7 @@ impl Pair {
     /// Alice offers `source`; Bob accepts it. Returns both sides' ids.
     async fn offer_and_accept(&mut self, source: &Path) -> (i64, i64) {
         let sent = self.alice.node.send_file("bob", source).await.unwrap();
-        let offer = next(&mut self.bob.events, |e| match e {
+        let offer = next_over_tor(&mut self.bob.events, |e| match e {
             Event::FileOffered { transfer } => Some(transfer.clone()),
             _ => None,
         })
@@ -126,49 +103,8 @@ impl Pair {
 }
 
 async fn start(root: &Path, who: &str, tor: Arc<CTor>) -> Side {
-    // Tests open profiles often: a cheap key derivation.
-    let kdf = KdfParams {
-        memory_kib: 256,
-        iterations: 1,
-        parallelism: 1,
-    };
-    let store = Store::create(&root.join(who), "pass", kdf, &nightjar_node::new_profile()).unwrap();
-    let transport: Arc<dyn Transport> = tor.clone();
-    let node = nightjar_node::start(NodeConfig {
-        store,
-        transport,
-        ephemeral: false,
-        rendezvous: Rendezvous::default(),
-        offline: OfflineConfig::default(),
-        files: FilesConfig {
-            downloads: root.join(format!("{who}-downloads")),
-            max_incoming: 1 << 30,
-        },
-        shaping: nightjar_node::ShapingConfig::UNSHAPED,
-    })
-    .await
-    .unwrap();
-    let events = node.subscribe();
+    let (node, events) = start_on_disk(root, who, tor.clone(), 1 << 30).await;
     Side { tor, node, events }
-}
-
-async fn next<T>(events: &mut Events, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
-    tokio::time::timeout(PATIENCE, async {
-        loop {
-            match events.recv().await {
-                Ok(event) => {
-                    if let Some(found) = pick(&event) {
-                        return found;
-                    }
-                }
-                // The states waited for are also readable from the node.
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => panic!("the event stream ended"),
-            }
-        }
-    })
-    .await
-    .expect("the expected event never came")
 }
 
 /// Waits for transfer `id` to reach `state`; fails if it ends otherwise.
@@ -177,7 +113,7 @@ async fn reaches(node: &Node, events: &mut Events, id: i64, state: TransferState
     if now.state == state {
         return now;
     }
-    next(events, |e| match e {
+    next_over_tor(events, |e| match e {
         Event::FileState { transfer } if transfer.id == id => {
             let ended = matches!(
                 transfer.state,
@@ -269,7 +205,7 @@ async fn a_transfer_survives_the_senders_tor_being_killed() {
     std::fs::write(&source, &data).unwrap();
     drop(data);
     let (sent, received) = p.offer_and_accept(&source).await;
-    next(&mut p.bob.events, |e| match e {
+    next_over_tor(&mut p.bob.events, |e| match e {
         Event::FileProgress { id, bytes, .. } if *id == received && *bytes >= 1 << 20 => Some(()),
         Event::FileState { transfer } if transfer.id == received => {
             assert_ne!(
@@ -286,7 +222,7 @@ async fn a_transfer_survives_the_senders_tor_being_killed() {
     let before = *p.alice.tor.restarts().borrow();
     kill(p.alice.tor.tor_pid().expect("a tor we launched"));
     let mut restarts = p.alice.tor.restarts();
-    tokio::time::timeout(PATIENCE, restarts.wait_for(|n| *n > before))
+    tokio::time::timeout(TOR_PATIENCE, restarts.wait_for(|n| *n > before))
         .await
         .expect("tor was not restarted")
         .unwrap();

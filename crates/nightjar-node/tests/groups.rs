@@ -1,18 +1,23 @@
 //! Groups through a real room relay: a mailbox server on the in-process
 //! loopback network, reached the way nodes reach it (HTTP over onion streams,
-//! proof of work per post), and MLS groups whose members post and read there.
+//! proof of work per post): MLS groups whose members post and read there, and
+//! nodes that make and use groups.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use std::sync::Arc;
 
+use common::*;
 use nightjar_group::{Group, IdentityKey, Incoming, Joining, Received};
 use nightjar_node::rooms::RoomRelay;
+use nightjar_node::{Event, Node};
 use nightjar_proto::identity::IdentityKeyPair;
 use nightjar_proto::onion::OnionAddress;
+use nightjar_tor::Transport;
 use nightjar_tor::forward::Forward;
 use nightjar_tor::loopback::LoopbackNetwork;
-use nightjar_tor::{ServiceConfig, ServiceKey, Transport};
-use tokio::net::TcpListener;
+use tokio::sync::broadcast;
 
 /// A mailbox server with cheap work, published on the loopback network.
 struct Relay {
@@ -23,28 +28,8 @@ struct Relay {
 }
 
 async fn relay(net: &LoopbackNetwork) -> Relay {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut config = nightjar_mailbox::Config::default();
-    config.pow.min_difficulty = 4;
-    config.pow.max_difficulty = 4;
-    let mailbox = nightjar_mailbox::Mailbox::new(config).unwrap();
-    tokio::spawn({
-        let mailbox = mailbox.clone();
-        async move {
-            nightjar_mailbox::serve_mailbox(listener, mailbox, std::future::pending())
-                .await
-                .unwrap();
-        }
-    });
     let tor = net.transport();
-    let service = ServiceConfig {
-        nickname: "relay".into(),
-        key: ServiceKey::Ephemeral,
-        virtual_port: 80,
-        authorized_clients: None,
-    };
-    let forward = Forward::start(&*tor, service, addr).await.unwrap();
+    let (mailbox, forward) = mailbox_onion(tor.as_ref()).await;
     Relay {
         mailbox,
         onion: forward.address(),
@@ -244,5 +229,110 @@ async fn five_members_through_a_relay_one_catching_up_one_removed() {
             !held.windows(needle.len()).any(|w| w == needle.as_slice()),
             "the relay holds {needle:?}"
         );
+    }
+}
+
+/// Waits for a group text from `from` in `group`.
+async fn group_text(events: &mut broadcast::Receiver<Event>, group: &str, from: &str) -> String {
+    next_matching(events, |e| match e {
+        Event::GroupMessage { message }
+            if message.group == group && message.from == from && !message.outgoing =>
+        {
+            Some(message.body.clone())
+        }
+        _ => None,
+    })
+    .await
+}
+
+/// Waits until `node` is in a group (named by it) that a contact added it to.
+async fn joined(events: &mut broadcast::Receiver<Event>) -> (String, String) {
+    next_matching(events, |e| match e {
+        Event::GroupJoined { group, by } => Some((group.name.clone(), by.clone())),
+        _ => None,
+    })
+    .await
+}
+
+async fn group_note(events: &mut broadcast::Receiver<Event>, group: &str, wanted: &str) {
+    next_matching(events, |e| match e {
+        Event::GroupChanged { group: g, text } if g == group && text.contains(wanted) => Some(()),
+        _ => None,
+    })
+    .await;
+}
+
+async fn members(node: &Node, group: &str) -> Vec<String> {
+    let all = node.groups().await.unwrap();
+    let mut members = all.into_iter().find(|g| g.name == group).unwrap().members;
+    members.sort();
+    members
+}
+
+#[tokio::test]
+async fn nodes_make_a_group_talk_in_it_and_remove_a_member() {
+    let net = LoopbackNetwork::new();
+    let relay = relay(&net).await;
+    let (alice, mut ae) = ephemeral(&net).await;
+    let (bob, mut be) = ephemeral(&net).await;
+    let (carol, mut ce) = ephemeral(&net).await;
+    befriend_as(&alice, &mut ae, "bob", &bob, &mut be, "alice").await;
+    befriend_as(&alice, &mut ae, "carol", &carol, &mut ce, "alice").await;
+    until_online(&alice, &mut ae, "bob").await;
+    until_online(&alice, &mut ae, "carol").await;
+
+    // A group's room is on a mailbox: none named yet.
+    assert!(matches!(
+        alice.create_group("crew").await,
+        Err(nightjar_node::NodeError::NoMailbox)
+    ));
+    alice.add_mailbox(&relay.onion.to_string()).await.unwrap();
+    let crew = alice.create_group("crew").await.unwrap();
+    assert_eq!(crew.members, ["you"]);
+
+    alice.invite_to_group("crew", "bob").await.unwrap();
+    assert_eq!(joined(&mut be).await, ("crew".into(), "alice".into()));
+    alice.invite_to_group("crew", "carol").await.unwrap();
+    assert_eq!(joined(&mut ce).await, ("crew".into(), "alice".into()));
+    group_note(&mut ae, "crew", "you added carol").await;
+    assert_eq!(members(&alice, "crew").await, ["bob", "carol", "you"]);
+
+    alice
+        .send_group_message("crew", "hello both")
+        .await
+        .unwrap();
+    assert_eq!(group_text(&mut be, "crew", "alice").await, "hello both");
+    assert_eq!(group_text(&mut ce, "crew", "alice").await, "hello both");
+    // Carol does not know Bob: she sees him by his fingerprint.
+    bob.send_group_message("crew", "hi from bob").await.unwrap();
+    assert_eq!(group_text(&mut ae, "crew", "bob").await, "hi from bob");
+    let stranger = next_matching(&mut ce, |e| match e {
+        Event::GroupMessage { message } if message.body == "hi from bob" => {
+            Some(message.from.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert!(stranger.starts_with("someone ("), "{stranger}");
+
+    alice.remove_from_group("crew", "carol").await.unwrap();
+    group_note(&mut ce, "crew", "alice removed you").await;
+    group_note(&mut be, "crew", "alice removed").await;
+    bob.send_group_message("crew", "carol is gone")
+        .await
+        .unwrap();
+    assert_eq!(group_text(&mut ae, "crew", "bob").await, "carol is gone");
+    let history = carol.group_history("crew").await.unwrap();
+    assert!(history.iter().all(|m| m.body != "carol is gone"));
+    assert!(!carol.groups().await.unwrap()[0].active);
+    assert!(matches!(
+        carol.send_group_message("crew", "hello?").await,
+        Err(nightjar_node::NodeError::NotInGroup)
+    ));
+    assert_eq!(members(&bob, "crew").await, ["alice", "you"]);
+    // The relay holds none of it in the clear.
+    let held = relay.mailbox.room_bytes_held();
+    for text in ["hello both", "hi from bob", "carol is gone"] {
+        assert!(!held.windows(text.len()).any(|w| w == text.as_bytes()));
     }
 }

@@ -81,6 +81,13 @@ Commands (one per line on stdin):
                                 ….onion or ws://….onion/v1); contacts learn it on
                                 their next link. At most four
   /mailbox-remove ONION         stop naming a mailbox
+  /groups                       the groups you are in
+  /group-create GROUP           make a group (its room is on your first mailbox)
+  /group-invite GROUP NAME      add contact NAME (connected) to GROUP
+  /group-remove GROUP NAME      remove NAME from GROUP; they read nothing after
+  /group-leave GROUP            leave GROUP
+  /gmsg GROUP TEXT              send TEXT to everyone in GROUP
+  /ghistory GROUP               GROUP's messages
   /quit                         leave (also: end of input)
 
 Output (stable; one line each, stdout, flushed per line):
@@ -108,6 +115,11 @@ Output (stable; one line each, stdout, flushed per line):
              paused: REASON (/resume-file ID)
   [HH:MM:SS] file #ID 40% (20.0 of 50.0 MB, 5.1 MB/s, ETA 6 s)
                                       every 10 %; a bar instead on a terminal
+  [HH:MM:SS] [GROUP] <NAME> TEXT     a group message (NAME: a contact, or
+                                      \"someone (FINGERPRINT…)\")
+  [HH:MM:SS] [GROUP] -> TEXT (posted) your group message, once its room took it
+  [HH:MM:SS] [GROUP] NAME added NAME | NAME removed NAME | NAME is leaving | …
+  [HH:MM:SS] NAME added you to group GROUP (members: …)
   [HH:MM:SS] warning: TEXT
   NAME is verified    NAME deleted    talking to NAME: …
   /peer: name: NAME, level: authenticated|verified|unverified, fingerprint: …, online: yes|no
@@ -116,6 +128,7 @@ Output (stable; one line each, stdout, flushed per line):
             [HH:MM:SS] -> NAME: TEXT (queued|via mailbox|sent|delivered)
   /mailbox: mailbox: ….onion (one line each) | no mailbox
   /files:   #ID -> NAME \"FILE\" SIZE STATE [PCT% RATE ETA]   (<- for incoming)
+  /groups:  GROUP: NAME, NAME, … | GROUP (left) | no groups
   error: SENTENCE                     a command failed; the next line is read
 Names are coloured by trust (red: unverified, green: verified, cyan:
 authenticated in this session) on a terminal, unless NO_COLOR is set.";
@@ -190,6 +203,22 @@ pub enum Command {
     DeclineFile(i64),
     CancelFile(i64),
     ResumeFile(i64),
+    Groups,
+    GroupCreate(String),
+    GroupInvite {
+        group: String,
+        name: String,
+    },
+    GroupRemove {
+        group: String,
+        name: String,
+    },
+    GroupLeave(String),
+    GroupMsg {
+        group: String,
+        text: String,
+    },
+    GroupHistory(String),
     Quit,
     /// Nothing (a blank line).
     Nothing,
@@ -353,6 +382,28 @@ pub fn parse(line: &str, current: Option<&str>) -> Result<Command, String> {
         "decline-file" => Command::DeclineFile(transfer_id(&one_name(args, "ID")?)?),
         "cancel-file" => Command::CancelFile(transfer_id(&one_name(args, "ID")?)?),
         "resume-file" => Command::ResumeFile(transfer_id(&one_name(args, "ID")?)?),
+        "groups" if args.is_empty() => Command::Groups,
+        "group-create" => Command::GroupCreate(one_name(args, "GROUP")?),
+        "group-leave" => Command::GroupLeave(one_name(args, "GROUP")?),
+        "ghistory" => Command::GroupHistory(one_name(args, "GROUP")?),
+        "group-invite" | "group-remove" => match split_word(args) {
+            (group, name) if !name.is_empty() && !name.contains(char::is_whitespace) => {
+                let (group, name) = (group.to_owned(), name.to_owned());
+                if word == "group-invite" {
+                    Command::GroupInvite { group, name }
+                } else {
+                    Command::GroupRemove { group, name }
+                }
+            }
+            _ => return Err(usage("GROUP NAME")),
+        },
+        "gmsg" => match split_word(args) {
+            (group, text) if !text.is_empty() => Command::GroupMsg {
+                group: group.to_owned(),
+                text: text.to_owned(),
+            },
+            _ => return Err(usage("GROUP TEXT")),
+        },
         _ => {
             return Err(format!(
                 "unknown command /{word} (/help lists the commands)"
@@ -360,6 +411,32 @@ pub fn parse(line: &str, current: Option<&str>) -> Result<Command, String> {
         }
     };
     Ok(command)
+}
+
+/// How a group event is shown, here and in the terminal interface.
+pub(crate) fn group_event_line(event: &Event) -> Option<String> {
+    match event {
+        Event::GroupMessage { message } => Some(group_line(message)),
+        Event::GroupChanged { group, text } => Some(format!("[{}] {}", clean(group), clean(text))),
+        Event::GroupJoined { group, by } => Some(format!(
+            "{} added you to group {} (members: {})",
+            clean(by),
+            clean(&group.name),
+            clean(&group.members.join(", "))
+        )),
+        _ => None,
+    }
+}
+
+/// A group message: someone's, or ours once its room took it.
+fn group_line(m: &nightjar_node::GroupMessageView) -> String {
+    let group = clean(&m.group);
+    if m.outgoing {
+        let state = if m.posted { "posted" } else { "waiting" };
+        format!("[{group}] -> {} ({state})", clean(&m.body))
+    } else {
+        format!("[{group}] <{}> {}", clean(&m.from), clean(&m.body))
+    }
 }
 
 /// The first word and the rest, trimmed.
@@ -797,6 +874,11 @@ impl<W: Write> Session<W> {
                     s.event(&line);
                 }
             }
+            Event::GroupMessage { .. } | Event::GroupChanged { .. } | Event::GroupJoined { .. } => {
+                if let Some(line) = group_event_line(event) {
+                    s.event(&line);
+                }
+            }
             Event::Warning { text } => s.event(&format!("warning: {}", clean(text))),
             _ => tracing::debug!("an event this version does not show"),
         }
@@ -999,6 +1081,62 @@ impl<W: Write> Session<W> {
             Command::MailboxRemove(onion) => {
                 let list = node.remove_mailbox(&onion).await?;
                 self.show_mailboxes(&list);
+            }
+            Command::Groups => {
+                let groups = node.groups().await?;
+                if groups.is_empty() {
+                    self.screen.line("no groups");
+                }
+                for g in &groups {
+                    let line = if g.active {
+                        format!("{}: {}", clean(&g.name), clean(&g.members.join(", ")))
+                    } else {
+                        format!("{} (left)", clean(&g.name))
+                    };
+                    self.screen.line(&line);
+                }
+            }
+            Command::GroupCreate(group) => {
+                let view = node.create_group(&group).await?;
+                self.screen.line(&format!(
+                    "group {} made; add contacts with /group-invite",
+                    clean(&view.name)
+                ));
+            }
+            Command::GroupInvite { group, name } => {
+                node.invite_to_group(&group, &name).await?;
+                self.screen.line(&format!(
+                    "asking {} to join {} (a line follows once they are in)",
+                    self.screen.name(&name),
+                    clean(&group)
+                ));
+            }
+            Command::GroupRemove { group, name } => {
+                node.remove_from_group(&group, &name).await?;
+                self.screen.line(&format!(
+                    "removing {} from {}",
+                    self.screen.name(&name),
+                    clean(&group)
+                ));
+            }
+            Command::GroupLeave(group) => {
+                node.leave_group(&group).await?;
+                self.screen.line(&format!(
+                    "leaving {}: the others are told, and one of them removes you",
+                    clean(&group)
+                ));
+            }
+            Command::GroupMsg { group, text } => {
+                node.send_group_message(&group, &text).await?;
+            }
+            Command::GroupHistory(group) => {
+                let messages = node.group_history(&group).await?;
+                if messages.is_empty() {
+                    self.screen.line("no messages");
+                }
+                for m in &messages {
+                    self.screen.line(&group_line(m));
+                }
             }
             Command::SendFile { name, path } => {
                 let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -1601,6 +1739,62 @@ mod tests {
     }
 
     #[test]
+    fn group_commands() {
+        assert_eq!(ok("/groups"), Command::Groups);
+        assert_eq!(
+            ok("/group-create crew"),
+            Command::GroupCreate("crew".into())
+        );
+        assert_eq!(ok("/group-leave crew"), Command::GroupLeave("crew".into()));
+        assert_eq!(ok("/ghistory crew"), Command::GroupHistory("crew".into()));
+        assert_eq!(
+            ok("/group-invite crew bob"),
+            Command::GroupInvite {
+                group: "crew".into(),
+                name: "bob".into()
+            }
+        );
+        assert_eq!(
+            ok("/group-remove crew bob"),
+            Command::GroupRemove {
+                group: "crew".into(),
+                name: "bob".into()
+            }
+        );
+        assert_eq!(
+            ok("/gmsg crew see you  at nine"),
+            Command::GroupMsg {
+                group: "crew".into(),
+                text: "see you  at nine".into()
+            }
+        );
+        for (line, usage) in [
+            ("/group-create", "usage: /group-create GROUP"),
+            ("/group-create a b", "usage: /group-create GROUP"),
+            ("/group-invite crew", "usage: /group-invite GROUP NAME"),
+            (
+                "/group-remove crew bob carol",
+                "usage: /group-remove GROUP NAME",
+            ),
+            ("/group-leave", "usage: /group-leave GROUP"),
+            ("/gmsg crew", "usage: /gmsg GROUP TEXT"),
+            ("/ghistory", "usage: /ghistory GROUP"),
+        ] {
+            assert_eq!(err(line), usage, "{line}");
+        }
+        for word in [
+            "group-create",
+            "group-invite",
+            "group-remove",
+            "group-leave",
+            "gmsg",
+            "ghistory",
+        ] {
+            assert!(OUTPUT_HELP.contains(&format!("/{word} ")), "{word}");
+        }
+    }
+
+    #[test]
     fn auth_takes_a_secret_and_an_optional_question() {
         assert_eq!(
             ok("/auth bob hunter2"),
@@ -1682,6 +1876,7 @@ mod tests {
             "convs",
             "peer",
             "files",
+            "groups",
             "quit",
         ] {
             assert!(parse(&format!("/{word}"), None).is_ok(), "{word}");

@@ -46,6 +46,11 @@ const STEPS: u32 = 10;
 /// How long any one step may wait for the network (a young private network can
 /// take a minute or two to make new onion services reachable).
 const STEP_LIMIT: Duration = Duration::from_secs(300);
+/// The demo starts only with this long left in the network's onion-service
+/// period (it takes about one to three minutes).
+const QUIET_BEFORE_TURN: Duration = Duration::from_secs(300);
+/// After a turn, time for services to publish for the new period.
+const SETTLE_AFTER_TURN: Duration = Duration::from_secs(30);
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> Result<()> {
@@ -70,6 +75,23 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             net
         }
     };
+
+    // On a private network the onion-service period turns every few minutes,
+    // and services are hard to reach for a while around the turn: start
+    // right after one rather than just before.
+    let left = net
+        .description()
+        .until_period_turn(std::time::SystemTime::now());
+    if left < QUIET_BEFORE_TURN {
+        let wait = left + SETTLE_AFTER_TURN;
+        detail(format!(
+            "waiting {} s for the network's onion-service period to turn (here every {} minutes; \
+             once a day on the public network)",
+            wait.as_secs(),
+            net.description().hsdir_interval_secs / 60
+        ));
+        tokio::time::sleep(wait).await;
+    }
 
     step(
         2,

@@ -1,6 +1,6 @@
 //! What the engine's tests share: starting nodes on the loopback transport, waiting
 //! for events, making two nodes contacts.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,9 +142,21 @@ pub async fn befriend(
     bob: &Node,
     bob_events: &mut broadcast::Receiver<Event>,
 ) {
+    befriend_as(alice, alice_events, "bob", bob, bob_events, "alice").await;
+}
+
+/// [`befriend`], with the names each side gives the other.
+pub async fn befriend_as(
+    alice: &Node,
+    alice_events: &mut broadcast::Receiver<Event>,
+    bob_name: &str,
+    bob: &Node,
+    bob_events: &mut broadcast::Receiver<Event>,
+    alice_name: &str,
+) {
     let bob_address = bob.info().await.unwrap().address;
     alice
-        .send_request(&bob_address, "bob", "hi, it's alice")
+        .send_request(&bob_address, bob_name, "hi, it's alice")
         .await
         .unwrap();
     let request = next_matching(bob_events, |e| match e {
@@ -158,13 +170,13 @@ pub async fn befriend(
         matches!(e, Event::RequestDelivered { .. }).then_some(())
     })
     .await;
-    bob.accept_request(request.id, "alice").await.unwrap();
+    bob.accept_request(request.id, alice_name).await.unwrap();
     let added = next_matching(alice_events, |e| match e {
         Event::ContactAdded { contact } => Some(contact.clone()),
         _ => None,
     })
     .await;
-    assert_eq!(added.name, "bob");
+    assert_eq!(added.name, bob_name);
     next_matching(bob_events, |e| {
         matches!(e, Event::ContactAdded { .. }).then_some(())
     })
@@ -229,4 +241,116 @@ pub async fn shaped_pair(shaping: ShapingConfig) -> ShapedPair {
         bob,
         bob_events,
     }
+}
+
+/// A C tor client of the shared private network, bootstrapped.
+pub async fn test_ctor() -> Arc<nightjar_tor::ctor::CTor> {
+    use nightjar_tor::ctor::{CTor, CTorOptions, TorProcessConfig};
+    let net = nightjar_test_support::shared_network().await;
+    let config = TorProcessConfig {
+        tor: nightjar_test_support::tor_program(),
+        ..TorProcessConfig::for_test_network(net.description())
+    };
+    let options = CTorOptions {
+        // A fresh service takes a few seconds to publish on this network.
+        connect_attempts: 12,
+        ..CTorOptions::default()
+    };
+    let tor = CTor::launch(config, options).await.unwrap();
+    tor.wait_bootstrapped().await.unwrap();
+    Arc::new(tor)
+}
+
+/// A mailbox server with cheap work on a loopback port, published as an onion
+/// of `tor`; the server runs until the test ends.
+pub async fn mailbox_onion(
+    tor: &dyn Transport,
+) -> (nightjar_mailbox::Mailbox, nightjar_tor::forward::Forward) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = nightjar_mailbox::Config::default();
+    config.pow.min_difficulty = 4;
+    config.pow.max_difficulty = 4;
+    let mailbox = nightjar_mailbox::Mailbox::new(config).unwrap();
+    tokio::spawn({
+        let mailbox = mailbox.clone();
+        async move {
+            nightjar_mailbox::serve_mailbox(listener, mailbox, std::future::pending())
+                .await
+                .unwrap();
+        }
+    });
+    let service = nightjar_tor::ServiceConfig {
+        nickname: "mailbox".into(),
+        key: nightjar_tor::ServiceKey::Ephemeral,
+        virtual_port: 80,
+        authorized_clients: None,
+    };
+    let forward = nightjar_tor::forward::Forward::start(tor, service, addr)
+        .await
+        .unwrap();
+    (mailbox, forward)
+}
+
+/// Over Tor on a busy machine things can be slow: only a guard against hangs.
+pub const TOR_PATIENCE: Duration = Duration::from_secs(900);
+
+/// [`next_matching`] with [`TOR_PATIENCE`], for tests over the private Tor
+/// network; events lost to a lagging receiver are skipped.
+pub async fn next_over_tor<T>(
+    events: &mut broadcast::Receiver<Event>,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(TOR_PATIENCE, async {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(found) = pick(&event) {
+                        return found;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("the event stream ended"),
+            }
+        }
+    })
+    .await
+    .expect("the expected event never came")
+}
+
+/// A node on the on-disk profile `root/who` (made on first use, with a cheap
+/// key derivation), unshaped, taking files up to `max_incoming` bytes.
+pub async fn start_on_disk(
+    root: &std::path::Path,
+    who: &str,
+    transport: Arc<dyn Transport>,
+    max_incoming: u64,
+) -> (Node, broadcast::Receiver<Event>) {
+    let dir = root.join(who);
+    let store = if dir.exists() {
+        Store::open(&dir, "pass").unwrap()
+    } else {
+        let kdf = KdfParams {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        };
+        Store::create(&dir, "pass", kdf, &nightjar_node::new_profile()).unwrap()
+    };
+    let node = nightjar_node::start(NodeConfig {
+        store,
+        transport,
+        ephemeral: false,
+        rendezvous: Rendezvous::default(),
+        offline: OfflineConfig::default(),
+        files: FilesConfig {
+            downloads: root.join(format!("{who}-downloads")),
+            max_incoming,
+        },
+        shaping: ShapingConfig::UNSHAPED,
+    })
+    .await
+    .unwrap();
+    let events = node.subscribe();
+    (node, events)
 }

@@ -86,6 +86,23 @@ pub struct NetworkDescription {
 }
 
 impl NetworkDescription {
+    /// How long from `now` until the network's onion-service time period turns.
+    /// Periods start half a period after each multiple of the period in Unix
+    /// time, as tor lays them out. At each turn services publish for the new
+    /// period and clients look them up there; on a test network that happens
+    /// every few minutes (on the public network once a day), and for a while
+    /// around it a service can be hard to reach, most of all one hosted by Arti.
+    pub fn until_period_turn(&self, now: std::time::SystemTime) -> std::time::Duration {
+        let length = self.hsdir_interval_secs.max(1);
+        let offset = length / 2;
+        let since_epoch = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let into = (since_epoch + length - offset % length) % length;
+        std::time::Duration::from_secs(length - into)
+    }
+
     /// The file name of the description inside the network's directory.
     pub const FILE: &'static str = "network.json";
     /// The file holding [`NetworkDescription::client_torrc`], one option a line.
@@ -210,6 +227,38 @@ mod tests {
             },
             v3_identity: "F828C6DED10BB3D2AB9DB4CBBDE3E24C3CEB0BD3".into(),
         }
+    }
+
+    #[test]
+    fn periods_turn_half_a_period_after_each_multiple() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let d = NetworkDescription {
+            dir: PathBuf::new(),
+            voting_interval_secs: 20,
+            hsdir_interval_secs: 480,
+            authorities: Vec::new(),
+            relays: Vec::new(),
+            client_torrc: Vec::new(),
+            consensus_after_ms: 0,
+        };
+        let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
+        // A turn at 240 s past each multiple of 480 s.
+        assert_eq!(
+            d.until_period_turn(at(480 * 1000)),
+            Duration::from_secs(240)
+        );
+        assert_eq!(
+            d.until_period_turn(at(480 * 1000 + 239)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            d.until_period_turn(at(480 * 1000 + 240)),
+            Duration::from_secs(480)
+        );
+        assert_eq!(
+            d.until_period_turn(at(480 * 1000 + 241)),
+            Duration::from_secs(479)
+        );
     }
 
     #[test]

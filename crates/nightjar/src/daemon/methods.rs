@@ -103,6 +103,28 @@ pub(crate) enum NodeCall {
     ResumeFile {
         id: i64,
     },
+    Groups,
+    CreateGroup {
+        name: String,
+    },
+    GroupHistory {
+        group: String,
+    },
+    SendGroupMessage {
+        group: String,
+        text: String,
+    },
+    InviteToGroup {
+        group: String,
+        contact: String,
+    },
+    RemoveFromGroup {
+        group: String,
+        contact: String,
+    },
+    LeaveGroup {
+        group: String,
+    },
 }
 
 /// Every method a client may call.
@@ -211,6 +233,28 @@ impl Call {
             "resume_file" => NodeCall::ResumeFile {
                 id: p.integer("id")?,
             },
+            "groups" => NodeCall::Groups,
+            "create_group" => NodeCall::CreateGroup {
+                name: p.string("name")?,
+            },
+            "group_history" => NodeCall::GroupHistory {
+                group: p.string("group")?,
+            },
+            "send_group_message" => NodeCall::SendGroupMessage {
+                group: p.string("group")?,
+                text: p.string("text")?,
+            },
+            "invite_to_group" => NodeCall::InviteToGroup {
+                group: p.string("group")?,
+                contact: p.string("contact")?,
+            },
+            "remove_from_group" => NodeCall::RemoveFromGroup {
+                group: p.string("group")?,
+                contact: p.string("contact")?,
+            },
+            "leave_group" => NodeCall::LeaveGroup {
+                group: p.string("group")?,
+            },
             "subscribe" => {
                 p.finish()?;
                 return Ok(Self::Subscribe);
@@ -280,6 +324,19 @@ pub(crate) async fn execute(call: NodeCall, node: &Node) -> Result<Value, RpcErr
         NodeCall::DeclineFile { id } => to_json(node.decline_file(id).await),
         NodeCall::CancelFile { id } => to_json(node.cancel_file(id).await),
         NodeCall::ResumeFile { id } => to_json(node.resume_file(id).await),
+        NodeCall::Groups => to_json(node.groups().await),
+        NodeCall::CreateGroup { name } => to_json(node.create_group(&name).await),
+        NodeCall::GroupHistory { group } => to_json(node.group_history(&group).await),
+        NodeCall::SendGroupMessage { group, text } => {
+            to_json(node.send_group_message(&group, &text).await)
+        }
+        NodeCall::InviteToGroup { group, contact } => {
+            to_json(node.invite_to_group(&group, &contact).await)
+        }
+        NodeCall::RemoveFromGroup { group, contact } => {
+            to_json(node.remove_from_group(&group, &contact).await)
+        }
+        NodeCall::LeaveGroup { group } => to_json(node.leave_group(&group).await),
     }
 }
 
@@ -318,6 +375,10 @@ pub(crate) fn error_kind(e: &NodeError) -> &'static str {
         NodeError::NoSpace(_) => "no_space",
         NodeError::WrongState { .. } => "wrong_state",
         NodeError::Stopped => "stopped",
+        NodeError::UnknownGroup(_) => "unknown_group",
+        NodeError::NotInGroup => "not_in_group",
+        NodeError::NoMailbox => "no_mailbox",
+        NodeError::Group(_) => "group",
         _ => "other",
     }
 }
@@ -554,6 +615,13 @@ mod tests {
             "decline_file",
             "cancel_file",
             "resume_file",
+            "groups",
+            "create_group",
+            "group_history",
+            "send_group_message",
+            "invite_to_group",
+            "remove_from_group",
+            "leave_group",
             "subscribe",
             "shutdown",
         ] {

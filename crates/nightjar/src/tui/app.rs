@@ -1115,6 +1115,12 @@ impl App {
                 }
                 vec![Effect::Refresh]
             }
+            Event::GroupMessage { .. } | Event::GroupChanged { .. } | Event::GroupJoined { .. } => {
+                if let Some(line) = crate::cli::group_event_line(event) {
+                    self.push_log(vec![line]);
+                }
+                Vec::new()
+            }
             Event::InviteFailed { name, reason } => {
                 if let Some(Dialog::Invite(InviteDialog::Waiting { invite, outcome })) =
                     &mut self.dialog
