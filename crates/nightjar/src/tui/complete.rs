@@ -108,6 +108,21 @@ pub const COMMANDS: &[CommandHelp] = &[
     ),
     command("mailbox-add", "ONION", "name a mailbox (at most four)"),
     command("mailbox-remove", "ONION", "stop naming a mailbox"),
+    command("groups", "", "the groups you are in"),
+    command(
+        "group-create",
+        "GROUP",
+        "make a group (its room on your first mailbox)",
+    ),
+    command(
+        "group-invite",
+        "GROUP NAME",
+        "add contact NAME (connected) to GROUP",
+    ),
+    command("group-remove", "GROUP NAME", "remove NAME from GROUP"),
+    command("group-leave", "GROUP", "leave GROUP"),
+    command("gmsg", "GROUP TEXT", "send TEXT to everyone in GROUP"),
+    command("ghistory", "GROUP", "GROUP's messages"),
     command("quit", "", "leave"),
 ];
 
@@ -377,7 +392,7 @@ mod tests {
     #[test]
     fn the_commands_are_those_of_the_line_interface() {
         let help = commands_in_cli_help();
-        assert_eq!(help.len(), 31, "{help:?}");
+        assert_eq!(help.len(), 38, "{help:?}");
         let ours: Vec<(String, String)> = COMMANDS
             .iter()
             .map(|c| (c.word.to_owned(), c.args.to_owned()))
